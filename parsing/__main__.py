@@ -1,0 +1,3 @@
+from parsing.cli import main
+
+main()

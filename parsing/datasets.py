@@ -1,0 +1,118 @@
+"""Datasets: CCP in its original layout, a folder of images + PNG masks, and plain images for predict."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from parsing.io import IMAGE_SUFFIXES, DataError, read_ccp_mask, read_image, read_png_mask
+from parsing.labels import IGNORE_INDEX, LabelSet
+
+Item = tuple[Path, Path | None]  # (photo, mask or None)
+
+
+def ccp_items(root: str | Path, ids: Sequence[str] | None = None) -> list[Item]:
+    """(photo, mask) pairs of the pixel-annotated CCP photos under ``root`` (all, or just ``ids``)."""
+    root = Path(root)
+    photos, masks = root / "photos", root / "annotations" / "pixel-level"
+    if not photos.is_dir() or not masks.is_dir():
+        raise FileNotFoundError(
+            f"{root}: not a Clothing Co-Parsing root (expected photos/ and annotations/pixel-level/ inside)"
+        )
+    available = sorted(p.stem for p in masks.glob("*.mat"))
+    if not available:
+        raise FileNotFoundError(f"{masks}: no .mat annotations found")
+    if ids is not None:
+        missing = sorted(set(ids) - set(available))
+        if missing:
+            raise FileNotFoundError(f"{masks}: no annotation for ids {missing[:10]}")
+        available = [i for i in available if i in set(ids)]
+    return [(photos / f"{i}.jpg", masks / f"{i}.mat") for i in available]
+
+
+def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """Image files in ``folder`` (by suffix), sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: image folder not found")
+    pattern = "**/*" if recursive else "*"
+    return sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def folder_items(root: str | Path) -> list[Item]:
+    """(image, mask) pairs from ``root/images/*`` and ``root/masks/<stem>.png``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: dataset root not found")
+    images = list_images(root / "images")
+    masks_dir = root / "masks"
+    if not masks_dir.is_dir():
+        raise FileNotFoundError(f"{masks_dir}: mask folder not found (expected root/images and root/masks)")
+    orphans = [p.name for p in images if not (masks_dir / f"{p.stem}.png").is_file()]
+    if orphans:
+        raise FileNotFoundError(f"{masks_dir}: no <stem>.png mask for {len(orphans)} image(s): {orphans[:10]}")
+    if not images:
+        raise FileNotFoundError(f"{root / 'images'}: no images found")
+    return [(p, masks_dir / f"{p.stem}.png") for p in images]
+
+
+class SegmentationDataset(Dataset):
+    """Photos with optional masks; raw mask values are mapped through ``labels`` and checked.
+
+    Each sample is a dict: ``image`` (3, H, W) float in [0, 1], ``mask`` (H, W) int64 at network size,
+    ``path``, and with ``keep_full``: ``full_mask`` (h, w) at the photo's size, ``size`` (h, w) and
+    ``valid`` (h', w'), the part of the network input that holds the resized photo (the rest is padding).
+    """
+
+    def __init__(
+        self,
+        items: Sequence[Item],
+        labels: LabelSet,
+        transform: Callable[..., dict[str, Any]],
+        keep_full: bool = False,
+    ) -> None:
+        self.items = list(items)
+        self.labels = labels
+        self.transform = transform
+        self.keep_full = keep_full
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def read_mask(self, path: Path, shape: tuple[int, int]) -> np.ndarray:
+        raw = read_ccp_mask(path) if path.suffix == ".mat" else read_png_mask(path)
+        if raw.shape != shape:
+            raise DataError(path, f"mask size {raw.shape[1]}x{raw.shape[0]} differs from its photo's {shape[1]}x{shape[0]}")
+        bad = (raw >= len(self.labels.source)) & (raw != IGNORE_INDEX)
+        if bad.any():
+            values = sorted({int(v) for v in np.unique(raw[bad])})
+            raise DataError(path, f"label values {values} outside the label set (0..{len(self.labels.source) - 1})")
+        return self.labels.encode(raw)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image_path, mask_path = self.items[index]
+        image = read_image(image_path)
+        h, w = image.shape[:2]
+        mask = self.read_mask(mask_path, (h, w)) if mask_path is not None else np.full((h, w), IGNORE_INDEX, np.uint8)
+        out = self.transform(image=image, mask=mask, valid=np.ones((h, w), np.uint8))
+        sample = {"image": out["image"], "mask": torch.as_tensor(out["mask"], dtype=torch.long), "path": str(image_path)}
+        if self.keep_full:
+            valid = torch.as_tensor(out["valid"]) == 1
+            sample["full_mask"] = torch.from_numpy(mask).long()
+            sample["size"] = (h, w)
+            sample["valid"] = (int(valid.any(1).sum()), int(valid.any(0).sum()))
+        return sample
+
+
+def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack the network-size tensors; keep per-photo items (paths, full-size masks, sizes) as lists."""
+    stacked = default_collate([{k: s[k] for k in ("image", "mask")} for s in batch])
+    for key in batch[0]:
+        if key not in stacked:
+            stacked[key] = [s[key] for s in batch]
+    return stacked

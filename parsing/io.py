@@ -1,0 +1,94 @@
+"""Reading photos and masks, writing palette PNGs. Every error names the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class DataError(ValueError):
+    """A data file that cannot be used; the message starts with its path."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An RGB uint8 array (H, W, 3) with EXIF orientation applied; grayscale, RGBA, palette and 16-bit converted."""
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float64)
+                top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+                im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                im = im.convert("RGBA")
+                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(background, im)
+            return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except UnidentifiedImageError:
+        raise DataError(path, "not an image (unrecognised format)") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise DataError(path, f"unreadable image ({err})") from None
+
+
+def read_png_mask(path: str | Path) -> np.ndarray:
+    """A label mask (H, W) uint8 from a single-channel PNG (mode L or P: pixel values are label ids)."""
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("L", "P", "I", "I;16"):
+                raise DataError(path, f"mask must be a single-channel PNG (mode L or P), got mode {im.mode}")
+            arr = np.asarray(im)
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except UnidentifiedImageError:
+        raise DataError(path, "not an image (unrecognised format)") from None
+    except OSError as err:
+        raise DataError(path, f"unreadable mask ({err})") from None
+    if arr.max(initial=0) > 255:
+        raise DataError(path, f"label value {int(arr.max())} is above 255")
+    return arr.astype(np.uint8)
+
+
+def read_ccp_mask(path: str | Path) -> np.ndarray:
+    """CCP pixel-level annotation: the ``groundtruth`` variable of a .mat file, uint8 (H, W)."""
+    try:
+        arr = scipy.io.loadmat(str(path), variable_names=["groundtruth"]).get("groundtruth")
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except (ValueError, OSError, TypeError) as err:
+        raise DataError(path, f"unreadable .mat file ({err})") from None
+    if arr is None or arr.ndim != 2:
+        raise DataError(path, "no 2-D 'groundtruth' variable")
+    if arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
+        raise DataError(path, f"label values {int(arr.min())}..{int(arr.max())} outside 0..255")
+    return arr.astype(np.uint8)
+
+
+def read_ccp_tags(path: str | Path) -> np.ndarray:
+    """CCP image-level annotation: the ``tags`` label ids (n,)."""
+    try:
+        tags = scipy.io.loadmat(str(path), variable_names=["tags"]).get("tags")
+    except (ValueError, OSError, TypeError) as err:
+        raise DataError(path, f"unreadable .mat file ({err})") from None
+    if tags is None:
+        raise DataError(path, "no 'tags' variable")
+    return np.asarray(tags, dtype=np.int64).reshape(-1)
+
+
+def write_mask_png(path: str | Path, mask: np.ndarray, flat_palette: list[int]) -> None:
+    """Write label indices (H, W) as a palette ("P" mode) PNG; pixel values stay the label indices."""
+    im = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8), mode="P")
+    im.putpalette(flat_palette)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    im.save(path, optimize=False)

@@ -1,0 +1,131 @@
+"""Label sets: the 59 CCP labels, a fixed colour palette, and merges into coarser sets."""
+
+from __future__ import annotations
+
+import colorsys
+from dataclasses import dataclass
+
+import numpy as np
+
+IGNORE_INDEX = 255
+
+# The order of CCP's label_list.mat: the index is the value stored in the masks.
+CCP_LABELS: tuple[str, ...] = (
+    "null", "accessories", "bag", "belt", "blazer", "blouse", "bodysuit", "boots", "bra", "bracelet",
+    "cape", "cardigan", "clogs", "coat", "dress", "earrings", "flats", "glasses", "gloves", "hair",
+    "hat", "heels", "hoodie", "intimate", "jacket", "jeans", "jumper", "leggings", "loafers", "necklace",
+    "panties", "pants", "pumps", "purse", "ring", "romper", "sandals", "scarf", "shirt", "shoes",
+    "shorts", "skin", "skirt", "sneakers", "socks", "stockings", "suit", "sunglasses", "sweater", "sweatshirt",
+    "swimwear", "t-shirt", "tie", "tights", "top", "vest", "wallet", "watch", "wedges",
+)  # fmt: skip
+
+# Labels that are not garments or accessories: the body and the background.
+NON_GARMENTS: frozenset[str] = frozenset({"null", "skin", "hair"})
+
+_FIXED_COLOURS = {"null": (0, 0, 0), "skin": (255, 205, 170), "hair": (110, 60, 20)}
+
+# Coarse CCP: garments grouped by what they cover. Labels not listed fall into "null".
+MERGES: dict[str, dict[str, list[str]]] = {
+    "ccp-coarse": {
+        "null": ["null"],
+        "skin": ["skin"],
+        "hair": ["hair"],
+        "top": ["blouse", "bodysuit", "bra", "shirt", "t-shirt", "top", "sweater", "sweatshirt", "hoodie", "jumper"],
+        "outerwear": ["blazer", "cape", "cardigan", "coat", "jacket", "suit", "vest"],
+        "dress": ["dress", "romper", "swimwear", "intimate"],
+        "skirt": ["skirt"],
+        "pants": ["pants", "jeans", "leggings"],
+        "shorts": ["shorts", "panties"],
+        "legwear": ["socks", "stockings", "tights"],
+        "shoes": ["boots", "clogs", "flats", "heels", "loafers", "pumps", "sandals", "shoes", "sneakers", "wedges"],
+        "bag": ["bag", "purse", "wallet"],
+        "hat": ["hat"],
+        "eyewear": ["glasses", "sunglasses"],
+        "scarf": ["scarf", "tie"],
+        "belt": ["belt"],
+        "accessories": ["accessories", "bracelet", "earrings", "gloves", "necklace", "ring", "watch"],
+    },
+}
+
+
+def default_palette(names: tuple[str, ...] | list[str]) -> list[tuple[int, int, int]]:
+    """A fixed colour per label: pinned colours for null/skin/hair, golden-angle hues for the rest."""
+    colours = []
+    for i, name in enumerate(names):
+        if name in _FIXED_COLOURS:
+            colours.append(_FIXED_COLOURS[name])
+            continue
+        hue = (i * 0.618033988749895) % 1.0
+        sat, val = (0.85, 0.95) if i % 2 else (0.65, 0.75)
+        r, g, b = colorsys.hsv_to_rgb(hue, sat, val)
+        colours.append((round(r * 255), round(g * 255), round(b * 255)))
+    return colours
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """Names and colours of the labels a model predicts, and how dataset mask values map onto them.
+
+    ``lut`` maps a raw mask value (0..255) to a label index here; values outside ``source`` map to
+    ``IGNORE_INDEX`` so that they can be reported as errors.
+    """
+
+    names: tuple[str, ...]
+    colours: tuple[tuple[int, int, int], ...]
+    source: tuple[str, ...]
+    lut: np.ndarray  # (256,) uint8
+
+    @classmethod
+    def identity(cls, names: tuple[str, ...] | list[str]) -> LabelSet:
+        names = tuple(names)
+        if len(names) > IGNORE_INDEX:
+            raise ValueError(f"at most {IGNORE_INDEX} labels are supported, got {len(names)}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"label names must be unique: {names}")
+        lut = np.full(256, IGNORE_INDEX, np.uint8)
+        lut[IGNORE_INDEX] = IGNORE_INDEX
+        lut[: len(names)] = np.arange(len(names))
+        return cls(names, tuple(default_palette(names)), names, lut)
+
+    @classmethod
+    def ccp(cls, merge: str | dict[str, list[str]] | None = None) -> LabelSet:
+        base = cls.identity(CCP_LABELS)
+        return base if merge is None else base.merged(merge)
+
+    def merged(self, groups: str | dict[str, list[str]], default: str = "null") -> LabelSet:
+        """Merge source labels into groups (``{new_name: [source names]}``); unlisted labels go to ``default``."""
+        if isinstance(groups, str):
+            if groups not in MERGES:
+                raise ValueError(f"unknown label merge {groups!r}; known: {sorted(MERGES)}")
+            groups = MERGES[groups]
+        names = tuple(groups)
+        if default not in names:
+            raise ValueError(f"the merge must define the default group {default!r}")
+        index = {name: i for i, name in enumerate(self.source)}
+        lut = self.lut.copy()
+        lut[: len(self.source)] = names.index(default)
+        seen: dict[str, str] = {}
+        for new_id, (new_name, members) in enumerate(groups.items()):
+            for member in members:
+                if member not in index:
+                    raise ValueError(f"merge group {new_name!r}: unknown label {member!r}")
+                if member in seen:
+                    raise ValueError(f"label {member!r} is in both {seen[member]!r} and {new_name!r}")
+                seen[member] = new_name
+                lut[index[member]] = new_id
+        palette = dict(zip(self.source, default_palette(self.source)))
+        colours = tuple(palette[members[0]] if members else (128, 128, 128) for members in groups.values())
+        return LabelSet(names, colours, self.source, lut)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def encode(self, raw: np.ndarray) -> np.ndarray:
+        """Raw mask values → label indices (``IGNORE_INDEX`` stays ignored)."""
+        return self.lut[raw]
+
+    @property
+    def flat_palette(self) -> list[int]:
+        """The palette as PIL wants it: 768 ints."""
+        flat = [c for rgb in self.colours for c in rgb]
+        return flat + [0] * (768 - len(flat))
