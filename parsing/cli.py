@@ -15,8 +15,8 @@ class ParsingCLI(LightningCLI):
         parser.link_arguments("data.palette", "model.palette", apply_on="instantiate")
 
 
-def main(args: list[str] | None = None) -> None:
-    ParsingCLI(
+def main(args: list[str] | None = None) -> ParsingCLI:
+    return ParsingCLI(
         ParsingModule,
         ParsingDataModule,
         save_config_kwargs={"overwrite": True},

@@ -1,0 +1,50 @@
+# parsing — make help lists the targets.
+VENV        ?= .venv
+PYTHON      ?= python3
+CONFIG      ?= configs/ccp.yaml
+CONSTRAINTS ?= constraints.txt
+CKPT        ?= runs/ccp/checkpoints/last.ckpt
+PY          := $(VENV)/bin/python
+PIP         := $(VENV)/bin/pip
+export NO_ALBUMENTATIONS_UPDATE := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help install train resume evaluate test test-all lint format clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c $(CONSTRAINTS) torch==2.13.0
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install parsing with torch pinned (CPU build)
+
+train: install  ## train the default config (CONFIG=configs/ccp.yaml) on CCP
+	$(PY) -m parsing fit --config $(CONFIG)
+
+resume: install  ## continue the default run from its last.ckpt
+	$(PY) -m parsing fit --config $(CONFIG) --ckpt_path runs/ccp/checkpoints/last.ckpt
+
+evaluate: install  ## score CKPT (default: the default run's last.ckpt) on the val split at full resolution
+	$(PY) -m parsing test --config $(CONFIG) --ckpt_path $(CKPT)
+
+test: install  ## run the test suite (fast, CPU, offline)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
+
+test-all: install  ## the test suite including slow tests
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+lint: install  ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install  ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:  ## remove the virtualenv and caches (keeps runs/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

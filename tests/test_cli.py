@@ -1,0 +1,94 @@
+"""fit → test → predict through LightningCLI from the YAML configs, on a few real CCP photos."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import CCP_IDS, ROOT
+from PIL import Image
+
+from parsing.cli import main
+from parsing.labels import CCP_LABELS, MERGES
+from parsing.module import ParsingModule
+
+SMOKE = str(ROOT / "configs" / "smoke.yaml")
+
+
+@pytest.fixture(scope="module")
+def fitted(ccp_root, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    common = ["--config", SMOKE, "--data.root", str(ccp_root), "--trainer.default_root_dir", str(run)]
+    cli = main(["fit", *common, "--trainer.enable_checkpointing", "true"])
+    ckpt = sorted(run.glob("**/*.ckpt"))
+    assert ckpt, "fit wrote no checkpoint"
+    return cli, ckpt[-1], common
+
+
+def test_fit_logs_validation_metrics(fitted):
+    cli, _, _ = fitted
+    metrics = cli.trainer.callback_metrics
+    for key in ("val/pixel_acc", "val/fg_acc", "val/miou", "val/f1", "val/loss", "train/loss"):
+        assert key in metrics and math.isfinite(float(metrics[key])), key
+    assert 0.0 <= float(metrics["val/pixel_acc"]) <= 1.0
+
+
+def test_checkpoint_rebuilds_the_model(fitted):
+    cli, ckpt, _ = fitted
+    model = ParsingModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    assert model.class_names == list(CCP_LABELS) and len(model.palette) == 59
+    trained = cli.model.eval()
+    x = torch.rand(1, 3, 96, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x), trained(x), atol=1e-5)
+
+
+def test_test_scores_at_full_resolution(fitted):
+    _, ckpt, common = fitted
+    cli = main(["test", *common, "--ckpt_path", str(ckpt)])
+    metrics = cli.trainer.callback_metrics
+    for key in ("test/pixel_acc", "test/fg_acc", "test/miou", "test/f1", "test/iou/skin", "test/iou/null"):
+        assert key in metrics, key
+    assert 0.0 <= float(metrics["test/miou"]) <= 1.0
+
+
+def test_predict_writes_palette_masks_at_photo_size(fitted, ccp_root, tmp_path):
+    _, ckpt, common = fitted
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for stem in CCP_IDS[:2]:
+        (photos / f"{stem}.jpg").write_bytes((ccp_root / "photos" / f"{stem}.jpg").read_bytes())
+    out = tmp_path / "out"
+    args = ["predict", *common, "--ckpt_path", str(ckpt), "--data.predict_dir", str(photos)]
+    main([*args, "--trainer.callbacks+=parsing.writer.MaskWriter", "--trainer.callbacks.output_dir", str(out)])
+    for stem in CCP_IDS[:2]:
+        with Image.open(out / f"{stem}.png") as mask, Image.open(photos / f"{stem}.jpg") as photo:
+            assert mask.mode == "P" and mask.size == photo.size
+            assert mask.getpalette()[3 * 41 : 3 * 42] == list(ParsingModule.load_from_checkpoint(ckpt).palette[41])
+            assert np.asarray(mask).max() < 59
+
+
+def test_merged_label_set_sizes_the_model(ccp_root, tmp_path):
+    cli = main(
+        ["fit", "--config", SMOKE, "--data.root", str(ccp_root), "--data.merge", "ccp-coarse",
+         "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path)]
+    )  # fmt: skip
+    assert cli.model.class_names == list(MERGES["ccp-coarse"])
+    assert cli.model.net.seg.segmentation_head[0].out_channels == len(MERGES["ccp-coarse"])
+
+
+def test_print_config_round_trips(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", SMOKE, "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["model"]["arch"] == "fpn" and config["data"]["size"] == [96, 64]
+
+
+def test_default_config_parses():
+    config = yaml.safe_load(Path(ROOT / "configs" / "ccp.yaml").read_text())
+    assert config["model"]["encoder_weights"] == "imagenet-offline"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(ROOT / "configs" / "ccp.yaml"), "--print_config"])
+    assert exit_info.value.code == 0
