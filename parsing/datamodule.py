@@ -102,7 +102,8 @@ class ParsingDataModule(pl.LightningDataModule):
                 predict_items: list[Item] = [(p, None) for p in list_images(Path(hp.predict_dir), recursive=True)]
             else:
                 predict_items = [(photo, None) for photo, _ in val_items]
-            self.predict_set = SegmentationDataset(predict_items, self.label_set, eval_transform(hp.size), keep_full=True)
+            transform = eval_transform(hp.size)
+            self.predict_set = SegmentationDataset(predict_items, self.label_set, transform, keep_full=True)
 
     def _loader(self, dataset: SegmentationDataset, train: bool) -> DataLoader:
         hp = self.hparams

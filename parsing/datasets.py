@@ -87,7 +87,8 @@ class SegmentationDataset(Dataset):
     def read_mask(self, path: Path, shape: tuple[int, int]) -> np.ndarray:
         raw = read_ccp_mask(path) if path.suffix == ".mat" else read_png_mask(path)
         if raw.shape != shape:
-            raise DataError(path, f"mask size {raw.shape[1]}x{raw.shape[0]} differs from its photo's {shape[1]}x{shape[0]}")
+            (mh, mw), (ph, pw) = raw.shape, shape
+            raise DataError(path, f"mask size {mw}x{mh} differs from its photo's {pw}x{ph}")
         bad = (raw >= len(self.labels.source)) & (raw != IGNORE_INDEX)
         if bad.any():
             values = sorted({int(v) for v in np.unique(raw[bad])})
@@ -100,7 +101,8 @@ class SegmentationDataset(Dataset):
         h, w = image.shape[:2]
         mask = self.read_mask(mask_path, (h, w)) if mask_path is not None else np.full((h, w), IGNORE_INDEX, np.uint8)
         out = self.transform(image=image, mask=mask, valid=np.ones((h, w), np.uint8))
-        sample = {"image": out["image"], "mask": torch.as_tensor(out["mask"], dtype=torch.long), "path": str(image_path)}
+        sample = {"image": out["image"], "mask": torch.as_tensor(out["mask"], dtype=torch.long)}
+        sample["path"] = str(image_path)
         if self.keep_full:
             valid = torch.as_tensor(out["valid"]) == 1
             sample["full_mask"] = torch.from_numpy(mask).long()

@@ -49,7 +49,7 @@ def remap_by_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tens
     if len(tensors) != len(target):
         raise ValueError(f"cannot remap: {len(tensors)} source tensors for {len(target)} encoder tensors")
     out = {}
-    for (src_name, tensor), (dst_name, ref) in zip(tensors, target.items()):
+    for (src_name, tensor), (dst_name, ref) in zip(tensors, target.items(), strict=True):
         if tensor.shape != ref.shape:
             raise ValueError(f"cannot remap {src_name} {tuple(tensor.shape)} onto {dst_name} {tuple(ref.shape)}")
         out[dst_name] = tensor

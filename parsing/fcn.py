@@ -25,7 +25,10 @@ class FCN8sDecoder(nn.Module):
         super().__init__()
         c8, c16, c32 = encoder_channels[-3:]
         self.fc = nn.Sequential(  # fc6/fc7 as convolutions
-            _conv_bn_relu(c32, channels, 3), nn.Dropout2d(dropout), _conv_bn_relu(channels, channels, 1), nn.Dropout2d(dropout)
+            _conv_bn_relu(c32, channels, 3),
+            nn.Dropout2d(dropout),
+            _conv_bn_relu(channels, channels, 1),
+            nn.Dropout2d(dropout),
         )
         self.skip16 = nn.Conv2d(c16, channels, 1)
         self.skip8 = nn.Conv2d(c8, channels, 1)

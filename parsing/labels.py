@@ -113,7 +113,7 @@ class LabelSet:
                     raise ValueError(f"label {member!r} is in both {seen[member]!r} and {new_name!r}")
                 seen[member] = new_name
                 lut[index[member]] = new_id
-        palette = dict(zip(self.source, default_palette(self.source)))
+        palette = dict(zip(self.source, default_palette(self.source), strict=True))
         colours = tuple(palette[members[0]] if members else (128, 128, 128) for members in groups.values())
         return LabelSet(names, colours, self.source, lut)
 

@@ -152,7 +152,7 @@ class ParsingModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         result = self._log_scores("test")
-        for name, iou in zip(self.class_names, result["iou"].tolist()):
+        for name, iou in zip(self.class_names, result["iou"].tolist(), strict=True):
             if iou == iou:  # classes that occur in the ground truth
                 self.log(f"test/iou/{re.sub(r'[^0-9a-zA-Z_-]', '_', name)}", float(iou))
 

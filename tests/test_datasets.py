@@ -17,7 +17,7 @@ def test_ccp_real_files(ccp_root):
     ds = SegmentationDataset(items, LabelSet.ccp(), eval_transform((384, 256)), keep_full=True)
     sample = ds[0]
     assert sample["image"].shape == (3, 384, 256) and sample["image"].dtype == torch.float32
-    assert 0.0 <= sample["image"].min() and sample["image"].max() <= 1.0
+    assert sample["image"].min() >= 0.0 and sample["image"].max() <= 1.0
     h, w = sample["size"]
     assert sample["full_mask"].shape == (h, w)
     labels = set(sample["full_mask"].unique().tolist())

@@ -17,7 +17,8 @@ def test_every_architecture_trains_a_step_on_any_size(arch):
     loss = torch.nn.functional.cross_entropy(logits, torch.randint(0, 5, (2, 70, 45)))
     loss.backward()
     # smp's EfficientNet-Lite encoder keeps its unused ImageNet head (conv_head, bn2): no gradient there
-    grads = {n: p.grad for n, p in model.named_parameters() if not n.startswith(("seg.encoder.conv_head", "seg.encoder.bn2"))}
+    unused = ("seg.encoder.conv_head", "seg.encoder.bn2")
+    grads = {n: p.grad for n, p in model.named_parameters() if not n.startswith(unused)}
     assert all(g is not None for g in grads.values()), [n for n, g in grads.items() if g is None]
     assert sum(float(g.abs().sum()) for g in grads.values()) > 0
 

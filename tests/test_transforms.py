@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-from scipy.ndimage import maximum_filter, minimum_filter
 from conftest import blocks
+from scipy.ndimage import maximum_filter, minimum_filter
 
 from parsing.labels import IGNORE_INDEX
 from parsing.transforms import eval_transform, train_transform
