@@ -2,16 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Sampler
 
-from parsing.datasets import Item, SegmentationDataset, ccp_items, collate, folder_items, list_images
+from parsing.datasets import (
+    Item,
+    SegmentationDataset,
+    TagDataset,
+    ccp_items,
+    ccp_tag_items,
+    collate,
+    folder_items,
+    list_images,
+    read_raw_mask,
+)
 from parsing.labels import LabelSet
+from parsing.outfit import presence_targets
 from parsing.transforms import eval_transform, train_transform
+
+
+class MixedSampler(Sampler[int]):
+    """Every pixel-labelled index once per epoch, plus ``ratio`` × as many tag-only indices drawn afresh."""
+
+    def __init__(self, n_pixel: int, n_tags: int, ratio: float, seed: int = 0) -> None:
+        self.n_pixel, self.n_tags = n_pixel, n_tags
+        self.n_extra = min(n_tags, round(ratio * n_pixel))
+        self.seed, self.epoch = seed, 0
+
+    def __len__(self) -> int:
+        return self.n_pixel + self.n_extra
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        extra = self.n_pixel + torch.randperm(self.n_tags, generator=g)[: self.n_extra]
+        order = torch.cat([torch.arange(self.n_pixel), extra])
+        yield from order[torch.randperm(len(order), generator=g)].tolist()
 
 
 class ParsingDataModule(pl.LightningDataModule):
@@ -26,6 +58,9 @@ class ParsingDataModule(pl.LightningDataModule):
         val_fraction, seed: the split; the same items and seed always give the same split.
         size: network input (H, W), multiples of 32; photos are fitted inside it with their aspect kept.
         predict_dir: folder of photos for ``predict`` (default: the val split's photos).
+        tag_ratio: add this many CCP tag-only photos (``annotations/image-level``) per pixel-labelled photo to
+            each training epoch; they supervise only the outfit encoder (their masks are all ignored).
+        presence_min_fraction: a label is present in a photo when it covers at least this share of it.
     """
 
     def __init__(
@@ -46,6 +81,8 @@ class ParsingDataModule(pl.LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 2,
         predict_dir: str | None = None,
+        tag_ratio: float = 0.0,
+        presence_min_fraction: float = 0.001,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -53,6 +90,8 @@ class ParsingDataModule(pl.LightningDataModule):
             raise ValueError(f"size {size} must be multiples of 32")
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        if tag_ratio and format != "ccp":
+            raise ValueError("tag_ratio needs format='ccp' (tag-only photos come from annotations/image-level)")
         if format == "ccp":
             self.label_set = LabelSet.ccp(merge)
         elif labels is None:
@@ -61,6 +100,7 @@ class ParsingDataModule(pl.LightningDataModule):
             base = LabelSet.identity(labels)
             self.label_set = base.merged(merge) if merge is not None else base
         self.train_set = self.val_set = self.predict_set = None
+        self.sampler: MixedSampler | None = None
 
     @property
     def num_classes(self) -> int:
@@ -89,14 +129,30 @@ class ParsingDataModule(pl.LightningDataModule):
         train = sorted(order[n_val:].tolist())
         return [items[i] for i in train], [items[i] for i in val]
 
+    def presence_table(self) -> torch.Tensor:
+        """(N, K) labels present in each training mask at full size: the co-occurrence statistics."""
+        hp = self.hparams
+        rows = []
+        for _, mask_path in self.split(self.items())[0]:
+            raw = read_raw_mask(mask_path)
+            mask = torch.from_numpy(self.label_set.encode(raw).astype(np.int64))
+            rows.append(presence_targets(mask[None], self.num_classes, hp.presence_min_fraction)[0])
+        return torch.stack(rows)
+
     def setup(self, stage: str) -> None:
         hp = self.hparams
         train_items, val_items = self.split(self.items())
         if stage == "fit":
             transform = train_transform(hp.size, hp.scale, hp.rotate, hp.colour_jitter)
-            self.train_set = SegmentationDataset(train_items, self.label_set, transform)
+            pixels = SegmentationDataset(train_items, self.label_set, transform, False, hp.presence_min_fraction)
+            self.train_set = pixels
+            if hp.tag_ratio > 0:
+                tags = TagDataset(ccp_tag_items(hp.root), self.label_set, transform)
+                self.sampler = MixedSampler(len(pixels), len(tags), hp.tag_ratio, hp.seed)
+                self.train_set = ConcatDataset([pixels, tags])
         if stage in ("fit", "validate", "test"):
-            self.val_set = SegmentationDataset(val_items, self.label_set, eval_transform(hp.size), keep_full=True)
+            transform = eval_transform(hp.size)
+            self.val_set = SegmentationDataset(val_items, self.label_set, transform, True, hp.presence_min_fraction)
         if stage == "predict":
             if hp.predict_dir is not None:
                 predict_items: list[Item] = [(p, None) for p in list_images(Path(hp.predict_dir), recursive=True)]
@@ -105,12 +161,14 @@ class ParsingDataModule(pl.LightningDataModule):
             transform = eval_transform(hp.size)
             self.predict_set = SegmentationDataset(predict_items, self.label_set, transform, keep_full=True)
 
-    def _loader(self, dataset: SegmentationDataset, train: bool) -> DataLoader:
+    def _loader(self, dataset: SegmentationDataset | ConcatDataset, train: bool) -> DataLoader:
         hp = self.hparams
+        sampler = self.sampler if train else None
         return DataLoader(
             dataset,
             batch_size=hp.batch_size if train else (hp.eval_batch_size or hp.batch_size),
-            shuffle=train,
+            shuffle=train and sampler is None,
+            sampler=sampler,
             drop_last=train and len(dataset) > hp.batch_size,
             num_workers=hp.num_workers,
             persistent_workers=hp.num_workers > 0,

@@ -10,8 +10,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from parsing.io import IMAGE_SUFFIXES, DataError, read_ccp_mask, read_image, read_png_mask
+from parsing.io import IMAGE_SUFFIXES, DataError, read_ccp_mask, read_ccp_tags, read_image, read_png_mask
 from parsing.labels import IGNORE_INDEX, LabelSet
+from parsing.outfit import presence_targets
 
 Item = tuple[Path, Path | None]  # (photo, mask or None)
 
@@ -33,6 +34,20 @@ def ccp_items(root: str | Path, ids: Sequence[str] | None = None) -> list[Item]:
             raise FileNotFoundError(f"{masks}: no annotation for ids {missing[:10]}")
         available = [i for i in available if i in set(ids)]
     return [(photos / f"{i}.jpg", masks / f"{i}.mat") for i in available]
+
+
+def read_raw_mask(path: Path) -> np.ndarray:
+    """Raw mask values (H, W) uint8 from a CCP .mat or a PNG."""
+    return read_ccp_mask(path) if path.suffix == ".mat" else read_png_mask(path)
+
+
+def ccp_tag_items(root: str | Path) -> list[Item]:
+    """(photo, tags .mat) pairs of CCP's tag-only photos (``annotations/image-level``)."""
+    root = Path(root)
+    tags = root / "annotations" / "image-level"
+    if not tags.is_dir():
+        raise FileNotFoundError(f"{tags}: no image-level annotations (CCP's tag-only photos) found")
+    return [(root / "photos" / f"{p.stem}.jpg", p) for p in sorted(tags.glob("*.mat"))]
 
 
 def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
@@ -65,8 +80,10 @@ class SegmentationDataset(Dataset):
     """Photos with optional masks; raw mask values are mapped through ``labels`` and checked.
 
     Each sample is a dict: ``image`` (3, H, W) float in [0, 1], ``mask`` (H, W) int64 at network size,
-    ``path``, and with ``keep_full``: ``full_mask`` (h, w) at the photo's size, ``size`` (h, w) and
-    ``valid`` (h', w'), the part of the network input that holds the resized photo (the rest is padding).
+    ``presence`` (K,) the labels in ``mask`` (covering ≥ ``min_fraction``), ``known`` (K,) which presence
+    targets are known (all, here), ``path``, and with ``keep_full``: ``full_mask`` (h, w) at the photo's size,
+    ``size`` (h, w) and ``valid`` (h', w'), the part of the network input that holds the resized photo (the
+    rest is padding).
     """
 
     def __init__(
@@ -75,17 +92,19 @@ class SegmentationDataset(Dataset):
         labels: LabelSet,
         transform: Callable[..., dict[str, Any]],
         keep_full: bool = False,
+        min_fraction: float = 0.001,
     ) -> None:
         self.items = list(items)
         self.labels = labels
         self.transform = transform
         self.keep_full = keep_full
+        self.min_fraction = min_fraction
 
     def __len__(self) -> int:
         return len(self.items)
 
     def read_mask(self, path: Path, shape: tuple[int, int]) -> np.ndarray:
-        raw = read_ccp_mask(path) if path.suffix == ".mat" else read_png_mask(path)
+        raw = read_raw_mask(path)
         if raw.shape != shape:
             (mh, mw), (ph, pw) = raw.shape, shape
             raise DataError(path, f"mask size {mw}x{mh} differs from its photo's {pw}x{ph}")
@@ -102,6 +121,8 @@ class SegmentationDataset(Dataset):
         mask = self.read_mask(mask_path, (h, w)) if mask_path is not None else np.full((h, w), IGNORE_INDEX, np.uint8)
         out = self.transform(image=image, mask=mask, valid=np.ones((h, w), np.uint8))
         sample = {"image": out["image"], "mask": torch.as_tensor(out["mask"], dtype=torch.long)}
+        sample["presence"] = presence_targets(sample["mask"][None], len(self.labels), self.min_fraction)[0]
+        sample["known"] = torch.ones(len(self.labels), dtype=torch.bool)
         sample["path"] = str(image_path)
         if self.keep_full:
             valid = torch.as_tensor(out["valid"]) == 1
@@ -111,9 +132,41 @@ class SegmentationDataset(Dataset):
         return sample
 
 
+class TagDataset(Dataset):
+    """Tag-only photos: garment presence from image-level tags, no mask (all pixels ignored).
+
+    Only garment labels are ``known``: the tags never list background, skin or hair.
+    """
+
+    def __init__(self, items: Sequence[Item], labels: LabelSet, transform: Callable[..., dict[str, Any]]) -> None:
+        self.items = list(items)
+        self.labels = labels
+        self.transform = transform
+        self.garments = torch.from_numpy(labels.garments)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image_path, tags_path = self.items[index]
+        image = read_image(image_path)
+        tags = read_ccp_tags(tags_path)
+        if tags.size and (tags.min() < 0 or tags.max() >= len(self.labels.source)):
+            top = len(self.labels.source) - 1
+            raise DataError(tags_path, f"tag ids {tags.tolist()} outside the label set (0..{top})")
+        h, w = image.shape[:2]
+        mask = np.full((h, w), IGNORE_INDEX, np.uint8)
+        out = self.transform(image=image, mask=mask, valid=np.ones((h, w), np.uint8))
+        presence = torch.zeros(len(self.labels))
+        presence[torch.from_numpy(self.labels.lut[tags].astype(np.int64))] = 1.0
+        known = self.garments | presence.bool()
+        mask_t = torch.as_tensor(out["mask"], dtype=torch.long)
+        return {"image": out["image"], "mask": mask_t, "presence": presence, "known": known, "path": str(image_path)}
+
+
 def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack the network-size tensors; keep per-photo items (paths, full-size masks, sizes) as lists."""
-    stacked = default_collate([{k: s[k] for k in ("image", "mask")} for s in batch])
+    stacked = default_collate([{k: s[k] for k in ("image", "mask", "presence", "known")} for s in batch])
     for key in batch[0]:
         if key not in stacked:
             stacked[key] = [s[key] for s in batch]

@@ -20,7 +20,7 @@ CCP_LABELS: tuple[str, ...] = (
 )  # fmt: skip
 
 # Labels that are not garments or accessories: the body and the background.
-NON_GARMENTS: frozenset[str] = frozenset({"null", "skin", "hair"})
+NON_GARMENTS: frozenset[str] = frozenset({"null", "background", "skin", "hair", "face"})
 
 _FIXED_COLOURS = {"null": (0, 0, 0), "skin": (255, 205, 170), "hair": (110, 60, 20)}
 
@@ -119,6 +119,15 @@ class LabelSet:
 
     def __len__(self) -> int:
         return len(self.names)
+
+    @property
+    def garments(self) -> np.ndarray:
+        """(K,) bool: labels made only of garments/accessories (not background, skin, hair)."""
+        is_garment = np.ones(len(self.names), bool)
+        for source_id, name in enumerate(self.source):
+            if name in NON_GARMENTS:
+                is_garment[self.lut[source_id]] = False
+        return is_garment
 
     def encode(self, raw: np.ndarray) -> np.ndarray:
         """Raw mask values → label indices (``IGNORE_INDEX`` stays ignored)."""

@@ -7,7 +7,10 @@ torchmetrics' ``MeanIoU`` averages per image and has no ignore index; a dataset-
 from __future__ import annotations
 
 import torch
+from torchmetrics import Metric
 from torchmetrics.classification import MulticlassConfusionMatrix
+from torchmetrics.functional.classification import multilabel_average_precision, multilabel_f1_score
+from torchmetrics.utilities import dim_zero_cat
 
 from parsing.labels import IGNORE_INDEX
 
@@ -39,3 +42,27 @@ def scores(cm: torch.Tensor, background: int = 0) -> dict[str, torch.Tensor]:
         "iou": torch.where(present, iou, nan),  # (K,), NaN where the class never occurs
         "class_f1": torch.where(present, f1, nan),
     }
+
+
+class PresenceScores(Metric):
+    """Outfit-branch scores: mean AP over labels with at least one positive photo, and micro F1 of the
+    predicted garment sets at ``threshold``. (torchmetrics' macro AP counts labels never present as 0.)"""
+
+    full_state_update = False
+
+    def __init__(self, num_labels: int, threshold: float = 0.5) -> None:
+        super().__init__()
+        self.num_labels, self.threshold = num_labels, threshold
+        self.add_state("probs", default=[], dist_reduce_fx="cat")
+        self.add_state("targets", default=[], dist_reduce_fx="cat")
+
+    def update(self, probs: torch.Tensor, targets: torch.Tensor) -> None:
+        self.probs.append(probs.detach().float())
+        self.targets.append(targets.detach().long())
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        probs, targets = dim_zero_cat(self.probs), dim_zero_cat(self.targets)
+        positive = targets.sum(0) > 0
+        ap = multilabel_average_precision(probs, targets, self.num_labels, average=None)
+        f1 = multilabel_f1_score(probs, targets, self.num_labels, threshold=self.threshold, average="micro")
+        return {"map": ap[positive].mean(), "f1": f1}

@@ -12,8 +12,10 @@ from torch import nn
 
 from parsing.encoder_weights import OFFLINE, load_encoder_file, normalisation, offline_weights_file
 from parsing.fcn import FCN8s
+from parsing.outfit import GateMode, OutfitEncoder, gate
 
 Arch = Literal["unet", "fpn", "deeplabv3plus", "fcn8s"]
+Outfit = Literal["none", "aux", "gate"]
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "unet": smp.Unet,
     "fpn": smp.FPN,
@@ -26,6 +28,8 @@ class ParsingNet(nn.Module):
     """Photos (B, 3, H, W) in [0, 1], any H and W → class logits (B, K, H, W).
 
     The input is padded bottom/right to a multiple of the encoder's stride (32) and the logits cropped back.
+    ``outfit``: no outfit encoder (``none``); the branch trained as an auxiliary task (``aux``); or the branch
+    gating the logits per class (``gate``, the paper's outfit filter).
     """
 
     def __init__(
@@ -36,8 +40,12 @@ class ParsingNet(nn.Module):
         mean: tuple[float, ...],
         std: tuple[float, ...],
         encoder_weights: str | None = None,
+        outfit: Outfit = "none",
+        gate_mode: GateMode = "multiply",
     ) -> None:
         super().__init__()
+        if outfit not in ("none", "aux", "gate"):
+            raise ValueError(f"unknown outfit mode {outfit!r}; choose none, aux or gate")
         if arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
         smp_weights = encoder_weights if encoder_weights == "imagenet" else None
@@ -48,6 +56,8 @@ class ParsingNet(nn.Module):
             load_encoder_file(self.seg.encoder, offline_weights_file(encoder))
         elif encoder_weights not in (None, "imagenet"):
             load_encoder_file(self.seg.encoder, encoder_weights)
+        self.outfit = OutfitEncoder(self.seg.encoder.out_channels[-1], num_classes) if outfit != "none" else None
+        self.gate_mode = gate_mode if outfit == "gate" else None
         self.stride = 32
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
@@ -56,12 +66,19 @@ class ParsingNet(nn.Module):
         """Normalised, padded input → the encoder's 6 feature maps (strides 1 … 32)."""
         return self.seg.encoder((x - self.mean) / self.std)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_with_presence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, K, H, W), gated if the outfit encoder gates, and presence logits (B, K) or None."""
         h, w = x.shape[-2:]
         x = F.pad(x, (0, -w % self.stride, 0, -h % self.stride))  # (B, 3, H', W'), zeros like the transforms
         features = self.features(x)
         logits = self.seg.segmentation_head(self.seg.decoder(features))  # (B, K, H', W')
-        return logits[..., :h, :w]
+        presence = self.outfit(features[-1]) if self.outfit is not None else None  # (B, K)
+        if self.gate_mode is not None:
+            logits = gate(logits, presence, self.gate_mode)
+        return logits[..., :h, :w], presence
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_presence(x)[0]
 
 
 def build_model(
@@ -71,7 +88,10 @@ def build_model(
     num_classes: int = 59,
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
+    outfit: Outfit = "none",
+    gate_mode: GateMode = "multiply",
 ) -> ParsingNet:
     """The network with its encoder weights loaded; normalisation defaults to the weights' own."""
     default_mean, default_std = normalisation(encoder, encoder_weights)
-    return ParsingNet(arch, encoder, num_classes, mean or default_mean, std or default_std, encoder_weights)
+    mean, std = mean or default_mean, std or default_std
+    return ParsingNet(arch, encoder, num_classes, mean, std, encoder_weights, outfit, gate_mode)

@@ -8,13 +8,24 @@ from typing import Any, Literal
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_info
 from segmentation_models_pytorch.losses import DiceLoss
 from torch import nn
+from torchmetrics import MeanMetric
 
 from parsing.encoder_weights import OFFLINE
-from parsing.labels import CCP_LABELS, IGNORE_INDEX, default_palette
-from parsing.metrics import confusion_matrix, scores
-from parsing.model import Arch, build_model
+from parsing.labels import CCP_LABELS, IGNORE_INDEX, NON_GARMENTS, default_palette
+from parsing.metrics import PresenceScores, confusion_matrix, scores
+from parsing.model import Arch, Outfit, build_model
+from parsing.outfit import (
+    GateMode,
+    decode_outfit,
+    exclusion_matrix,
+    exclusion_pairs,
+    learn_exclusions,
+    suppress_excluded,
+    violations,
+)
 
 
 def upsample_labels(logits: torch.Tensor, valid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
@@ -38,8 +49,19 @@ class ParsingModule(pl.LightningModule):
         num_classes, class_names, palette: the label set (linked from the datamodule by the CLI).
         loss: cross-entropy, or cross-entropy + ``dice_weight`` × Dice; class_weights: per-class CE weights.
         schedule: ``onecycle`` (warm-up then cosine annealing, per step), ``cosine`` or ``constant``.
-        channels_last: NHWC memory layout (about 2× faster training on CPU for convolutional encoders).
+        channels_last: NHWC memory layout (faster training on CPU for convolutional encoders).
         input_mean, input_std: override the normalisation that belongs to the encoder weights.
+        outfit: the outfit encoder: ``none``, ``aux`` (trained on presence only) or ``gate`` (it also gates the
+            logits; ``gate_mode`` ``multiply`` is the paper's G_c = g_c · F_c, ``log`` adds log g_c).
+        presence_weight: weight of the presence BCE next to the segmentation loss.
+        trainable: ``all``, or ``outfit`` to train only the outfit encoder (the paper's second stage).
+        init_from: a checkpoint whose weights start this fit (e.g. stage 1 → stage 2); missing keys stay new.
+        exclusions: garment pairs that cannot be worn together, e.g. ``[[dress, skirt]]``; when unset they are
+            learned from the training masks (``exclusion_min_count``, ``exclusion_min_expected``,
+            ``exclusion_max_ratio``: see ``parsing.outfit.learn_exclusions``). Stored in the checkpoint.
+        decode: with an outfit encoder, decode a garment set that respects the exclusions and suppress the
+            labels it excludes before the argmax; ``presence_threshold`` for that set.
+        min_fraction: a label counts as present in a label map when it covers at least this share.
     """
 
     def __init__(
@@ -59,6 +81,18 @@ class ParsingModule(pl.LightningModule):
         channels_last: bool = True,
         input_mean: tuple[float, float, float] | None = None,
         input_std: tuple[float, float, float] | None = None,
+        outfit: Outfit = "none",
+        gate_mode: GateMode = "multiply",
+        presence_weight: float = 0.5,
+        trainable: Literal["all", "outfit"] = "all",
+        init_from: str | None = None,
+        exclusions: list[list[str]] | None = None,
+        exclusion_min_count: int = 15,
+        exclusion_min_expected: float = 3.0,
+        exclusion_max_ratio: float = 0.0,
+        decode: bool = True,
+        presence_threshold: float = 0.5,
+        min_fraction: float = 0.001,
     ) -> None:
         super().__init__()
         if class_names is None:
@@ -66,6 +100,8 @@ class ParsingModule(pl.LightningModule):
             class_names = list(CCP_LABELS) if count == len(CCP_LABELS) else [f"class_{i}" for i in range(count)]
         if num_classes is not None and num_classes != len(class_names):
             raise ValueError(f"num_classes={num_classes} but {len(class_names)} class_names")
+        if trainable == "outfit" and outfit == "none":
+            raise ValueError("trainable='outfit' needs an outfit encoder (outfit: aux or gate)")
         self.save_hyperparameters()  # with the linked label set: a checkpoint rebuilds its model
         self.class_names = list(class_names)
         self.palette = palette or [list(c) for c in default_palette(class_names)]
@@ -77,9 +113,24 @@ class ParsingModule(pl.LightningModule):
     # --- configuration hooks -------------------------------------------------------------------------------
     def configure_models(self) -> None:
         hp = self.hparams
-        self.net = build_model(hp.arch, hp.encoder, hp.encoder_weights, self.num_classes, hp.input_mean, hp.input_std)
+        self.net = build_model(
+            hp.arch,
+            hp.encoder,
+            hp.encoder_weights,
+            self.num_classes,
+            hp.input_mean,
+            hp.input_std,
+            hp.outfit,
+            hp.gate_mode,
+        )
         if hp.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        if hp.trainable == "outfit":
+            self.net.seg.requires_grad_(False)
+        exclusive = torch.zeros(self.num_classes, self.num_classes, dtype=torch.bool)
+        if hp.exclusions is not None:
+            exclusive = exclusion_matrix(hp.exclusions, self.class_names)
+        self.register_buffer("exclusive", exclusive)  # (K, K) garment pairs that cannot be worn together
 
     def configure_losses(self) -> None:
         hp = self.hparams
@@ -92,12 +143,22 @@ class ParsingModule(pl.LightningModule):
         self.dice = DiceLoss("multiclass", ignore_index=IGNORE_INDEX) if hp.loss == "ce+dice" else None
 
     def configure_metrics(self) -> None:
-        self.val_cm = confusion_matrix(self.num_classes)
-        self.test_cm = confusion_matrix(self.num_classes)
+        def stage_metrics() -> nn.ModuleDict:
+            return nn.ModuleDict(
+                {
+                    "cm": confusion_matrix(self.num_classes),
+                    "presence": PresenceScores(self.num_classes, self.hparams.presence_threshold),
+                    "violations": MeanMetric(),
+                    "violations_gt": MeanMetric(),
+                }
+            )
+
+        self.stage_metrics = nn.ModuleDict({"val": stage_metrics(), "test": stage_metrics()})
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.schedule == "constant":
             return {"optimizer": optimizer}
         steps = int(self.trainer.estimated_stepping_batches)
@@ -107,38 +168,112 @@ class ParsingModule(pl.LightningModule):
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def setup(self, stage: str) -> None:
+        if stage != "fit":
+            return
+        hp = self.hparams
+        if hp.init_from:
+            state = torch.load(hp.init_from, map_location="cpu", weights_only=False)["state_dict"]
+            missing, unexpected = self.load_state_dict(state, strict=False)
+            rank_zero_info(f"init_from {hp.init_from}: new {sorted(missing)}; unused {sorted(unexpected)}")
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if hp.exclusions is None and not self.exclusive.any() and hasattr(datamodule, "presence_table"):
+            garments = torch.tensor([name not in NON_GARMENTS for name in self.class_names])
+            if hasattr(datamodule, "label_set"):
+                garments = torch.from_numpy(datamodule.label_set.garments)
+            learned = learn_exclusions(
+                datamodule.presence_table(),
+                garments,
+                hp.exclusion_min_count,
+                hp.exclusion_min_expected,
+                hp.exclusion_max_ratio,
+            )
+            self.exclusive.copy_(learned)
+            pairs = exclusion_pairs(self.exclusive, self.class_names)
+            rank_zero_info(f"learned {len(pairs)} exclusive garment pairs: {pairs}")
+
+    def on_train_epoch_start(self) -> None:
+        if self.hparams.trainable == "outfit":
+            self.net.seg.eval()  # frozen segmentation: keep its batch-norm statistics too
+
     # --- steps ---------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Photos (B, 3, H, W) in [0, 1] → logits (B, K, H, W)."""
+        """Photos (B, 3, H, W) in [0, 1] → logits (B, K, H, W) (gated, if the outfit encoder gates)."""
+        return self.forward_with_presence(x)[0]
+
+    def forward_with_presence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x)
+        return self.net.forward_with_presence(x)
 
-    def compute_loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def segmentation_loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if not (mask != IGNORE_INDEX).any():  # a batch of tag-only photos
+            return logits.sum() * 0.0
         loss = self.ce(logits, mask)
         if self.dice is not None:
             loss = loss + self.hparams.dice_weight * self.dice(logits, mask)
         return loss
 
+    def presence_loss(self, presence: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        """BCE over the known presence targets (tag-only photos know only their garments)."""
+        known = batch["known"].float()
+        bce = F.binary_cross_entropy_with_logits(presence, batch["presence"], weight=known, reduction="sum")
+        return bce / known.sum().clamp(min=1)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.compute_loss(self(batch["image"]), batch["mask"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
+        logits, presence = self.forward_with_presence(batch["image"])
+        n = len(logits)
+        loss = self.segmentation_loss(logits, batch["mask"])
+        self.log("train/seg_loss", loss, batch_size=n)
+        if presence is not None:
+            bce = self.presence_loss(presence, batch)
+            self.log("train/presence_loss", bce, batch_size=n)
+            loss = loss + self.hparams.presence_weight * bce
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
         return loss
 
-    def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
-        logits = self(batch["image"])
-        self.log(f"{stage}/loss", self.compute_loss(logits, batch["mask"]), batch_size=len(logits), sync_dist=True)
-        cm = self.val_cm if stage == "val" else self.test_cm
+    def label_maps(self, logits: torch.Tensor, presence: torch.Tensor | None, batch: dict[str, Any]) -> list:
+        """Label maps (h, w) at each photo's own size; with an outfit encoder and ``decode``, the labels that
+        conflict with the decoded garment set are suppressed first."""
+        decode = presence is not None and self.hparams.decode and bool(self.exclusive.any())
+        maps = []
         for i in range(len(logits)):
-            pred = upsample_labels(logits[i], batch["valid"][i], batch["size"][i])
-            cm.update(pred.flatten(), batch["full_mask"][i].flatten())
+            photo_logits = logits[i]
+            if decode:
+                probs = torch.sigmoid(presence[i])
+                chosen = decode_outfit(probs, self.exclusive, self.hparams.presence_threshold)
+                photo_logits = suppress_excluded(photo_logits, chosen, self.exclusive)
+            maps.append(upsample_labels(photo_logits, batch["valid"][i], batch["size"][i]))
+        return maps
+
+    def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
+        logits, presence = self.forward_with_presence(batch["image"])
+        n = len(logits)
+        self.log(f"{stage}/loss", self.segmentation_loss(logits, batch["mask"]), batch_size=n, sync_dist=True)
+        metrics = self.stage_metrics[stage]
+        for pred, truth in zip(self.label_maps(logits, presence, batch), batch["full_mask"], strict=True):
+            metrics["cm"].update(pred.flatten(), truth.flatten())
+            if self.exclusive.any():
+                k, mf = self.num_classes, self.hparams.min_fraction
+                metrics["violations"].update(float(violations(pred, self.exclusive, k, mf)))
+                metrics["violations_gt"].update(float(violations(truth, self.exclusive, k, mf)))
+        if presence is not None:
+            metrics["presence"].update(torch.sigmoid(presence), batch["presence"])
 
     def _log_scores(self, stage: str) -> dict[str, torch.Tensor]:
-        cm = self.val_cm if stage == "val" else self.test_cm
-        result = scores(cm.compute())
-        cm.reset()
+        metrics = self.stage_metrics[stage]
+        result = scores(metrics["cm"].compute())
         for key in ("pixel_acc", "fg_acc", "miou", "f1"):
             self.log(f"{stage}/{key}", result[key].float(), prog_bar=key in ("fg_acc", "miou"))
+        if metrics["violations"].update_count:
+            self.log(f"{stage}/violation_rate", metrics["violations"].compute())
+            self.log(f"{stage}/violation_rate_gt", metrics["violations_gt"].compute())
+        if metrics["presence"].update_count:
+            presence = metrics["presence"].compute()
+            self.log(f"{stage}/presence_map", presence["map"])
+            self.log(f"{stage}/presence_f1", presence["f1"])
+        for metric in metrics.values():
+            metric.reset()
         return result
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -157,9 +292,11 @@ class ParsingModule(pl.LightningModule):
                 self.log(f"test/iou/{re.sub(r'[^0-9a-zA-Z_-]', '_', name)}", float(iou))
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
-        """Label maps (h, w) uint8 at each photo's own size."""
-        logits = self(batch["image"])
+        """Label maps (h, w) uint8 at each photo's own size, and presence probabilities (K,) if any."""
+        logits, presence = self.forward_with_presence(batch["image"])
+        maps = self.label_maps(logits, presence, batch)
+        probs = torch.sigmoid(presence) if presence is not None else [None] * len(maps)
         return [
-            {"path": path, "labels": upsample_labels(logits[i], batch["valid"][i], batch["size"][i]).to(torch.uint8)}
-            for i, path in enumerate(batch["path"])
+            {"path": path, "labels": labels.to(torch.uint8), "presence": p}
+            for path, labels, p in zip(batch["path"], maps, probs, strict=True)
         ]

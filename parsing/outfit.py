@@ -1,0 +1,167 @@
+"""The outfit encoder: which garments are in the photo, and which garments cannot be worn together.
+
+* ``OutfitEncoder`` — the paper's side branch on the deepest encoder features: pooled, a 256-unit layer, ReLU,
+  dropout, one output per label; its sigmoid is the probability that the label is in the photo.
+* ``gate`` — the paper's "outfit filter" G_c = g_c · F_c on the segmentation logits (or, as an option, adding
+  log g_c, which keeps the sign of negative logits meaningful).
+* ``presence_targets`` — the labels present in each mask (a small minimum area, so specks do not count).
+* ``learn_exclusions`` / ``decode_outfit`` — mutually exclusive garment pairs learned from co-occurrence, and the
+  most probable garment set that respects them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from parsing.labels import IGNORE_INDEX
+
+GateMode = Literal["multiply", "log"]
+
+
+class OutfitEncoder(nn.Module):
+    """Deepest features (B, C, h, w) → presence logits (B, K)."""
+
+    def __init__(self, in_channels: int, num_classes: int, hidden: int = 256, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_channels, hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, num_classes)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.pool(features).flatten(1)  # (B, C)
+        return self.out(self.dropout(F.relu(self.fc(x))))  # (B, K)
+
+
+def gate(logits: torch.Tensor, presence_logits: torch.Tensor, mode: GateMode = "multiply") -> torch.Tensor:
+    """Gate class logits (B, K, H, W) by presence (B, K): ``multiply`` as in the paper, or add ``log`` g."""
+    if mode == "multiply":
+        return logits * torch.sigmoid(presence_logits)[:, :, None, None]
+    return logits + F.logsigmoid(presence_logits)[:, :, None, None]
+
+
+def presence_targets(mask: torch.Tensor, num_classes: int, min_fraction: float = 0.001) -> torch.Tensor:
+    """Masks (B, H, W) → (B, K) float: 1 where a label covers at least ``min_fraction`` of the labelled pixels."""
+    b = mask.shape[0]
+    flat = mask.reshape(b, -1)
+    valid = flat != IGNORE_INDEX
+    index = (flat + torch.arange(b, device=mask.device)[:, None] * num_classes)[valid]
+    counts = torch.bincount(index, minlength=b * num_classes).view(b, num_classes)  # (B, K)
+    needed = (valid.sum(1, keepdim=True) * min_fraction).clamp(min=1)
+    return (counts >= needed).float()
+
+
+def learn_exclusions(
+    presence: torch.Tensor,
+    garments: torch.Tensor,
+    min_count: int = 15,
+    min_expected: float = 3.0,
+    max_ratio: float = 0.0,
+) -> torch.Tensor:
+    """Mutually exclusive pairs from a presence table (N images, K labels) → a symmetric (K, K) bool matrix.
+
+    A pair is exclusive when both labels are garments seen in at least ``min_count`` images each, they would
+    meet in at least ``min_expected`` images if worn independently (n_a · n_b / N: below that, never seeing
+    them together proves nothing), and they do meet in at most ``max_ratio`` × that many (0: never).
+    """
+    p = presence.float()
+    counts = p.sum(0)  # (K,)
+    together = p.T @ p  # (K, K)
+    expected = counts[:, None] * counts[None, :] / max(len(p), 1)
+    frequent = garments.bool() & (counts >= min_count)
+    exclusive = (expected >= min_expected) & (together <= max_ratio * expected)
+    exclusive &= frequent[:, None] & frequent[None, :]
+    exclusive.fill_diagonal_(False)
+    return exclusive
+
+
+def exclusion_pairs(exclusive: torch.Tensor, names: list[str]) -> list[tuple[str, str]]:
+    """The exclusive pairs as sorted name pairs, for printing and YAML."""
+    rows, cols = torch.nonzero(torch.triu(exclusive, diagonal=1), as_tuple=True)
+    return sorted((names[i], names[j]) for i, j in zip(rows.tolist(), cols.tolist(), strict=True))
+
+
+def exclusion_matrix(pairs: list[list[str]] | list[tuple[str, str]], names: list[str]) -> torch.Tensor:
+    """Name pairs (from YAML) → a symmetric (K, K) bool matrix; unknown names are an error."""
+    index = {name: i for i, name in enumerate(names)}
+    exclusive = torch.zeros(len(names), len(names), dtype=torch.bool)
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ValueError(f"an exclusion is a pair of label names, got {pair!r}")
+        unknown = [n for n in pair if n not in index]
+        if unknown:
+            raise ValueError(f"exclusion {list(pair)}: unknown label(s) {unknown}; labels are {names}")
+        a, b = index[pair[0]], index[pair[1]]
+        exclusive[a, b] = exclusive[b, a] = a != b
+    return exclusive
+
+
+def decode_outfit(probs: torch.Tensor, exclusive: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """The most probable label set without an exclusive pair, for one photo: probs (K,) → chosen (K,) bool.
+
+    Maximises Σ log p_c over chosen labels + Σ log(1 − p_c) over the rest: labels above ``threshold`` are
+    candidates; each group of mutually conflicting candidates is solved exactly (up to 16 labels; greedily by
+    probability beyond that). Labels without conflicts are kept as they are.
+    """
+    probs = probs.detach().double().cpu().clamp(1e-6, 1 - 1e-6)
+    exclusive = exclusive.cpu().bool()
+    chosen = probs > threshold
+    score = torch.log(probs) - torch.log1p(-probs)  # gain of choosing each label
+    candidates = [i for i in torch.nonzero(chosen).flatten().tolist() if exclusive[i].any()]
+    for component in _components(candidates, exclusive):
+        if len(component) == 1:
+            continue
+        best = _best_subset(component, score, exclusive)
+        for i in component:
+            chosen[i] = i in best
+    return chosen
+
+
+def _components(nodes: list[int], exclusive: torch.Tensor) -> list[list[int]]:
+    """Connected groups of ``nodes`` in the conflict graph."""
+    left, groups = set(nodes), []
+    while left:
+        stack, group = [left.pop()], []
+        while stack:
+            node = stack.pop()
+            group.append(node)
+            linked = [j for j in left if exclusive[node, j]]
+            left.difference_update(linked)
+            stack.extend(linked)
+        groups.append(sorted(group))
+    return groups
+
+
+def _best_subset(component: list[int], score: torch.Tensor, exclusive: torch.Tensor) -> set[int]:
+    if len(component) > 16:  # greedy by probability
+        best: set[int] = set()
+        for i in sorted(component, key=lambda i: -float(score[i])):
+            if not any(exclusive[i, j] for j in best):
+                best.add(i)
+        return best
+    best, best_score = set(), float("-inf")
+    for size in range(len(component), 0, -1):
+        for subset in itertools.combinations(component, size):
+            if any(exclusive[a, b] for a, b in itertools.combinations(subset, 2)):
+                continue
+            total = float(sum(score[i] for i in subset))
+            if total > best_score:
+                best, best_score = set(subset), total
+    return best
+
+
+def suppress_excluded(logits: torch.Tensor, chosen: torch.Tensor, exclusive: torch.Tensor) -> torch.Tensor:
+    """Logits (K, H, W) of one photo with every label that conflicts with a chosen one pushed to −1e9."""
+    banned = (exclusive.to(logits.device) & chosen.to(logits.device)[:, None]).any(0) & ~chosen.to(logits.device)
+    return logits.masked_fill(banned[:, None, None], -1e9)  # finite: bilinear resizing stays NaN-free
+
+
+def violations(labels: torch.Tensor, exclusive: torch.Tensor, num_classes: int, min_fraction: float = 0.001) -> bool:
+    """Whether a label map (H, W) holds an exclusive pair, each covering at least ``min_fraction`` of it."""
+    present = presence_targets(labels[None].long(), num_classes, min_fraction)[0].bool()
+    return bool((exclusive.to(present.device) & present[:, None] & present[None, :]).any())
