@@ -1,6 +1,11 @@
-"""``parsing fit|validate|test|predict --config …``: LightningCLI over ParsingModule and ParsingDataModule."""
+"""``parsing fit|validate|test|predict --config …``: LightningCLI over ParsingModule and ParsingDataModule.
+
+``parsing rules …`` prints the exclusive garment pairs (see ``parsing.rules``).
+"""
 
 from __future__ import annotations
+
+import sys
 
 from pytorch_lightning.cli import LightningCLI
 
@@ -15,7 +20,13 @@ class ParsingCLI(LightningCLI):
         parser.link_arguments("data.palette", "model.palette", apply_on="instantiate")
 
 
-def main(args: list[str] | None = None) -> ParsingCLI:
+def main(args: list[str] | None = None) -> ParsingCLI | None:
+    argv = sys.argv[1:] if args is None else args
+    if argv[:1] == ["rules"]:
+        from parsing.rules import main as rules
+
+        rules(argv[1:])
+        return None
     return ParsingCLI(
         ParsingModule,
         ParsingDataModule,

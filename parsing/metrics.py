@@ -6,6 +6,8 @@ torchmetrics' ``MeanIoU`` averages per image and has no ignore index; a dataset-
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassConfusionMatrix
@@ -63,6 +65,8 @@ class PresenceScores(Metric):
     def compute(self) -> dict[str, torch.Tensor]:
         probs, targets = dim_zero_cat(self.probs), dim_zero_cat(self.targets)
         positive = targets.sum(0) > 0
-        ap = multilabel_average_precision(probs, targets, self.num_labels, average=None)
+        with warnings.catch_warnings():  # labels without positives are dropped below
+            warnings.filterwarnings("ignore", message="No positive samples found")
+            ap = multilabel_average_precision(probs, targets, self.num_labels, average=None)
         f1 = multilabel_f1_score(probs, targets, self.num_labels, threshold=self.threshold, average="micro")
         return {"map": ap[positive].mean(), "f1": f1}

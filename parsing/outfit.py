@@ -83,7 +83,8 @@ def learn_exclusions(
 def exclusion_pairs(exclusive: torch.Tensor, names: list[str]) -> list[tuple[str, str]]:
     """The exclusive pairs as sorted name pairs, for printing and YAML."""
     rows, cols = torch.nonzero(torch.triu(exclusive, diagonal=1), as_tuple=True)
-    return sorted((names[i], names[j]) for i, j in zip(rows.tolist(), cols.tolist(), strict=True))
+    pairs = (tuple(sorted((names[i], names[j]))) for i, j in zip(rows.tolist(), cols.tolist(), strict=True))
+    return sorted(pairs)
 
 
 def exclusion_matrix(pairs: list[list[str]] | list[tuple[str, str]], names: list[str]) -> torch.Tensor:

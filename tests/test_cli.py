@@ -92,3 +92,34 @@ def test_default_config_parses():
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", str(ROOT / "configs" / "ccp.yaml"), "--print_config"])
     assert exit_info.value.code == 0
+
+
+def test_outfit_fit_with_tags_round_trips_the_rules(ccp_root, tmp_path, capsys):
+    args = ["fit", "--config", SMOKE, "--data.root", str(ccp_root), "--trainer.default_root_dir", str(tmp_path)]
+    args += ["--trainer.enable_checkpointing", "true", "--model.outfit", "gate", "--data.tag_ratio", "0.5"]
+    args += ["--model.exclusion_min_count", "1", "--model.exclusion_min_expected", "0.5"]
+    cli = main(args)
+    metrics = cli.trainer.callback_metrics
+    for key in ("train/presence_loss", "val/presence_map", "val/presence_f1"):
+        assert key in metrics, key
+    learned = cli.model.exclusive.clone()
+    assert learned.any(), "no rule learned from the smoke photos"
+    ckpt = sorted(tmp_path.glob("**/*.ckpt"))[-1]
+    model = ParsingModule.load_from_checkpoint(ckpt, map_location="cpu")
+    assert torch.equal(model.exclusive, learned)
+    capsys.readouterr()
+    main(["rules", str(ckpt)])
+    rules = yaml.safe_load(capsys.readouterr().out)["exclusions"]
+    assert len(rules) == int(learned.sum()) // 2
+    # the printed rules, given back in YAML, rebuild the same matrix
+    again = ParsingModule(encoder_weights=None, outfit="gate", exclusions=rules)
+    assert torch.equal(again.exclusive, learned)
+
+
+def test_rules_override_from_yaml(ccp_root, tmp_path):
+    args = ["fit", "--config", SMOKE, "--data.root", str(ccp_root), "--trainer.fast_dev_run", "true"]
+    args += ["--trainer.default_root_dir", str(tmp_path), "--model.exclusions", "[[dress, skirt], [pants, shorts]]"]
+    cli = main(args)
+    names = cli.model.class_names
+    pairs = {(names[i], names[j]) for i, j in torch.nonzero(cli.model.exclusive).tolist()}
+    assert pairs == {("dress", "skirt"), ("skirt", "dress"), ("pants", "shorts"), ("shorts", "pants")}

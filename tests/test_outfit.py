@@ -1,0 +1,159 @@
+import itertools
+import math
+
+import pytest
+import torch
+
+from parsing.datamodule import MixedSampler
+from parsing.labels import IGNORE_INDEX
+from parsing.model import build_model
+from parsing.module import ParsingModule
+from parsing.outfit import (
+    decode_outfit,
+    exclusion_matrix,
+    exclusion_pairs,
+    gate,
+    learn_exclusions,
+    presence_targets,
+    suppress_excluded,
+    violations,
+)
+
+LITE0 = "timm-tf_efficientnet_lite0"
+
+
+def test_branch_shape_and_gate():
+    torch.manual_seed(0)
+    net = build_model("fpn", LITE0, None, num_classes=4, outfit="gate").eval()
+    x = torch.rand(2, 3, 64, 64)
+    logits, presence = net.forward_with_presence(x)
+    assert logits.shape == (2, 4, 64, 64) and presence.shape == (2, 4)
+    net.gate_mode = None  # the same network, ungated
+    raw, same_presence = net.forward_with_presence(x)
+    assert torch.allclose(same_presence, presence)
+    assert torch.allclose(logits, raw * torch.sigmoid(presence)[:, :, None, None], atol=1e-6)
+
+
+def test_gate_modes():
+    logits = torch.tensor([[[[2.0]], [[-2.0]]]])  # (1, 2, 1, 1)
+    presence = torch.tensor([[0.0, 100.0]])  # probabilities 0.5 and ~1
+    assert gate(logits, presence, "multiply").flatten().tolist() == pytest.approx([1.0, -2.0])
+    assert gate(logits, presence, "log").flatten().tolist() == pytest.approx([2.0 + math.log(0.5), -2.0])
+
+
+@pytest.mark.parametrize("arch", ["unet", "fcn8s", "deeplabv3plus"])
+def test_every_decoder_takes_the_branch(arch):
+    net = build_model(arch, LITE0, None, num_classes=3, outfit="aux")
+    logits, presence = net.forward_with_presence(torch.rand(2, 3, 64, 32))
+    assert logits.shape == (2, 3, 64, 32) and presence.shape == (2, 3)
+
+
+def test_presence_targets_from_a_known_mask():
+    mask = torch.zeros(1, 100, 100, dtype=torch.long)
+    mask[0, :50] = 1  # half the photo
+    mask[0, 0, :5] = 2  # 5 pixels: a speck below 0.1 %
+    mask[0, 99, :20] = 3  # 20 pixels: 0.2 %
+    mask[0, 90:] = torch.where(mask[0, 90:] == 0, IGNORE_INDEX, mask[0, 90:])  # ignored pixels do not count
+    target = presence_targets(mask, num_classes=5, min_fraction=0.001)
+    assert target.tolist() == [[1.0, 1.0, 0.0, 1.0, 0.0]]
+
+
+def test_exclusions_from_a_synthetic_cooccurrence_table():
+    # labels: 0 null, 1 skin, 2 dress, 3 skirt, 4 bag, 5 belt (rare)
+    rows = [[1, 1, 1, 0, 1, 0]] * 40 + [[1, 1, 0, 1, 1, 0]] * 40 + [[1, 1, 1, 0, 0, 1]] * 3 + [[1, 1, 0, 0, 0, 0]] * 17
+    presence = torch.tensor(rows, dtype=torch.float32)
+    garments = torch.tensor([False, False, True, True, True, True])
+    exclusive = learn_exclusions(presence, garments, min_count=15, min_expected=3.0)
+    names = ["null", "skin", "dress", "skirt", "bag", "belt"]
+    # dress+skirt never meet though both are frequent; belt is too rare to judge; null/skin are not garments
+    assert exclusion_pairs(exclusive, names) == [("dress", "skirt")]
+    assert torch.equal(exclusive, exclusive.T)
+    # "almost never": one photo with both still counts when a ratio is allowed
+    presence[0, 3] = 1
+    assert not learn_exclusions(presence, garments)[2, 3]
+    assert learn_exclusions(presence, garments, max_ratio=0.1)[2, 3]
+
+
+def test_exclusion_matrix_from_yaml_names():
+    names = ["null", "dress", "skirt", "pants"]
+    exclusive = exclusion_matrix([["dress", "skirt"], ["skirt", "pants"]], names)
+    assert exclusion_pairs(exclusive, names) == [("dress", "skirt"), ("pants", "skirt")]
+    with pytest.raises(ValueError, match="unknown label"):
+        exclusion_matrix([["dress", "kilt"]], names)
+
+
+def test_decoding_never_returns_an_excluded_pair():
+    g = torch.Generator().manual_seed(0)
+    k = 8
+    for _ in range(200):
+        upper = torch.rand(k, k, generator=g) < 0.3
+        exclusive = torch.triu(upper, 1)
+        exclusive = exclusive | exclusive.T
+        probs = torch.rand(k, generator=g)
+        chosen = decode_outfit(probs, exclusive)
+        assert not (exclusive & chosen[:, None] & chosen[None, :]).any()
+        # optimal: no valid set of labels above 0.5 has a higher log-likelihood
+        score = torch.log(probs) - torch.log1p(-probs)
+        best = max(
+            (
+                float(sum(score[i] for i in s))
+                for r in range(k + 1)
+                for s in itertools.combinations(range(k), r)
+                if not any(exclusive[a, b] for a, b in itertools.combinations(s, 2))
+            ),
+        )
+        assert float(score[chosen].sum()) == pytest.approx(best, abs=1e-5)
+
+
+def test_suppression_and_violations():
+    exclusive = exclusion_matrix([["dress", "skirt"]], ["null", "dress", "skirt"])
+    logits = torch.zeros(3, 4, 4)
+    logits[2] = 5.0  # skirt wins everywhere before decoding
+    chosen = torch.tensor([True, True, False])  # the decoded outfit holds a dress
+    labels = suppress_excluded(logits, chosen, exclusive).argmax(0)
+    assert not (labels == 2).any()
+    half = torch.tensor([[1, 1], [2, 2]])
+    assert violations(half, exclusive, 3) and not violations(torch.ones(2, 2, dtype=torch.long), exclusive, 3)
+
+
+def tag_batch(k: int) -> dict:
+    presence = torch.zeros(2, k)
+    presence[:, 3] = 1
+    known = torch.zeros(2, k, dtype=torch.bool)
+    known[:, 2:] = True
+    return {
+        "image": torch.rand(2, 3, 64, 64),
+        "mask": torch.full((2, 64, 64), IGNORE_INDEX),
+        "presence": presence,
+        "known": known,
+    }
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log()`")
+def test_tag_only_batches_train_only_the_branch():
+    torch.manual_seed(0)
+    module = ParsingModule(encoder_weights=None, num_classes=5, outfit="aux", channels_last=False)
+    loss = module.training_step(tag_batch(5), 0)
+    loss.backward()
+    # no mask: nothing reaches the decoder or the segmentation head; the presence loss trains the branch
+    # (and, through it, the shared encoder)
+    heads = [*module.net.seg.decoder.parameters(), *module.net.seg.segmentation_head.parameters()]
+    assert all(p.grad is None or float(p.grad.abs().sum()) == 0 for p in heads)
+    assert all(float(p.grad.abs().sum()) > 0 for p in module.net.outfit.parameters())
+
+
+def test_stage_two_freezes_the_segmentation():
+    module = ParsingModule(encoder_weights=None, num_classes=5, outfit="gate", trainable="outfit")
+    assert not any(p.requires_grad for p in module.net.seg.parameters())
+    assert all(p.requires_grad for p in module.net.outfit.parameters())
+    with pytest.raises(ValueError, match="needs an outfit encoder"):
+        ParsingModule(encoder_weights=None, num_classes=5, trainable="outfit")
+
+
+def test_mixed_sampler_takes_every_pixel_photo_and_fresh_tags():
+    sampler = MixedSampler(n_pixel=10, n_tags=100, ratio=0.5, seed=0)
+    first, second = list(sampler), list(sampler)
+    assert len(first) == len(sampler) == 15
+    assert sorted(i for i in first if i < 10) == list(range(10))
+    assert all(10 <= i < 110 for i in first if i >= 10)
+    assert first != second  # a new draw of tag photos each epoch
