@@ -26,6 +26,8 @@ from parsing.labels import LabelSet
 from parsing.outfit import presence_targets
 from parsing.transforms import eval_transform, train_transform
 
+_PRESENCE_CACHE: dict[tuple, torch.Tensor] = {}
+
 
 class MixedSampler(Sampler[int]):
     """Every pixel-labelled index once per epoch, plus ``ratio`` × as many tag-only indices drawn afresh."""
@@ -131,13 +133,15 @@ class ParsingDataModule(pl.LightningDataModule):
 
     def presence_table(self) -> torch.Tensor:
         """(N, K) labels present in each training mask at full size: the co-occurrence statistics."""
-        hp = self.hparams
-        rows = []
-        for _, mask_path in self.split(self.items())[0]:
-            raw = read_raw_mask(mask_path)
-            mask = torch.from_numpy(self.label_set.encode(raw).astype(np.int64))
-            rows.append(presence_targets(mask[None], self.num_classes, hp.presence_min_fraction)[0])
-        return torch.stack(rows)
+        paths = tuple(str(mask) for _, mask in self.split(self.items())[0])
+        key = (paths, self.label_set.lut.tobytes(), self.num_classes, self.hparams.presence_min_fraction)
+        if key not in _PRESENCE_CACHE:  # reading every mask takes a while: once per process
+            rows = []
+            for path in paths:
+                mask = torch.from_numpy(self.label_set.encode(read_raw_mask(Path(path))).astype(np.int64))
+                rows.append(presence_targets(mask[None], self.num_classes, self.hparams.presence_min_fraction)[0])
+            _PRESENCE_CACHE[key] = torch.stack(rows)
+        return _PRESENCE_CACHE[key]
 
     def setup(self, stage: str) -> None:
         hp = self.hparams

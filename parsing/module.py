@@ -169,15 +169,14 @@ class ParsingModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def setup(self, stage: str) -> None:
-        if stage != "fit":
-            return
         hp = self.hparams
-        if hp.init_from:
+        if stage == "fit" and hp.init_from:
             state = torch.load(hp.init_from, map_location="cpu", weights_only=False)["state_dict"]
             missing, unexpected = self.load_state_dict(state, strict=False)
             rank_zero_info(f"init_from {hp.init_from}: new {sorted(missing)}; unused {sorted(unexpected)}")
         datamodule = getattr(self.trainer, "datamodule", None)
-        if hp.exclusions is None and not self.exclusive.any() and hasattr(datamodule, "presence_table"):
+        learn = stage != "predict" and hp.exclusions is None and not self.exclusive.any()
+        if learn and hasattr(datamodule, "presence_table"):
             garments = torch.tensor([name not in NON_GARMENTS for name in self.class_names])
             if hasattr(datamodule, "label_set"):
                 garments = torch.from_numpy(datamodule.label_set.garments)
@@ -191,6 +190,12 @@ class ParsingModule(pl.LightningModule):
             self.exclusive.copy_(learned)
             pairs = exclusion_pairs(self.exclusive, self.class_names)
             rank_zero_info(f"learned {len(pairs)} exclusive garment pairs: {pairs}")
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints without rules (older ones) keep the rules configured or learned in ``setup``."""
+        state = checkpoint["state_dict"]
+        if "exclusive" not in state or not state["exclusive"].any():
+            state["exclusive"] = self.exclusive.clone()
 
     def on_train_epoch_start(self) -> None:
         if self.hparams.trainable == "outfit":

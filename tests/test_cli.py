@@ -123,3 +123,13 @@ def test_rules_override_from_yaml(ccp_root, tmp_path):
     names = cli.model.class_names
     pairs = {(names[i], names[j]) for i, j in torch.nonzero(cli.model.exclusive).tolist()}
     assert pairs == {("dress", "skirt"), ("skirt", "dress"), ("pants", "shorts"), ("shorts", "pants")}
+
+
+def test_checkpoint_without_rules_still_loads(fitted, tmp_path):
+    _, ckpt, _ = fitted
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    del checkpoint["state_dict"]["exclusive"]  # as written before the outfit encoder existed
+    old = tmp_path / "old.ckpt"
+    torch.save(checkpoint, old)
+    model = ParsingModule.load_from_checkpoint(old, map_location="cpu")
+    assert model.exclusive.shape == (59, 59) and not model.exclusive.any()
