@@ -9,7 +9,7 @@ PIP         := $(VENV)/bin/pip
 export NO_ALBUMENTATIONS_UPDATE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install train resume evaluate test test-all lint format clean
+.PHONY: help install train resume evaluate test test-all bench-outfit lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ test: install  ## run the test suite (fast, CPU, offline)
 
 test-all: install  ## the test suite including slow tests
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+bench-outfit: install  ## outfit-encoder benchmark from the default run's checkpoint (CKPT) → bench/results/
+	$(PY) bench/outfit.py --plain $(CKPT)
 
 lint: install  ## ruff lint + format check
 	$(VENV)/bin/ruff check .
