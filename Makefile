@@ -9,7 +9,7 @@ PIP         := $(VENV)/bin/pip
 export NO_ALBUMENTATIONS_UPDATE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install train resume evaluate test test-all bench-outfit lint format clean
+.PHONY: help install train resume evaluate test test-fast bench-outfit lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,11 +32,11 @@ resume: install  ## continue the default run from its last.ckpt
 evaluate: install  ## score CKPT (default: the default run's last.ckpt) on the val split at full resolution
 	$(PY) -m parsing test --config $(CONFIG) --ckpt_path $(CKPT)
 
-test: install  ## run the test suite (fast, CPU, offline)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
-
-test-all: install  ## the test suite including slow tests
+test: install  ## the whole test suite, slow-marked tests included (CPU, offline, a few minutes)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+test-fast: install  ## the test suite without slow-marked tests
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
 
 bench-outfit: install  ## outfit-encoder benchmark from the default run's checkpoint (CKPT) → bench/results/
 	$(PY) bench/outfit.py --plain $(CKPT)
