@@ -9,7 +9,7 @@ PIP         := $(VENV)/bin/pip
 export NO_ALBUMENTATIONS_UPDATE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install train resume evaluate test test-fast bench-outfit lint format clean
+.PHONY: help install train train-outfit resume evaluate test test-fast bench-outfit lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,10 @@ install: $(VENV)/.installed  ## create .venv and install parsing with torch pinn
 
 train: install  ## train the default config (CONFIG=configs/ccp.yaml) on CCP
 	$(PY) -m parsing fit --config $(CONFIG)
+
+train-outfit: install  ## outfit-encoder stages 2 and 3 on top of the default run (configs/ccp-outfit*.yaml)
+	$(PY) -m parsing fit --config configs/ccp-outfit-stage2.yaml
+	$(PY) -m parsing fit --config configs/ccp-outfit.yaml
 
 resume: install  ## continue the default run from its last.ckpt
 	$(PY) -m parsing fit --config $(CONFIG) --ckpt_path runs/ccp/checkpoints/last.ckpt

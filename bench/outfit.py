@@ -1,12 +1,14 @@
-"""Outfit-encoder benchmark: plain segmentation vs + outfit gate vs + gate + exclusivity decoding.
+"""Outfit-encoder benchmark: plain segmentation vs + outfit gate vs + exclusivity decoding.
 
 Starts from a trained plain model (stage 1, e.g. ``make train``) and follows the paper's schedule:
 stage 2 trains only the outfit encoder (segmentation frozen), stage 3 trains everything end to end, both with
 CCP's tag-only photos mixed in. A control continues the plain model for as many epochs as stage 3, so that
 the comparison is not just "more training". Every model is scored on the CCP validation split at the photos'
-own resolution. Writes ``bench/results/outfit.json`` and ``bench/results/outfit.md``.
+own resolution, without and with exclusivity decoding (from the outfit encoder's presence probabilities, or
+from the segmentation's own label shares). Writes ``bench/results/outfit.json`` and ``bench/results/outfit.md``.
 
     python bench/outfit.py --plain runs/ccp/checkpoints/last.ckpt
+    python bench/outfit.py --plain runs/ccp/checkpoints/last.ckpt --reuse   # re-score trained stages only
 """
 
 # ruff: noqa: I001  (parsing first: it makes torchvision importable before Lightning/torchmetrics import it)
@@ -49,8 +51,10 @@ def datamodule(data: dict, **overrides) -> ParsingDataModule:
     return ParsingDataModule(**{**data, **overrides})
 
 
-def fit(name: str, out: Path, data: dict, model: dict, epochs: int, **overrides) -> tuple[Path, float]:
-    """Train one stage; returns its last checkpoint and the wall time."""
+def fit(name: str, out: Path, data: dict, model: dict, epochs: int, reuse: bool, **overrides) -> tuple[Path, float]:
+    """Train one stage (or, with ``reuse``, take its existing checkpoint); returns it and the wall time."""
+    if reuse and (out / name / "last.ckpt").is_file():
+        return out / name / "last.ckpt", float("nan")
     dm = datamodule(data, tag_ratio=overrides.pop("tag_ratio", 0.0))
     module = ParsingModule(**{**model, **overrides}, class_names=dm.class_names, palette=dm.palette)
     checkpoints = ModelCheckpoint(dirpath=out / name, save_last=True, save_top_k=0)
@@ -103,6 +107,7 @@ def main() -> None:
     parser.add_argument("--tag-ratio", type=float, default=0.5)
     parser.add_argument("--gate-mode", choices=["multiply", "log"], default="multiply")
     parser.add_argument("--no-control", action="store_true", help="skip continuing the plain model")
+    parser.add_argument("--reuse", action="store_true", help="score stages already trained under --work")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-outfit")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
@@ -118,20 +123,31 @@ def main() -> None:
         f"gate {args.gate_mode}",
         "host": f"{torch.get_num_threads()} CPU threads",
     }
-    rows = [{"name": "plain (stage 1)", "metrics": evaluate(args.plain, data)}]
+    off, pixels, presence = dict(decode=False), dict(decode=True, decode_from="pixels"), dict(decode_from="presence")
+    rows = [{"name": "plain (stage 1)", "metrics": evaluate(args.plain, data, **off)}]
+    rows.append({"name": "plain + exclusivity decoding (pixels)", "metrics": evaluate(args.plain, data, **pixels)})
     if not args.no_control:
-        control, seconds = fit("control", args.work, data, model, args.stage3_epochs, init_from=str(args.plain))
+        name = f"plain + {args.stage3_epochs} ep (control)"
+        control, seconds = fit(
+            "control", args.work, data, model, args.stage3_epochs, args.reuse, init_from=str(args.plain)
+        )
         meta["control wall time"] = f"{seconds / 60:.1f} min"
-        rows.append({"name": f"plain + {args.stage3_epochs} ep (control)", "metrics": evaluate(control, data)})
+        rows.append({"name": name, "metrics": evaluate(control, data, **off)})
+        rows.append({"name": f"{name} + decoding (pixels)", "metrics": evaluate(control, data, **pixels)})
     outfit = dict(outfit="gate", gate_mode=args.gate_mode, tag_ratio=args.tag_ratio)
-    stage2, s2 = fit(
-        "stage2", args.work, data, model, args.stage2_epochs, trainable="outfit", init_from=str(args.plain), **outfit
-    )
-    stage3, s3 = fit("stage3", args.work, data, model, args.stage3_epochs, init_from=str(stage2), **outfit)
+    s2_args = dict(trainable="outfit", init_from=str(args.plain), **outfit)
+    stage2, s2 = fit("stage2", args.work, data, model, args.stage2_epochs, args.reuse, **s2_args)
+    stage3, s3 = fit("stage3", args.work, data, model, args.stage3_epochs, args.reuse, init_from=str(stage2), **outfit)
     meta["outfit wall time"] = f"{(s2 + s3) / 60:.1f} min"
-    rows.append({"name": "+ outfit gate", "metrics": evaluate(stage3, data, decode=False)})
-    rows.append({"name": "+ outfit gate + exclusivity decoding", "metrics": evaluate(stage3, data, decode=True)})
+    rows.append({"name": "+ outfit gate", "metrics": evaluate(stage3, data, **off)})
+    rows.append({"name": "+ outfit gate + decoding (presence)", "metrics": evaluate(stage3, data, **presence)})
+    rows.append({"name": "+ outfit gate + decoding (pixels)", "metrics": evaluate(stage3, data, **pixels)})
 
+    previous = args.results / "outfit.json"
+    if args.reuse and previous.is_file():  # stages reused: keep the wall times measured when they were trained
+        for key, value in json.loads(previous.read_text())["meta"].items():
+            if "wall time" in key and meta.get(key, "nan").startswith("nan"):
+                meta[key] = value
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "outfit.json").write_text(json.dumps({"rows": rows, "meta": meta}, indent=2))
     table = markdown(rows, meta)

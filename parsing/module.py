@@ -23,6 +23,7 @@ from parsing.outfit import (
     exclusion_matrix,
     exclusion_pairs,
     learn_exclusions,
+    pixel_outfit,
     suppress_excluded,
     violations,
 )
@@ -59,8 +60,10 @@ class ParsingModule(pl.LightningModule):
         exclusions: garment pairs that cannot be worn together, e.g. ``[[dress, skirt]]``; when unset they are
             learned from the training masks (``exclusion_min_count``, ``exclusion_min_expected``,
             ``exclusion_max_ratio``: see ``parsing.outfit.learn_exclusions``). Stored in the checkpoint.
-        decode: with an outfit encoder, decode a garment set that respects the exclusions and suppress the
-            labels it excludes before the argmax; ``presence_threshold`` for that set.
+        decode: decode a garment set that respects the exclusions and suppress the labels it excludes before
+            the argmax. ``decode_from``: the outfit encoder's presence probabilities (``presence``, labels above
+            ``presence_threshold``), the segmentation's own label shares (``pixels``), or ``auto``: presence
+            when the model has an outfit encoder, else pixels.
         min_fraction: a label counts as present in a label map when it covers at least this share.
     """
 
@@ -91,6 +94,7 @@ class ParsingModule(pl.LightningModule):
         exclusion_min_expected: float = 3.0,
         exclusion_max_ratio: float = 0.0,
         decode: bool = True,
+        decode_from: Literal["auto", "presence", "pixels"] = "auto",
         presence_threshold: float = 0.5,
         min_fraction: float = 0.001,
     ) -> None:
@@ -238,17 +242,23 @@ class ParsingModule(pl.LightningModule):
         return loss
 
     def label_maps(self, logits: torch.Tensor, presence: torch.Tensor | None, batch: dict[str, Any]) -> list:
-        """Label maps (h, w) at each photo's own size; with an outfit encoder and ``decode``, the labels that
-        conflict with the decoded garment set are suppressed first."""
-        decode = presence is not None and self.hparams.decode and bool(self.exclusive.any())
+        """Label maps (h, w) at each photo's own size; with ``decode``, the labels that conflict with the
+        decoded garment set are suppressed first."""
+        hp = self.hparams
+        source = hp.decode_from if hp.decode_from != "auto" else ("presence" if presence is not None else "pixels")
+        if source == "presence" and presence is None:
+            raise ValueError("decode_from='presence' needs an outfit encoder (outfit: aux or gate)")
+        decode = hp.decode and bool(self.exclusive.any())
         maps = []
-        for i in range(len(logits)):
-            photo_logits = logits[i]
+        for i, (vh, vw) in enumerate(batch["valid"]):
+            photo_logits = logits[i, :, :vh, :vw]  # (K, h', w'): the photo without its padding
             if decode:
-                probs = torch.sigmoid(presence[i])
-                chosen = decode_outfit(probs, self.exclusive, self.hparams.presence_threshold)
+                if source == "presence":
+                    chosen = decode_outfit(torch.sigmoid(presence[i]), self.exclusive, hp.presence_threshold)
+                else:
+                    chosen = pixel_outfit(photo_logits, self.exclusive, hp.min_fraction)
                 photo_logits = suppress_excluded(photo_logits, chosen, self.exclusive)
-            maps.append(upsample_labels(photo_logits, batch["valid"][i], batch["size"][i]))
+            maps.append(upsample_labels(photo_logits, (vh, vw), batch["size"][i]))
         return maps
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:

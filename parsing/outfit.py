@@ -110,9 +110,27 @@ def decode_outfit(probs: torch.Tensor, exclusive: torch.Tensor, threshold: float
     probability beyond that). Labels without conflicts are kept as they are.
     """
     probs = probs.detach().double().cpu().clamp(1e-6, 1 - 1e-6)
-    exclusive = exclusive.cpu().bool()
-    chosen = probs > threshold
     score = torch.log(probs) - torch.log1p(-probs)  # gain of choosing each label
+    return consistent_set(probs > threshold, score, exclusive)
+
+
+def pixel_outfit(logits: torch.Tensor, exclusive: torch.Tensor, min_fraction: float = 0.001) -> torch.Tensor:
+    """The garment set read off the segmentation itself, for one photo: logits (K, H, W) → chosen (K,) bool.
+
+    Labels covering at least ``min_fraction`` of the argmax map are candidates, scored by their softmax mass;
+    conflicts keep the set with the most mass. For models without an outfit encoder, or to overrule it.
+    """
+    k = logits.shape[0]
+    share = torch.bincount(logits.argmax(0).flatten(), minlength=k).double() / logits[0].numel()
+    mass = logits.float().softmax(0).sum((1, 2))
+    return consistent_set(share >= min_fraction, mass, exclusive)
+
+
+def consistent_set(candidates: torch.Tensor, score: torch.Tensor, exclusive: torch.Tensor) -> torch.Tensor:
+    """The subset of ``candidates`` (K,) bool with no exclusive pair and the largest total ``score`` (K,)."""
+    exclusive = exclusive.cpu().bool()
+    score = score.detach().double().cpu()
+    chosen = candidates.detach().cpu().bool().clone()
     candidates = [i for i in torch.nonzero(chosen).flatten().tolist() if exclusive[i].any()]
     for component in _components(candidates, exclusive):
         if len(component) == 1:

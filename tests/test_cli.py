@@ -86,11 +86,12 @@ def test_print_config_round_trips(capsys):
     assert config["model"]["arch"] == "fpn" and config["data"]["size"] == [96, 64]
 
 
-def test_default_config_parses():
-    config = yaml.safe_load(Path(ROOT / "configs" / "ccp.yaml").read_text())
-    assert config["model"]["encoder_weights"] == "imagenet-offline"
+@pytest.mark.parametrize("name", ["ccp.yaml", "ccp-outfit-stage2.yaml", "ccp-outfit.yaml"])
+def test_shipped_configs_parse(name):
+    config = yaml.safe_load(Path(ROOT / "configs" / name).read_text())
+    assert config["model"]["decode"] is True or name == "ccp-outfit-stage2.yaml"
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(ROOT / "configs" / "ccp.yaml"), "--print_config"])
+        main(["fit", "--config", str(ROOT / "configs" / name), "--print_config"])
     assert exit_info.value.code == 0
 
 

@@ -14,6 +14,7 @@ from parsing.outfit import (
     exclusion_pairs,
     gate,
     learn_exclusions,
+    pixel_outfit,
     presence_targets,
     suppress_excluded,
     violations,
@@ -157,3 +158,34 @@ def test_mixed_sampler_takes_every_pixel_photo_and_fresh_tags():
     assert sorted(i for i in first if i < 10) == list(range(10))
     assert all(10 <= i < 110 for i in first if i >= 10)
     assert first != second  # a new draw of tag photos each epoch
+
+
+def test_pixel_decoding_keeps_the_bigger_of_two_exclusive_garments():
+    names = ["null", "dress", "skirt", "bag"]
+    exclusive = exclusion_matrix([["dress", "skirt"]], names)
+    logits = torch.zeros(4, 10, 10)
+    logits[1, :6] = 5.0  # dress on 60 % of the photo
+    logits[2, 6:] = 5.0  # skirt on 40 %
+    logits[3, 9, 9] = 9.0  # one bag pixel
+    chosen = pixel_outfit(logits, exclusive, min_fraction=0.001)
+    assert chosen.tolist() == [False, True, False, True]
+    labels = suppress_excluded(logits, chosen, exclusive).argmax(0)
+    assert not (labels == 2).any() and (labels == 1).sum() >= 60
+
+
+def test_module_decodes_from_pixels_without_an_outfit_encoder():
+    module = ParsingModule(
+        encoder_weights=None, class_names=["null", "dress", "skirt"], exclusions=[["dress", "skirt"]]
+    )
+    logits = torch.zeros(1, 3, 8, 8)
+    logits[0, 1, :5] = 3.0
+    logits[0, 2, 5:] = 3.0
+    batch = {"valid": [(8, 8)], "size": [(16, 16)]}
+    (labels,) = module.label_maps(logits, None, batch)
+    assert labels.shape == (16, 16) and set(labels.unique().tolist()) <= {0, 1}
+    module.hparams.decode = False
+    (plain,) = module.label_maps(logits, None, batch)
+    assert 2 in plain.unique().tolist()
+    module.hparams.decode, module.hparams.decode_from = True, "presence"
+    with pytest.raises(ValueError, match="needs an outfit encoder"):
+        module.label_maps(logits, None, batch)
