@@ -22,6 +22,7 @@ def test_outfit_bench_writes_its_table(ccp_root, tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "outfit.py"), *args], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     rows = json.loads((tmp_path / "results" / "outfit.json").read_text())["rows"]
-    assert [r["name"] for r in rows][-1] == "+ outfit gate + exclusivity decoding"
+    names = [r["name"] for r in rows]
+    assert names[0] == "plain (stage 1)" and names[-1] == "+ outfit gate + decoding (pixels)"
     assert all(0.0 <= r["metrics"]["test/pixel_acc"] <= 1.0 for r in rows)
     assert "presence mAP" in (tmp_path / "results" / "outfit.md").read_text()
