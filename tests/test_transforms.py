@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from conftest import blocks
 from scipy.ndimage import maximum_filter, minimum_filter
 
@@ -17,22 +18,25 @@ def decode(image) -> np.ndarray:
 
 
 def interior(labels: np.ndarray) -> np.ndarray:
-    """Pixels whose 5x5 neighbourhood has one label: interpolation cannot blur them."""
-    return (maximum_filter(labels, 5) == minimum_filter(labels, 5)) & (labels != IGNORE_INDEX)
+    """Pixels whose 7x7 neighbourhood, inside the frame, has one label: resizing and warping cannot blur them
+    (a photo's edge pixels blend with the fill outside it, so they never count)."""
+    high = maximum_filter(labels, 7, mode="constant", cval=IGNORE_INDEX)
+    return (high == minimum_filter(labels, 7)) & (labels != IGNORE_INDEX)
 
 
-@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("seed", range(20))
 def test_train_transform_keeps_image_and_mask_aligned(seed):
-    np.random.seed(seed)
     mask = blocks(330, 220, [0, 1, 2, 3], seed=seed)
     transform = train_transform((128, 96), colour_jitter=0.0)
+    transform.set_random_seed(seed)
     out = transform(image=coded(mask), mask=mask, valid=np.ones_like(mask))
     image_labels, labels = decode(out["image"]), out["mask"].numpy()
     inside = labels != IGNORE_INDEX
     assert inside.mean() > 0.3
     core = interior(labels)  # away from region borders the photo and the mask carry the same label
     assert core.sum() > 1000 and (image_labels[core] == labels[core]).all()
-    assert (out["image"][:, ~inside] == 0).all()  # padding is black in the photo, ignored in the mask
+    padding = minimum_filter((~inside).astype(np.uint8), 7, mode="nearest") == 1  # away from the photo's edge
+    assert (out["image"][:, torch.from_numpy(padding)] == 0).all()  # padding: black photo, ignored mask
 
 
 def test_eval_transform_fits_aspect_and_pads_bottom_right():
