@@ -14,7 +14,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from parsing.encoder_weights import OFFLINE
-from parsing.labels import CCP_LABELS, IGNORE_INDEX, NON_GARMENTS, default_palette
+from parsing.labels import CCP_LABELS, IGNORE_INDEX, default_palette
 from parsing.metrics import PresenceScores, confusion_matrix, scores
 from parsing.model import Arch, Outfit, build_model
 from parsing.outfit import (
@@ -180,13 +180,10 @@ class ParsingModule(pl.LightningModule):
             rank_zero_info(f"init_from {hp.init_from}: new {sorted(missing)}; unused {sorted(unexpected)}")
         datamodule = getattr(self.trainer, "datamodule", None)
         learn = stage != "predict" and hp.exclusions is None and not self.exclusive.any()
-        if learn and hasattr(datamodule, "presence_table"):
-            garments = torch.tensor([name not in NON_GARMENTS for name in self.class_names])
-            if hasattr(datamodule, "label_set"):
-                garments = torch.from_numpy(datamodule.label_set.garments)
+        if learn and hasattr(datamodule, "presence_table"):  # a ParsingDataModule: it has the label set too
             learned = learn_exclusions(
                 datamodule.presence_table(),
-                garments,
+                torch.from_numpy(datamodule.label_set.garments),
                 hp.exclusion_min_count,
                 hp.exclusion_min_expected,
                 hp.exclusion_max_ratio,

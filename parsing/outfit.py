@@ -120,10 +120,9 @@ def pixel_outfit(logits: torch.Tensor, exclusive: torch.Tensor, min_fraction: fl
     Labels covering at least ``min_fraction`` of the argmax map are candidates, scored by their softmax mass;
     conflicts keep the set with the most mass. For models without an outfit encoder, or to overrule it.
     """
-    k = logits.shape[0]
-    share = torch.bincount(logits.argmax(0).flatten(), minlength=k).double() / logits[0].numel()
+    candidates = presence_targets(logits.argmax(0)[None], logits.shape[0], min_fraction)[0].bool()
     mass = logits.float().softmax(0).sum((1, 2))
-    return consistent_set(share >= min_fraction, mass, exclusive)
+    return consistent_set(candidates, mass, exclusive)
 
 
 def consistent_set(candidates: torch.Tensor, score: torch.Tensor, exclusive: torch.Tensor) -> torch.Tensor:
