@@ -127,6 +127,7 @@ class SegmentationDataset(Dataset):
         if self.keep_full:
             valid = torch.as_tensor(out["valid"]) == 1
             sample["full_mask"] = torch.from_numpy(mask).long()
+            sample["full_image"] = torch.from_numpy(image)  # (h, w, 3) uint8, for the CRF
             sample["size"] = (h, w)
             sample["valid"] = (int(valid.any(1).sum()), int(valid.any(0).sum()))
         return sample

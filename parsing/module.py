@@ -13,6 +13,7 @@ from segmentation_models_pytorch.losses import DiceLoss
 from torch import nn
 from torchmetrics import MeanMetric
 
+from parsing.crf import CRFKind, CRFParams, apply_crf, argmax
 from parsing.encoder_weights import OFFLINE
 from parsing.labels import CCP_LABELS, IGNORE_INDEX, default_palette
 from parsing.metrics import PresenceScores, confusion_matrix, scores
@@ -35,9 +36,14 @@ def upsample_labels(logits: torch.Tensor, valid: tuple[int, int], size: tuple[in
     The padded part is cropped away (``valid`` = the top-left (h', w') that holds the photo), then the logits
     are resized bilinearly, as the photo was resized, before the argmax.
     """
+    return argmax(upsample_logits(logits, valid, size), 0)  # (h, w)
+
+
+def upsample_logits(logits: torch.Tensor, valid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """(K, H, W) at network size → (K, h, w) at the photo's size: the padding cropped, then bilinear."""
     vh, vw = valid
     cropped = logits[None, :, :vh, :vw].float()  # (1, K, h', w')
-    return F.interpolate(cropped, size=size, mode="bilinear", align_corners=False)[0].argmax(0)  # (h, w)
+    return F.interpolate(cropped, size=size, mode="bilinear", align_corners=False)[0]
 
 
 class ParsingModule(pl.LightningModule):
@@ -65,6 +71,9 @@ class ParsingModule(pl.LightningModule):
             ``presence_threshold``), the segmentation's own label shares (``pixels``), or ``auto``: presence
             when the model has an outfit encoder, else pixels.
         min_fraction: a label counts as present in a label map when it covers at least this share.
+        crf: dense CRF after the network in ``test`` and ``predict`` (validation during fit stays without):
+            ``none``, ``dense`` (pydensecrf, the reference; needs the ``crf`` extra) or ``fast`` (batched torch
+            mean-field); it sees each photo at its original resolution. crf_params: see ``parsing.crf.CRFParams``.
     """
 
     def __init__(
@@ -97,6 +106,8 @@ class ParsingModule(pl.LightningModule):
         decode_from: Literal["auto", "presence", "pixels"] = "auto",
         presence_threshold: float = 0.5,
         min_fraction: float = 0.001,
+        crf: CRFKind = "none",
+        crf_params: CRFParams | None = None,
     ) -> None:
         super().__init__()
         if class_names is None:
@@ -110,6 +121,8 @@ class ParsingModule(pl.LightningModule):
         self.class_names = list(class_names)
         self.palette = palette or [list(c) for c in default_palette(class_names)]
         self.num_classes = len(class_names)
+        self.crf = crf
+        self.crf_params = crf_params or CRFParams()
         self.configure_models()
         self.configure_losses()
         self.configure_metrics()
@@ -238,32 +251,60 @@ class ParsingModule(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         return loss
 
-    def label_maps(self, logits: torch.Tensor, presence: torch.Tensor | None, batch: dict[str, Any]) -> list:
-        """Label maps (h, w) at each photo's own size; with ``decode``, the labels that conflict with the
-        decoded garment set are suppressed first."""
+    def decoding_source(self, presence: torch.Tensor | None) -> str:
         hp = self.hparams
         source = hp.decode_from if hp.decode_from != "auto" else ("presence" if presence is not None else "pixels")
         if source == "presence" and presence is None:
             raise ValueError("decode_from='presence' needs an outfit encoder (outfit: aux or gate)")
-        decode = hp.decode and bool(self.exclusive.any())
-        maps = []
-        for i, (vh, vw) in enumerate(batch["valid"]):
-            photo_logits = logits[i, :, :vh, :vw]  # (K, h', w'): the photo without its padding
-            if decode:
-                if source == "presence":
-                    chosen = decode_outfit(torch.sigmoid(presence[i]), self.exclusive, hp.presence_threshold)
-                else:
-                    chosen = pixel_outfit(photo_logits, self.exclusive, hp.min_fraction)
-                photo_logits = suppress_excluded(photo_logits, chosen, self.exclusive)
-            maps.append(upsample_labels(photo_logits, (vh, vw), batch["size"][i]))
-        return maps
+        return source
+
+    def parse_photo(
+        self,
+        logits: torch.Tensor,
+        presence: torch.Tensor | None,
+        size: tuple[int, int],
+        image: torch.Tensor | None = None,
+        crf: CRFKind = "none",
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One photo's logits (K, h', w') without padding → its label map (h, w) at ``size`` and the decoded
+        garment set (K,) bool (None without ``decode``). With ``decode``, labels that conflict with the decoded
+        set are suppressed first; with a ``crf``, the map is refined against the photo (h, w, 3)."""
+        hp = self.hparams
+        chosen = None
+        if hp.decode and bool(self.exclusive.any()):
+            if self.decoding_source(presence) == "presence":
+                chosen = decode_outfit(torch.sigmoid(presence), self.exclusive, hp.presence_threshold)
+            else:
+                chosen = pixel_outfit(logits, self.exclusive, hp.min_fraction)
+            logits = suppress_excluded(logits, chosen, self.exclusive)
+        valid = tuple(logits.shape[-2:])
+        if crf == "none":
+            return upsample_labels(logits, valid, size), chosen
+        if image is None:
+            raise ValueError(f"crf={crf!r} needs the photo at its original size")
+        full = upsample_logits(logits, valid, size)  # (K, h, w)
+        return apply_crf(crf, full, image, self.crf_params, self.exclusive), chosen
+
+    def label_maps(
+        self, logits: torch.Tensor, presence: torch.Tensor | None, batch: dict[str, Any], crf: CRFKind = "none"
+    ) -> list[torch.Tensor]:
+        """Label maps (h, w) at each photo's own size (see ``parse_photo``)."""
+        self.decoding_source(presence)
+        images = batch.get("full_image", [None] * len(logits))
+        return [
+            self.parse_photo(
+                logits[i, :, :vh, :vw], None if presence is None else presence[i], batch["size"][i], images[i], crf
+            )[0]
+            for i, (vh, vw) in enumerate(batch["valid"])
+        ]
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
         logits, presence = self.forward_with_presence(batch["image"])
         n = len(logits)
         self.log(f"{stage}/loss", self.segmentation_loss(logits, batch["mask"]), batch_size=n, sync_dist=True)
         metrics = self.stage_metrics[stage]
-        for pred, truth in zip(self.label_maps(logits, presence, batch), batch["full_mask"], strict=True):
+        crf = self.crf if stage == "test" else "none"
+        for pred, truth in zip(self.label_maps(logits, presence, batch, crf), batch["full_mask"], strict=True):
             metrics["cm"].update(pred.flatten(), truth.flatten())
             if self.exclusive.any():
                 k, mf = self.num_classes, self.hparams.min_fraction
@@ -306,7 +347,7 @@ class ParsingModule(pl.LightningModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         """Label maps (h, w) uint8 at each photo's own size, and presence probabilities (K,) if any."""
         logits, presence = self.forward_with_presence(batch["image"])
-        maps = self.label_maps(logits, presence, batch)
+        maps = self.label_maps(logits, presence, batch, self.crf)
         probs = torch.sigmoid(presence) if presence is not None else [None] * len(maps)
         return [
             {"path": path, "labels": labels.to(torch.uint8), "presence": p}
