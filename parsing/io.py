@@ -33,7 +33,7 @@ def read_image(path: str | Path) -> np.ndarray:
                 im = im.convert("RGBA")
                 background = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(background, im)
-            return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+            return np.array(im.convert("RGB"), dtype=np.uint8)  # a writable copy
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
     except UnidentifiedImageError:

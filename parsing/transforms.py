@@ -57,3 +57,9 @@ def train_transform(
 def eval_transform(size: tuple[int, int]) -> A.Compose:
     """Fit inside ``size`` keeping the aspect, pad bottom/right; the top-left (h', w') holds the photo."""
     return A.Compose([*_fit_and_pad(size), *_to_tensor()], additional_targets={"valid": "mask"})
+
+
+def fit_transform(size: tuple[int, int]) -> A.Compose:
+    """Fit inside ``size`` (H, W) keeping the aspect, no padding (predict pads each batch to its largest photo)."""
+    height, width = size
+    return A.Compose([A.LongestMaxSize(max_size_hw=(height, width), interpolation=cv2.INTER_AREA), *_to_tensor()])

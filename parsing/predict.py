@@ -1,0 +1,354 @@
+"""``parsing-predict INPUT [INPUT ...] -o OUT``: garment masks, overlays and a summary for files, folders or globs.
+
+Writes, keeping each input's path relative to the folder (or glob base) it was found in:
+``OUT/masks/<rel>/<stem>.png`` (palette PNG, pixel = label index), ``OUT/overlays/<rel>/<stem>.jpg``,
+optionally ``OUT/probs/<rel>/<stem>.npy`` (float16 (K, H, W) probabilities), one line per photo in
+``OUT/summary.jsonl`` and one per failed file in ``OUT/errors.jsonl``. Photos already done (outputs present and
+listed in the summary) are skipped unless ``--overwrite``, so a killed run resumes. Exit status: 0, or 1 when any
+file failed, 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from parsing.crf import CRFParams
+from parsing.datasets import list_images
+from parsing.io import IMAGE_SUFFIXES, DataError, read_image, write_mask_png
+from parsing.labels import NON_GARMENTS
+from parsing.module import ParsingModule
+from parsing.overlay import overlay
+from parsing.transforms import fit_transform
+
+DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "ccp-fpn-lite0.ckpt"
+Job = tuple[Path, Path]  # (photo, output key: relative path without suffix)
+
+
+# --- inputs -----------------------------------------------------------------------------------------------------
+def _glob_base(pattern: str) -> Path:
+    """The leading part of a glob pattern without wildcards: matches keep their path relative to it."""
+    parts = Path(pattern).parts
+    base = [p for p in parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))]]
+    return Path(*base) if base else Path(".")
+
+
+def collect_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[Job], list[dict[str, str]]]:
+    """Files, folders and globs → (photo, output key) jobs, and errors for inputs that match nothing or clash."""
+    jobs: list[Job] = []
+    errors: list[dict[str, str]] = []
+    for spec in inputs:
+        path = Path(spec)
+        if path.is_dir():
+            found = [(p, p.relative_to(path).with_suffix("")) for p in list_images(path, recursive)]
+        elif path.is_file():
+            found = [(path, Path(path.stem))]
+        elif glob.has_magic(spec):
+            base = _glob_base(spec)
+            found = [
+                (Path(p), Path(p).relative_to(base).with_suffix(""))
+                for p in sorted(glob.glob(spec, recursive=True))
+                if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES
+            ]
+        else:
+            found = []
+        if not found:
+            errors.append({"file": spec, "error": "no such file or folder, or no images in it"})
+        jobs.extend(found)
+    seen: dict[Path, Path] = {}
+    unique: list[Job] = []
+    for photo, key in jobs:
+        if key in seen:
+            if seen[key].resolve() != photo.resolve():
+                errors.append({"file": str(photo), "error": f"same output name as {seen[key]}; not processed"})
+            continue
+        seen[key] = photo
+        unique.append((photo, key))
+    return unique, errors
+
+
+class PhotoDataset(Dataset):
+    """Photos fitted inside the network's input box (turned for landscape photos); bad files become errors."""
+
+    def __init__(self, jobs: list[Job], size: tuple[int, int]) -> None:
+        self.jobs = jobs
+        self.portrait = fit_transform((max(size), min(size)))
+        self.landscape = fit_transform((min(size), max(size)))
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        photo, key = self.jobs[index]
+        try:
+            image = read_image(photo)
+        except DataError as err:
+            return {"path": str(photo), "key": key, "error": err.problem}
+        h, w = image.shape[:2]
+        fit = self.landscape if w > h else self.portrait
+        return {"path": str(photo), "key": key, "image": fit(image=image)["image"], "full_image": image}
+
+
+def collate_photos(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pad the fitted photos bottom/right to the batch's largest; keep bad files apart as ``errors``."""
+    good = [s for s in batch if "error" not in s]
+    out: dict[str, Any] = {"errors": [s for s in batch if "error" in s]}
+    out["path"] = [s["path"] for s in good]
+    out["key"] = [s["key"] for s in good]
+    out["full_image"] = [torch.from_numpy(s["full_image"]) for s in good]
+    out["size"] = [tuple(s["full_image"].shape[:2]) for s in good]
+    out["valid"] = [tuple(s["image"].shape[-2:]) for s in good]
+    if good:
+        hh, ww = max(v[0] for v in out["valid"]), max(v[1] for v in out["valid"])
+        out["image"] = torch.stack(
+            [F.pad(s["image"], (0, ww - s["image"].shape[2], 0, hh - s["image"].shape[1])) for s in good]
+        )
+    return out
+
+
+# --- model --------------------------------------------------------------------------------------------------------
+def load_parser(checkpoint: str | Path, device: str = "cpu") -> tuple[ParsingModule, tuple[int, int]]:
+    """A trained ParsingModule ready for inference, and its network input size (H, W) from training."""
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint}: checkpoint not found")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    size = tuple(state.get("datamodule_hyper_parameters", {}).get("size", (384, 256)))
+    # Every weight is in the checkpoint: never download encoder weights or read init_from again.
+    module = ParsingModule.load_from_checkpoint(checkpoint, map_location="cpu", encoder_weights=None, init_from=None)
+    return module.eval().to(device), (int(size[0]), int(size[1]))
+
+
+# --- outputs ------------------------------------------------------------------------------------------------------
+def _atomic_write(target: Path, write: Any) -> None:
+    """``write(tmp_path)`` then rename: a killed run never leaves a half-written output under the final name."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp{target.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class Outputs:
+    """The output folder: where each photo's files go, what is done, and the two JSONL logs."""
+
+    def __init__(self, root: Path, probs: bool) -> None:
+        self.root = root
+        self.probs = probs
+        self.summary = root / "summary.jsonl"
+        self.errors = root / "errors.jsonl"
+        root.mkdir(parents=True, exist_ok=True)
+
+    def paths(self, key: Path) -> dict[str, Path]:
+        paths = {
+            "mask": self.root / "masks" / key.with_suffix(".png"),
+            "overlay": self.root / "overlays" / key.with_suffix(".jpg"),
+        }
+        if self.probs:
+            paths["probs"] = self.root / "probs" / key.with_suffix(".npy")
+        return paths
+
+    def summarised(self) -> dict[str, str]:
+        """file → its summary line, from earlier runs."""
+        lines: dict[str, str] = {}
+        if self.summary.is_file():
+            for line in self.summary.read_text().splitlines():
+                try:
+                    lines[json.loads(line)["file"]] = line
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # a line cut by a killed run
+        return lines
+
+    def forget(self, files: set[str]) -> None:
+        """Drop these files' earlier summary lines (they are being redone with --overwrite)."""
+        kept = [line for f, line in self.summarised().items() if f not in files]
+        _atomic_write(self.summary, lambda tmp: tmp.write_text("".join(f"{line}\n" for line in kept)))
+
+    def append(self, log: Path, record: dict[str, Any]) -> None:
+        with open(log, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+def summary_record(
+    module: ParsingModule,
+    photo: str,
+    labels: np.ndarray,
+    presence: torch.Tensor | None,
+    chosen: torch.Tensor | None,
+    outputs: dict[str, Path],
+    root: Path,
+    checkpoint: str,
+    crf: str,
+) -> dict[str, Any]:
+    names = module.class_names
+    counts = np.bincount(labels.ravel(), minlength=len(names))
+    probs = torch.sigmoid(presence).tolist() if presence is not None else None
+    present = [
+        {
+            "label": names[i],
+            "id": int(i),
+            "share": round(float(counts[i]) / labels.size, 5),
+            "presence": None if probs is None else round(probs[i], 4),
+        }
+        for i in np.argsort(-counts)
+        if counts[i] > 0 and names[i] not in ("null", "background")
+    ]
+    garments = [i for i in range(len(names)) if names[i] not in NON_GARMENTS]
+    in_set = chosen.tolist() if chosen is not None else (counts > 0).tolist()
+    outfit = [names[i] for i in garments if in_set[i] and counts[i] > 0]
+    return {
+        "file": photo,
+        "size": [int(labels.shape[1]), int(labels.shape[0])],
+        "labels": present,
+        "outfit": outfit,
+        **{name: str(path.relative_to(root)) for name, path in outputs.items()},
+        "checkpoint": checkpoint,
+        "crf": crf,
+    }
+
+
+# --- command ------------------------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="parsing-predict",
+        description="Parse clothing in photos: palette PNG masks, overlays, summary.jsonl (and errors.jsonl).",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="output folder")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="trained model (default: the shipped CCP model)"
+    )
+    parser.add_argument("--crf", choices=("none", "dense", "fast"), default="none", help="CRF after the network")
+    parser.add_argument("--crf-iterations", type=int, default=None, help="mean-field iterations (default 10)")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--recursive", action="store_true", help="look into sub-folders of folder inputs")
+    parser.add_argument("--overwrite", action="store_true", help="redo photos whose outputs exist")
+    parser.add_argument("--probs", action="store_true", help="also write probs/<stem>.npy (float16, K×H×W; large)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def _batches(loader: DataLoader, total: int, show: bool) -> Iterator[dict[str, Any]]:
+    if not show:
+        yield from loader
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("parsing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        task = progress.add_task("parsing", total=total)
+        for batch in loader:
+            yield batch
+            progress.advance(task, len(batch["path"]) + len(batch["errors"]))
+
+
+def predict(args: argparse.Namespace) -> int:
+    """Run the command; returns its exit status."""
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device == "cuda" and not torch.cuda.is_available():
+        print("parsing-predict: --device cuda but no CUDA device is available", file=sys.stderr)
+        return 2
+    try:
+        module, size = load_parser(args.checkpoint, device)
+    except (FileNotFoundError, RuntimeError, KeyError) as err:
+        print(f"parsing-predict: {err}", file=sys.stderr)
+        return 2
+    if args.crf_iterations is not None:
+        module.crf_params = CRFParams(**{**vars(module.crf_params), "iterations": args.crf_iterations})
+    if args.crf == "dense":
+        from parsing.crf import _densecrf
+
+        try:
+            _densecrf()
+        except ImportError as err:
+            print(f"parsing-predict: {err}", file=sys.stderr)
+            return 2
+
+    out = Outputs(args.output, args.probs)
+    jobs, errors = collect_inputs(args.inputs, args.recursive)
+    done = out.summarised()
+    if args.overwrite:
+        out.forget({str(photo) for photo, _ in jobs})
+        todo = jobs
+    else:
+        todo = [
+            (photo, key)
+            for photo, key in jobs
+            if not (str(photo) in done and all(p.is_file() for p in out.paths(key).values()))
+        ]
+    skipped = len(jobs) - len(todo)
+    flat_palette = [c for rgb in module.palette for c in rgb] + [0] * (768 - 3 * len(module.palette))
+    loader = DataLoader(
+        PhotoDataset(todo, size),
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        collate_fn=collate_photos,
+    )
+
+    failed = 0
+
+    def fail(record: dict[str, str]) -> None:  # reported at once: a killed run keeps its error log
+        nonlocal failed
+        failed += 1
+        out.append(out.errors, record)
+        print(f"parsing-predict: {record['file']}: {record['error']}", file=sys.stderr)
+
+    for record in errors:
+        fail(record)
+    written = 0
+    for batch in _batches(loader, len(todo), not args.no_progress and len(todo) > 0):
+        for bad in batch["errors"]:
+            fail({"file": bad["path"], "error": bad["error"]})
+        if not batch["path"]:
+            continue
+        with torch.inference_mode():
+            logits, presence = module.forward_with_presence(batch["image"].to(device))
+            for i, (vh, vw) in enumerate(batch["valid"]):
+                photo, key, image = batch["path"][i], batch["key"][i], batch["full_image"][i]
+                try:
+                    p = None if presence is None else presence[i]
+                    labels, chosen = module.parse_photo(logits[i, :, :vh, :vw], p, batch["size"][i], image, args.crf)
+                    labels_np = labels.to(torch.uint8).cpu().numpy()
+                    paths = out.paths(key)
+                    _atomic_write(paths["mask"], lambda tmp, m=labels_np: write_mask_png(tmp, m, flat_palette))
+                    picture = overlay(image.numpy(), labels_np, module.palette, module.class_names)
+                    _atomic_write(paths["overlay"], lambda tmp, im=picture: im.save(tmp, format="JPEG", quality=90))
+                    if args.probs:
+                        full = F.interpolate(
+                            logits[None, i, :, :vh, :vw].float(), size=batch["size"][i], mode="bilinear"
+                        )
+                        probs = full[0].softmax(0).half().cpu().numpy()
+                        _atomic_write(paths["probs"], lambda tmp, a=probs: np.save(tmp, a))
+                    record = summary_record(
+                        module, photo, labels_np, p, chosen, paths, out.root, str(args.checkpoint), args.crf
+                    )
+                    out.append(out.summary, record)
+                    written += 1
+                except (OSError, ValueError, RuntimeError) as err:
+                    fail({"file": photo, "error": f"{type(err).__name__}: {err}"})
+    print(f"parsing-predict: {written} parsed, {skipped} already done, {failed} failed → {out.root}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return predict(parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
