@@ -167,6 +167,32 @@ class _Kernel:
         return self.norm * self._filter(q * self.norm)
 
 
+def _joint_bilateral_upsample(
+    coarse: torch.Tensor, grid_rgb: torch.Tensor, grid_valid: torch.Tensor, rgb: torch.Tensor, srgb: float
+) -> torch.Tensor:
+    """Grid values (B, C, h', w') → full resolution (B, C, H, W), each pixel a mix of its 3×3 nearest cells weighted
+    by distance and by colour likeness to the pixel (Kopf et al. 2007), so label edges follow the photo's."""
+    (h2, w2), (h, w) = coarse.shape[-2:], rgb.shape[-2:]
+    sy, sx = h / h2, w / w2  # full-resolution pixels per cell
+    ys = torch.arange(h, device=rgb.device, dtype=torch.float32) + 0.5
+    xs = torch.arange(w, device=rgb.device, dtype=torch.float32) + 0.5
+    cy, cx = (ys / sy).floor(), (xs / sx).floor()  # each pixel's own cell
+    up = lambda x: F.interpolate(x, size=(h, w), mode="nearest")  # noqa: E731
+    padded = [F.pad(x, (1, 1, 1, 1)) for x in (coarse, grid_rgb, grid_valid)]
+    total = torch.zeros_like(rgb[:, :1])
+    out = torch.zeros(coarse.shape[0], coarse.shape[1], h, w, device=rgb.device)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            value, colour, valid = (up(x[..., 1 + dy : 1 + dy + h2, 1 + dx : 1 + dx + w2]) for x in padded)
+            dist_y = ((ys - (cy + dy + 0.5) * sy) / sy).square()[:, None]
+            dist_x = ((xs - (cx + dx + 0.5) * sx) / sx).square()[None, :]
+            wt = valid * torch.exp(-(dist_y + dist_x) / 2.0)  # (B, 1, H, W)
+            wt = wt * torch.exp((rgb - colour).square().sum(1, keepdim=True) / (-2.0 * srgb * srgb))
+            out.addcmul_(wt, value)
+            total += wt
+    return out / total.clamp(min=1e-12)
+
+
 def _reduced_unary(logits: torch.Tensor, hard: torch.Tensor, params: CRFParams) -> tuple[torch.Tensor, torch.Tensor]:
     """The unary over the labels that matter. logits (B, K, H, W) → probabilities (B, A+1, H, W) of the active
     labels plus one pooled channel (the other labels' total), and the active label ids (A,).
@@ -237,8 +263,9 @@ def fast_crf(
     for _ in range(params.iterations):
         q = (log_p - pairwise(q)).softmax(1)
     energy = pairwise(q)
-    if f > 1:  # the last pairwise energy, smooth at this scale, joins the full-resolution unary
-        energy = F.interpolate(energy, size=(h, w), mode="bilinear", align_corners=False)
+    if f > 1:  # the last pairwise energy joins the full-resolution unary, its edges snapped to the photo's
+        full_rgb = images.to(device).float()
+        energy = _joint_bilateral_upsample(energy, grid_rgb, grid_valid, full_rgb, params.bilateral_srgb)
     best = argmax(p.clamp(min=EPS).log() - energy, 1)  # (B, H, W) over the reduced labels
     labels = torch.cat([active, active.new_tensor([-1])])[best]
     return torch.where(labels < 0, hard, labels)  # the pooled channel won: keep the network's label
