@@ -135,85 +135,65 @@ def _offsets(sigma: float, taps: int) -> list[tuple[int, int]]:
     return [(dy, dx) for dy in reach for dx in reach]
 
 
-class _Kernel:
-    """A truncated, symmetrically normalised Gaussian (or bilateral, with ``rgb``) kernel on the grid."""
+class _Pairwise:
+    """Both kernels on the grid, truncated to dilated windows and symmetrically normalised, merged into one weight
+    map per window offset: ``message(q)[p] = Σ_t weight_t[p] · q[p + t]``."""
 
-    def __init__(self, valid: torch.Tensor, sxy: float, taps: int, rgb: torch.Tensor | None = None, srgb: float = 1.0):
-        self.offsets = _offsets(sxy, taps)
-        self.pad = max(max(abs(dy), abs(dx)) for dy, dx in self.offsets)
-        self.weights = []  # (B, 1, h, w) per offset: zero where either end is padding
-        shifted_valid = self._shifts(valid)
-        shifted_rgb = self._shifts(rgb) if rgb is not None else None
-        for i, (dy, dx) in enumerate(self.offsets):
-            wt = valid * shifted_valid[i] * math.exp(-(dy * dy + dx * dx) / (2.0 * sxy * sxy))
-            if rgb is not None:
-                wt = wt * torch.exp((rgb - shifted_rgb[i]).square().sum(1, keepdim=True) / (-2.0 * srgb * srgb))
-            self.weights.append(wt)
-        self.norm = torch.rsqrt(self._filter(valid) + 1e-20) * valid  # (B, 1, h, w)
+    def __init__(self, rgb: torch.Tensor, valid: torch.Tensor, params: CRFParams, f: int) -> None:
+        kernels = [  # (σxy on the grid, σrgb or None, weight)
+            (params.bilateral_sxy / f, params.bilateral_srgb, params.bilateral_weight),
+            (params.gaussian_sxy / f, None, params.gaussian_weight),
+        ]
+        self.weights: dict[tuple[int, int], torch.Tensor] = {}
+        for sxy, srgb, weight in kernels:
+            offsets = _offsets(sxy, params.taps)
+            raw = []
+            for (dy, dx), v, c in zip(offsets, _shifts(valid, offsets), _shifts(rgb, offsets), strict=True):
+                wt = valid * v * math.exp(-(dy * dy + dx * dx) / (2.0 * sxy * sxy))
+                if srgb is not None:
+                    wt = wt * torch.exp((rgb - c).square().sum(1, keepdim=True) / (-2.0 * srgb * srgb))
+                raw.append(wt)
+            norm = torch.rsqrt(sum(raw) + 1e-20) * valid  # (B, 1, h, w): 1/sqrt of each pixel's kernel mass
+            for offset, wt, n in zip(offsets, raw, _shifts(norm, offsets), strict=True):
+                merged = weight * norm * wt * n
+                self.weights[offset] = self.weights[offset] + merged if offset in self.weights else merged
+        self.offsets = list(self.weights)
 
-    def _shifts(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Views x[..., i + dy, j + dx] for every offset, zero outside the grid."""
-        h, w, r = *x.shape[-2:], self.pad
-        padded = F.pad(x, (r, r, r, r))
-        return [padded[..., r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in self.offsets]
-
-    def _filter(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros_like(x)
-        for wt, view in zip(self.weights, self._shifts(x), strict=True):
+    def __call__(self, q: torch.Tensor) -> torch.Tensor:  # (B, C, h, w) → (B, C, h, w)
+        out = torch.zeros_like(q)
+        for wt, view in zip(self.weights.values(), _shifts(q, self.offsets), strict=True):
             out.addcmul_(wt, view)
         return out
 
-    def __call__(self, q: torch.Tensor) -> torch.Tensor:  # (B, A, h, w) → (B, A, h, w)
-        return self.norm * self._filter(q * self.norm)
+
+def _shifts(x: torch.Tensor, offsets: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """Views x[..., i + dy, j + dx] for each offset, zero outside the grid."""
+    h, w, r = *x.shape[-2:], max(max(abs(dy), abs(dx)) for dy, dx in offsets)
+    padded = F.pad(x, (r, r, r, r))
+    return [padded[..., r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in offsets]
 
 
 def _joint_bilateral_upsample(
-    coarse: torch.Tensor, grid_rgb: torch.Tensor, grid_valid: torch.Tensor, rgb: torch.Tensor, srgb: float
+    coarse: torch.Tensor, grid_rgb: torch.Tensor, grid_valid: torch.Tensor, rgb: torch.Tensor, f: int, srgb: float
 ) -> torch.Tensor:
-    """Grid values (B, C, h', w') → full resolution (B, C, H, W), each pixel a mix of its 3×3 nearest cells weighted
-    by distance and by colour likeness to the pixel (Kopf et al. 2007), so label edges follow the photo's."""
-    (h2, w2), (h, w) = coarse.shape[-2:], rgb.shape[-2:]
-    sy, sx = h / h2, w / w2  # full-resolution pixels per cell
-    ys = torch.arange(h, device=rgb.device, dtype=torch.float32) + 0.5
-    xs = torch.arange(w, device=rgb.device, dtype=torch.float32) + 0.5
-    cy, cx = (ys / sy).floor(), (xs / sx).floor()  # each pixel's own cell
-    up = lambda x: F.interpolate(x, size=(h, w), mode="nearest")  # noqa: E731
-    padded = [F.pad(x, (1, 1, 1, 1)) for x in (coarse, grid_rgb, grid_valid)]
-    total = torch.zeros_like(rgb[:, :1])
-    out = torch.zeros(coarse.shape[0], coarse.shape[1], h, w, device=rgb.device)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            value, colour, valid = (up(x[..., 1 + dy : 1 + dy + h2, 1 + dx : 1 + dx + w2]) for x in padded)
-            dist_y = ((ys - (cy + dy + 0.5) * sy) / sy).square()[:, None]
-            dist_x = ((xs - (cx + dx + 0.5) * sx) / sx).square()[None, :]
-            wt = valid * torch.exp(-(dist_y + dist_x) / 2.0)  # (B, 1, H, W)
-            wt = wt * torch.exp((rgb - colour).square().sum(1, keepdim=True) / (-2.0 * srgb * srgb))
-            out.addcmul_(wt, value)
-            total += wt
-    return out / total.clamp(min=1e-12)
-
-
-def _reduced_unary(logits: torch.Tensor, hard: torch.Tensor, params: CRFParams) -> tuple[torch.Tensor, torch.Tensor]:
-    """The unary over the labels that matter. logits (B, K, H, W) → probabilities (B, A+1, H, W) of the active
-    labels plus one pooled channel (the other labels' total), and the active label ids (A,).
-
-    With ``unary="labels"`` the active labels are those the argmax uses (the others are uniform everywhere);
-    with ``softmax`` also those reaching ``active_prob`` somewhere.
-    """
-    k = logits.shape[1]
-    is_active = torch.zeros(k, dtype=torch.bool, device=logits.device)
-    is_active[hard.unique()] = True
-    if params.unary == "softmax":
-        probs = logits.float().softmax(1)
-        is_active |= probs.amax(dim=(0, 2, 3)) >= params.active_prob
-        active = is_active.nonzero().flatten()
-        p = torch.cat([probs[:, active], probs[:, ~is_active].sum(1, keepdim=True)], 1)
-    else:
-        active = is_active.nonzero().flatten()
-        rest = (1.0 - params.gt_prob) / (k - 1)
-        hit = (hard[:, None] == active[None, :, None, None]).float()  # (B, A, H, W)
-        p = torch.cat([hit * (params.gt_prob - rest) + rest, torch.full_like(hit[:, :1], rest * (k - len(active)))], 1)
-    return p, active
+    """Grid values (B, C, h', w') → (B, C, h'·f, w'·f), each pixel a mix of its 3×3 nearest cells weighted by
+    distance and by colour likeness to the pixel (joint bilateral upsampling, Kopf et al. 2007), so that label
+    edges follow the photo's. ``rgb`` (B, 3, h'·f, w'·f) is the full-resolution photo."""
+    b, c, h2, w2 = coarse.shape
+    pixel = (torch.arange(f, device=rgb.device, dtype=torch.float32) + 0.5) / f - 0.5  # offset from the cell centre
+    cells = rgb.view(b, 3, h2, f, w2, f)  # the photo, cell by cell
+    out = torch.zeros(b, c, h2, f, w2, f, device=rgb.device)
+    total = torch.zeros(b, 1, h2, f, w2, f, device=rgb.device)
+    offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    grids = zip(*(_shifts(x, offsets) for x in (coarse, grid_rgb, grid_valid)), strict=True)
+    for (dy, dx), (value, colour, valid) in zip(offsets, grids, strict=True):
+        value, colour, valid = (x[:, :, :, None, :, None] for x in (value, colour, valid))  # broadcast over cells
+        near = torch.exp(-((pixel - dy).square()[:, None, None] + (pixel - dx).square()[None, None, :]) / 2.0)
+        likeness = torch.exp((cells - colour).square().sum(1, keepdim=True) / (-2.0 * srgb * srgb))
+        wt = valid * near * likeness  # (B, 1, h', f, w', f)
+        out.addcmul_(wt, value)
+        total += wt
+    return (out / total.clamp(min=1e-12)).view(b, c, h2 * f, w2 * f)
 
 
 def _reduced_compat(compat: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
@@ -241,33 +221,62 @@ def fast_crf(
     valid (B, H, W) bool for photos padded into one batch → labels (B, H, W) long."""
     b, k, h, w = logits.shape
     device = logits.device
-    hard = argmax(logits, 1)  # (B, H, W) the network's labels
-    p, active = _reduced_unary(logits, hard, params)  # (B, A+1, H, W), (A,)
-    c = _reduced_compat(torch.as_tensor(compat, dtype=torch.float32, device=device), active)
-    valid = torch.ones(b, 1, h, w, device=device) if valid is None else valid.to(device).float()[:, None]
-
     f = max(1, params.downsample)
-    size = (math.ceil(h / f), math.ceil(w / f))
-    pool = (lambda x: F.interpolate(x, size=size, mode="area")) if f > 1 else (lambda x: x)
-    grid_valid = (pool(valid) > 0.5).float()  # (B, 1, h', w')
-    grid_rgb = pool(images.to(device).float() * valid) / pool(valid).clamp(min=EPS)  # (B, 3, h', w')
-    bilateral = _Kernel(grid_valid, params.bilateral_sxy / f, params.taps, grid_rgb, params.bilateral_srgb)
-    gaussian = _Kernel(grid_valid, params.gaussian_sxy / f, params.taps)
-    log_p = pool(p).clamp(min=EPS).log()  # (B, A+1, h', w')
+    hard = argmax(logits, 1)  # (B, H, W) the network's labels
 
-    def pairwise(q: torch.Tensor) -> torch.Tensor:  # (B, A+1, h', w') → energy (B, A+1, h', w')
-        msg = params.bilateral_weight * bilateral(q) + params.gaussian_weight * gaussian(q)
-        return torch.einsum("ab,nbhw->nahw", c, msg)
+    # The labels that matter get a channel each; the others share one (their total probability).
+    is_active = torch.bincount(hard.flatten(), minlength=k) > 0
+    probs = None
+    if params.unary == "softmax":
+        probs = logits.float().softmax(1)  # (B, K, H, W)
+        is_active |= probs.amax(dim=(0, 2, 3)) >= params.active_prob
+    active = is_active.nonzero().flatten()
+    a, n_rest = len(active), k - len(active)
+    c = _reduced_compat(torch.as_tensor(compat, dtype=torch.float32, device=device), active)  # (A+1, A+1)
+    lut = torch.full((k,), a, dtype=torch.long, device=device)
+    lut[active] = torch.arange(a, device=device)
+    reduced_hard = lut[hard]  # (B, H, W) in 0..A-1
+
+    # Whole grid cells: pad bottom/right; padding (and invalid pixels) carry no weight.
+    ph, pw = -h % f, -w % f
+    valid = torch.ones(b, 1, h, w, device=device) if valid is None else valid.to(device).float()[:, None]
+    valid = F.pad(valid, (0, pw, 0, ph))  # (B, 1, H', W')
+    rgb = F.pad(images.to(device).float(), (0, pw, 0, ph))  # (B, 3, H', W')
+    pool = (lambda x: F.avg_pool2d(x, f)) if f > 1 else (lambda x: x)  # noqa: E731
+    mass = pool(valid).clamp(min=EPS)
+    grid_valid = (pool(valid) > 0).float()  # (B, 1, h', w')
+    grid_rgb = pool(rgb * valid) / mass
+
+    rest = (1.0 - params.gt_prob) / (k - 1)
+    if probs is None:  # the paper's unary: gt_prob on the network's label, the rest spread evenly
+        hit = F.one_hot(reduced_hard, a + 1).permute(0, 3, 1, 2).float()  # (B, A+1, H, W)
+        share = pool(F.pad(hit, (0, pw, 0, ph)) * valid) / mass
+        grid_p = rest + (params.gt_prob - rest) * share
+        grid_p[:, a] = rest * n_rest
+    else:
+        reduced = torch.cat([probs[:, active], probs[:, ~is_active].sum(1, keepdim=True)], 1)  # (B, A+1, H, W)
+        grid_p = pool(F.pad(reduced, (0, pw, 0, ph)) * valid) / mass
+    log_p = grid_p.clamp(min=EPS).log()  # (B, A+1, h', w')
+
+    pairwise = _Pairwise(grid_rgb, grid_valid, params, f)
+
+    def energy(q: torch.Tensor) -> torch.Tensor:  # (B, A+1, h', w') → (B, A+1, h', w')
+        return torch.einsum("ab,nbhw->nahw", c, pairwise(q))
 
     q = log_p.softmax(1)
     for _ in range(params.iterations):
-        q = (log_p - pairwise(q)).softmax(1)
-    energy = pairwise(q)
-    if f > 1:  # the last pairwise energy joins the full-resolution unary, its edges snapped to the photo's
-        full_rgb = images.to(device).float()
-        energy = _joint_bilateral_upsample(energy, grid_rgb, grid_valid, full_rgb, params.bilateral_srgb)
-    best = argmax(p.clamp(min=EPS).log() - energy, 1)  # (B, H, W) over the reduced labels
-    labels = torch.cat([active, active.new_tensor([-1])])[best]
+        q = (log_p - energy(q)).softmax(1)
+    final = energy(q)
+    if f > 1:  # to full resolution, edges snapped to the photo's
+        final = _joint_bilateral_upsample(final, grid_rgb, grid_valid, rgb, f, params.bilateral_srgb)
+    score = -final[..., :h, :w]  # (B, A+1, H, W): − pairwise energy, + the log unary below (up to a constant)
+    if probs is None:
+        gain = torch.full_like(score[:, :1], math.log(params.gt_prob / rest))
+        score.scatter_add_(1, reduced_hard[:, None], gain)
+        score[:, a] += math.log(max(n_rest, 1))
+    else:
+        score += reduced.clamp(min=EPS).log()
+    labels = torch.cat([active, active.new_tensor([-1])])[argmax(score, 1)]
     return torch.where(labels < 0, hard, labels)  # the pooled channel won: keep the network's label
 
 
