@@ -1,6 +1,7 @@
 """``parsing fit|validate|test|predict --config …``: LightningCLI over ParsingModule and ParsingDataModule.
 
-``parsing rules …`` prints the exclusive garment pairs (see ``parsing.rules``).
+``parsing rules …`` prints the exclusive garment pairs (see ``parsing.rules``); ``parsing pack …`` makes a
+deployable checkpoint (``parsing.pack``); ``parsing predict-folder …`` is ``parsing-predict`` (``parsing.predict``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ def main(args: list[str] | None = None) -> ParsingCLI | None:
 
         rules(argv[1:])
         return None
+    if argv[:1] == ["pack"]:
+        from parsing.pack import main as pack
+
+        pack(argv[1:])
+        return None
+    if argv[:1] == ["predict-folder"]:
+        from parsing.predict import main as predict
+
+        sys.exit(predict(argv[1:]))
     return ParsingCLI(
         ParsingModule,
         ParsingDataModule,

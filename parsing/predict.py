@@ -284,7 +284,6 @@ def predict(args: argparse.Namespace) -> int:
     jobs, errors = collect_inputs(args.inputs, args.recursive)
     done = out.summarised()
     if args.overwrite:
-        out.forget({str(photo) for photo, _ in jobs})
         todo = jobs
     else:
         todo = [
@@ -292,6 +291,9 @@ def predict(args: argparse.Namespace) -> int:
             for photo, key in jobs
             if not (str(photo) in done and all(p.is_file() for p in out.paths(key).values()))
         ]
+    redo = {str(photo) for photo, _ in todo} & set(done)
+    if redo:  # their earlier lines go: each photo keeps one summary line
+        out.forget(redo)
     skipped = len(jobs) - len(todo)
     flat_palette = [c for rgb in module.palette for c in rgb] + [0] * (768 - 3 * len(module.palette))
     loader = DataLoader(

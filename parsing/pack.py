@@ -1,0 +1,53 @@
+"""``parsing pack CKPT OUT``: a deployable checkpoint — weights, label set, rules and input size, no optimiser.
+
+The packed file loads with ``ParsingModule.load_from_checkpoint`` and ``parsing-predict --checkpoint``; it never
+asks for encoder weights or ``init_from`` again. The shipped model (``parsing/assets``) is made this way.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from parsing.outfit import exclusion_matrix
+
+KEEP = ("state_dict", "hyper_parameters", "datamodule_hyper_parameters", "pytorch-lightning_version", "epoch")
+
+
+def pack(source: str | Path, target: str | Path, rules_from: str | Path | None = None) -> dict:
+    """Write the packed checkpoint; returns it. ``rules_from``: a checkpoint whose exclusive pairs to use when
+    ``source`` has none (older checkpoints)."""
+    checkpoint = torch.load(source, map_location="cpu", weights_only=False)
+    packed = {key: checkpoint[key] for key in KEEP if key in checkpoint}
+    hparams = dict(packed["hyper_parameters"])
+    hparams.update(encoder_weights=None, init_from=None)  # every weight is in the state_dict
+    packed["hyper_parameters"] = hparams
+    state = packed["state_dict"]
+    if rules_from is not None:
+        from parsing.rules import checkpoint_pairs
+
+        state["exclusive"] = exclusion_matrix(checkpoint_pairs(str(rules_from)), hparams["class_names"])
+    if "exclusive" not in state or not state["exclusive"].any():
+        raise ValueError(f"{source}: no exclusive garment pairs; pass rules_from (a checkpoint that has them)")
+    packed["state_dict"] = {key: value.contiguous() for key, value in state.items()}
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(packed, target)
+    return packed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="parsing pack", description=__doc__)
+    parser.add_argument("checkpoint", help="a training checkpoint (e.g. runs/ccp/checkpoints/last.ckpt)")
+    parser.add_argument("output", help="the packed .ckpt to write")
+    parser.add_argument("--rules-from", help="take the exclusive pairs from this checkpoint")
+    args = parser.parse_args(argv)
+    packed = pack(args.checkpoint, args.output, args.rules_from)
+    size = Path(args.output).stat().st_size / 2**20
+    data = packed.get("datamodule_hyper_parameters", {})
+    print(f"{args.output}: {size:.1f} MiB, {len(packed['state_dict'])} tensors, network input {data.get('size')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""``parsing-predict`` on folders: outputs, sizes and palette, resume, bad files, untouched inputs, shipped model."""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from parsing.io import read_ccp_mask
+from parsing.predict import DEFAULT_CHECKPOINT, collect_inputs, load_parser, main
+
+VAL_PHOTO = "0009"  # in the validation split of configs/ccp.yaml (seed 0): the shipped model never trained on it
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    assert DEFAULT_CHECKPOINT.is_file(), f"shipped model missing: {DEFAULT_CHECKPOINT}"
+    module, size = load_parser(DEFAULT_CHECKPOINT)
+    return module, size
+
+
+def make_photos(folder):
+    """Mixed sizes and modes, one EXIF-rotated, one in a sub-folder. Returns name → expected (W, H)."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    rgb = rng.integers(0, 255, (120, 80, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(folder / "portrait.jpg")
+    Image.fromarray(rng.integers(0, 255, (64, 100), dtype=np.uint8)).save(folder / "gray-landscape.png")
+    Image.fromarray(rng.integers(0, 255, (90, 90, 4), dtype=np.uint8)).save(folder / "rgba.png")
+    Image.fromarray(rng.integers(0, 65535, (70, 50), dtype=np.uint16)).save(folder / "deep.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise when shown
+    Image.fromarray(rng.integers(0, 255, (60, 100, 3), dtype=np.uint8)).save(folder / "rotated.jpg", exif=exif)
+    (folder / "sub").mkdir(exist_ok=True)
+    Image.fromarray(rgb[:96, :64]).save(folder / "sub" / "nested.jpg")
+    return {
+        "portrait": (80, 120),
+        "gray-landscape": (100, 64),
+        "rgba": (90, 90),
+        "deep": (50, 70),
+        "rotated": (60, 100),
+        "sub/nested": (64, 96),
+    }
+
+
+def digest(folder):
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+def summary(out):
+    return [json.loads(line) for line in (out / "summary.jsonl").read_text().splitlines()]
+
+
+def test_writes_masks_overlays_and_summary(shipped, tmp_path, capsys):
+    module, _ = shipped
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    expected = make_photos(photos)
+    before = digest(photos)
+    code = main([str(photos), "-o", str(out), "--recursive", "--batch-size", "3", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    palette = [c for rgb in module.palette for c in rgb]
+    for key, size in expected.items():
+        with Image.open(out / "masks" / f"{key}.png") as mask:
+            assert mask.mode == "P" and mask.size == size, key
+            assert mask.getpalette()[: len(palette)] == palette
+            assert np.asarray(mask).max() < module.num_classes
+        with Image.open(out / "overlays" / f"{key}.jpg") as picture:
+            assert picture.format == "JPEG" and picture.height >= size[1] and picture.width > size[0]
+    records = {r["file"]: r for r in summary(out)}
+    assert len(records) == len(expected)
+    record = records[str(photos / "rotated.jpg")]
+    assert record["size"] == [60, 100] and record["mask"] == "masks/rotated.png"
+    assert record["checkpoint"] == str(DEFAULT_CHECKPOINT) and isinstance(record["outfit"], list)
+    assert sum(lab["share"] for lab in record["labels"]) <= 1.0001  # noise photos: mostly null
+    assert not (out / "errors.jsonl").exists()
+    assert digest(photos) == before  # inputs untouched
+
+
+def test_resume_skips_done_photos_and_overwrite_redoes_them(tmp_path, capsys):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    make_photos(photos)
+    args = [str(photos), "-o", str(out), "--no-progress", "--workers", "0"]
+    assert main(args) == 0
+    mask = out / "masks" / "portrait.png"
+    os.utime(mask, (1, 1))  # an old timestamp: any rewrite would change it
+    os.remove(out / "overlays" / "rgba.jpg")  # as if the run had been killed while writing this one
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "1 parsed, 4 already done" in capsys.readouterr().err
+    assert mask.stat().st_mtime == 1 and (out / "overlays" / "rgba.jpg").is_file()
+    assert len(summary(out)) == 5  # rgba's line replaced, not duplicated
+    assert main([*args, "--overwrite"]) == 0
+    assert mask.stat().st_mtime > 1 and len(summary(out)) == 5
+
+
+def test_bad_files_are_reported_and_the_rest_carry_on(tmp_path, capsys):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    make_photos(photos)
+    (photos / "notes.jpg").write_text("this is not a photo")
+    good = (photos / "portrait.jpg").read_bytes()
+    (photos / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    before = digest(photos)
+    code = main([str(photos), "-o", str(out), "--no-progress", "--workers", "0"])
+    err = capsys.readouterr().err
+    assert code == 1
+    errors = {
+        json.loads(line)["file"]: json.loads(line)["error"] for line in (out / "errors.jsonl").read_text().splitlines()
+    }
+    assert set(errors) == {str(photos / "notes.jpg"), str(photos / "truncated.jpg")}
+    assert "not an image" in errors[str(photos / "notes.jpg")]
+    assert str(photos / "truncated.jpg") in err and str(photos / "notes.jpg") in err
+    assert len(summary(out)) == 5 and (out / "masks" / "portrait.png").is_file()
+    assert digest(photos) == before
+
+
+def test_inputs_files_globs_and_name_clashes(tmp_path):
+    photos = tmp_path / "photos"
+    make_photos(photos)
+    Image.new("RGB", (8, 8)).save(photos / "portrait.png")  # same stem as portrait.jpg
+    jobs, errors = collect_inputs([str(photos / "*.jpg"), str(photos / "sub" / "nested.jpg"), str(tmp_path / "nope")])
+    keys = sorted(str(key) for _, key in jobs)
+    assert keys == ["nested", "portrait", "rotated"]
+    assert errors == [{"file": str(tmp_path / "nope"), "error": "no such file or folder, or no images in it"}]
+    jobs, errors = collect_inputs([str(photos)])
+    assert len(errors) == 1 and "same output name" in errors[0]["error"]
+
+
+def test_missing_checkpoint_is_a_usage_error(tmp_path, capsys):
+    make_photos(tmp_path / "photos")
+    code = main([str(tmp_path / "photos"), "-o", str(tmp_path / "out"), "--checkpoint", str(tmp_path / "x.ckpt")])
+    assert code == 2 and "checkpoint not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("crf", ["none", "fast"])
+def test_shipped_model_parses_a_real_ccp_photo(shipped, ccp_root, tmp_path, crf):
+    module, _ = shipped
+    out = tmp_path / "out"
+    photo = ccp_root / "photos" / f"{VAL_PHOTO}.jpg"
+    assert main([str(photo), "-o", str(out), "--crf", crf, "--no-progress", "--workers", "0"]) == 0
+    labels = np.asarray(Image.open(out / "masks" / f"{VAL_PHOTO}.png"))
+    truth = read_ccp_mask(ccp_root / "annotations" / "pixel-level" / f"{VAL_PHOTO}.mat")
+    assert labels.shape == truth.shape
+    assert (labels == truth).mean() > 0.8  # background alone is ~0.77 on CCP
+    fg = truth > 0
+    assert (labels[fg] == truth[fg]).mean() > 0.3
+    record = summary(out)[0]
+    names = [lab["label"] for lab in record["labels"]]
+    assert {"skin", "hair"} <= set(names) and record["crf"] == crf
