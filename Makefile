@@ -18,7 +18,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c $(CONSTRAINTS) torch==2.13.0
-	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev]"
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev,crf]"
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv and install parsing with torch pinned (CPU build)

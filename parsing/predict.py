@@ -130,6 +130,25 @@ def load_parser(checkpoint: str | Path, device: str = "cpu") -> tuple[ParsingMod
     return module.eval().to(device), (int(size[0]), int(size[1]))
 
 
+def parse_image(module: ParsingModule, size: tuple[int, int], image: np.ndarray, crf: str = "none") -> dict[str, Any]:
+    """One photo (H, W, 3) uint8 → ``labels`` (H, W) uint8, the decoded garment set ``outfit`` (names) and the
+    outfit encoder's ``presence`` probabilities (K,) or None — what ``parsing-predict`` writes, in memory."""
+    job = PhotoDataset([], size)
+    h, w = image.shape[:2]
+    x = (job.landscape if w > h else job.portrait)(image=image)["image"]  # (3, h', w')
+    device = next(module.parameters()).device
+    with torch.inference_mode():
+        logits, presence = module.forward_with_presence(x[None].to(device))
+        p = None if presence is None else presence[0]
+        labels, chosen = module.parse_photo(logits[0], p, (h, w), torch.from_numpy(image), crf)
+    names = module.class_names
+    counts = torch.bincount(labels.flatten().cpu(), minlength=len(names))
+    in_set = chosen.cpu() if chosen is not None else counts > 0
+    outfit = [n for i, n in enumerate(names) if n not in NON_GARMENTS and in_set[i] and counts[i] > 0]
+    probs = None if p is None else torch.sigmoid(p).cpu()
+    return {"labels": labels.to(torch.uint8).cpu().numpy(), "outfit": outfit, "presence": probs}
+
+
 # --- outputs ------------------------------------------------------------------------------------------------------
 def _atomic_write(target: Path, write: Any) -> None:
     """``write(tmp_path)`` then rename: a killed run never leaves a half-written output under the final name."""
