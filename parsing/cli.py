@@ -1,7 +1,8 @@
 """``parsing fit|validate|test|predict --config …``: LightningCLI over ParsingModule and ParsingDataModule.
 
-``parsing rules …`` prints the exclusive garment pairs (see ``parsing.rules``); ``parsing pack …`` makes a
-deployable checkpoint (``parsing.pack``); ``parsing predict-folder …`` is ``parsing-predict`` (``parsing.predict``).
+Other commands: ``parsing rules`` (the exclusive garment pairs, ``parsing.rules``), ``parsing pack`` (a deployable
+checkpoint, ``parsing.pack``), ``parsing export`` (ONNX/TorchScript, ``parsing.export``), ``parsing check-data``
+(``parsing.check``) and ``parsing predict-folder`` (= ``parsing-predict``, ``parsing.predict``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ def main(args: list[str] | None = None) -> ParsingCLI | None:
         from parsing.pack import main as pack
 
         pack(argv[1:])
+        return None
+    if argv[:1] == ["export"]:
+        from parsing.export import main as export
+
+        export(argv[1:])
         return None
     if argv[:1] == ["predict-folder"]:
         from parsing.predict import main as predict

@@ -1,6 +1,5 @@
 """The notebooks run top to bottom (on a few photos) with the installed package."""
 
-
 import nbformat
 import pytest
 from conftest import ROOT

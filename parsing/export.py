@@ -1,0 +1,128 @@
+"""``parsing export CKPT OUT.onnx [--torchscript OUT.pt]``: the network, outfit gate included, for deployment.
+
+The exported graph takes photos (B, 3, H, W) float RGB in [0, 1], H and W any multiples of 32 (fit and pad a
+photo as ``parsing.transforms.eval_transform`` does), normalises them itself and returns ``logits`` (B, K, H, W)
+— gated by the outfit encoder when the model gates — and, when it has an outfit encoder, ``presence``
+(B, K) probabilities. Decoding, the CRF and resizing to the photo stay in Python (``parsing-predict``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from parsing.module import ParsingModule
+from parsing.outfit import gate
+
+
+class ExportNet(nn.Module):
+    """ParsingNet without the /32 padding (the exported input is already a multiple of 32)."""
+
+    def __init__(self, module: ParsingModule) -> None:
+        super().__init__()
+        self.net = module.net
+        self.gated = module.net.gate_mode is not None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        features = self.net.features(x)
+        logits = self.net.seg.segmentation_head(self.net.seg.decoder(features))  # (B, K, H, W)
+        if self.net.outfit is None:
+            return logits
+        presence = self.net.outfit(features[-1])  # (B, K) logits
+        if self.gated:
+            logits = gate(logits, presence, self.net.gate_mode)
+        return logits, torch.sigmoid(presence)
+
+
+def output_names(module: ParsingModule) -> list[str]:
+    return ["logits"] if module.net.outfit is None else ["logits", "presence"]
+
+
+def export_onnx(module: ParsingModule, path: str | Path, size: tuple[int, int] = (512, 352), opset: int = 17) -> Path:
+    """Write an ONNX model with dynamic batch, height and width."""
+    net = ExportNet(module).eval().float()
+    example = torch.rand(1, 3, *size)
+    names = output_names(module)
+    axes = {"image": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}}
+    if "presence" in names:
+        axes["presence"] = {0: "batch"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notice
+        torch.onnx.export(
+            net, (example,), str(path), input_names=["image"], output_names=names, dynamic_axes=axes,
+            opset_version=opset, dynamo=False,
+        )  # fmt: skip
+    return Path(path)
+
+
+def export_torchscript(module: ParsingModule, path: str | Path, size: tuple[int, int] = (512, 352)) -> Path:
+    """Write a traced TorchScript module (any multiple-of-32 size: the traced graph has no fixed shapes)."""
+    net = ExportNet(module).eval().float()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(net, torch.rand(1, 3, *size), check_trace=False)
+    traced.save(str(path))
+    return Path(path)
+
+
+def reference_outputs(module: ParsingModule, x: torch.Tensor) -> list[np.ndarray]:
+    with torch.no_grad():
+        out = ExportNet(module).eval()(x)
+    return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
+
+
+def onnx_parity(module: ParsingModule, path: str | Path, x: torch.Tensor) -> float:
+    """Max abs difference between onnxruntime's and torch's outputs on ``x`` (B, 3, H, W)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": x.numpy()})
+    return max(float(np.abs(g - r).max()) for g, r in zip(got, reference_outputs(module, x), strict=True))
+
+
+def torchscript_parity(module: ParsingModule, path: str | Path, x: torch.Tensor) -> float:
+    loaded = torch.jit.load(str(path))
+    with torch.no_grad():
+        got = loaded(x)
+    got = [t.numpy() for t in (got if isinstance(got, tuple) else (got,))]
+    return max(float(np.abs(g - r).max()) for g, r in zip(got, reference_outputs(module, x), strict=True))
+
+
+def photo_input(photo: str | Path, size: tuple[int, int]) -> torch.Tensor:
+    """A photo fitted and padded to ``size`` as in evaluation: (1, 3, H, W)."""
+    from parsing.io import read_image
+    from parsing.transforms import eval_transform
+
+    return eval_transform(size)(image=read_image(photo))["image"][None]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from parsing.predict import DEFAULT_CHECKPOINT, load_parser
+
+    parser = argparse.ArgumentParser(prog="parsing export", description=__doc__)
+    parser.add_argument("checkpoint", nargs="?", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("output", help="the .onnx file to write")
+    parser.add_argument("--torchscript", help="also write a TorchScript .pt here")
+    parser.add_argument("--check", help="a photo: report the max abs logit difference against torch")
+    parser.add_argument("--opset", type=int, default=17)
+    args = parser.parse_args(argv)
+    module, size = load_parser(args.checkpoint)
+    export_onnx(module, args.output, size, args.opset)
+    print(f"{args.output}: outputs {output_names(module)}, input (B, 3, H, W), H and W multiples of 32")
+    if args.torchscript:
+        export_torchscript(module, args.torchscript, size)
+        print(f"{args.torchscript}: TorchScript")
+    if args.check:
+        x = photo_input(args.check, size)
+        print(f"max |onnx - torch| on {args.check}: {onnx_parity(module, args.output, x):.2e}")
+        if args.torchscript:
+            print(f"max |torchscript - torch|: {torchscript_parity(module, args.torchscript, x):.2e}")
+
+
+if __name__ == "__main__":
+    main()
