@@ -56,6 +56,7 @@ class ParsingNet(nn.Module):
             load_encoder_file(self.seg.encoder, offline_weights_file(encoder))
         elif encoder_weights not in (None, "imagenet"):
             load_encoder_file(self.seg.encoder, encoder_weights)
+        _drop_unused_head(self.seg.encoder)
         self.outfit = OutfitEncoder(self.seg.encoder.out_channels[-1], num_classes) if outfit != "none" else None
         self.gate_mode = gate_mode if outfit == "gate" else None
         self.stride = 32
@@ -79,6 +80,17 @@ class ParsingNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_presence(x)[0]
+
+
+UNUSED_HEADS = ("conv_head", "bn2", "_conv_head", "_bn1")  # EfficientNet's ImageNet head, kept by smp's encoders
+
+
+def _drop_unused_head(encoder: nn.Module) -> None:
+    """Replace the classification head layers that smp's EfficientNet encoders keep but never run: they get no
+    gradient (DDP would need ``find_unused_parameters``) and take 1.6 MB. Called after the weights are loaded."""
+    for name in UNUSED_HEADS:
+        if isinstance(getattr(encoder, name, None), nn.Module) and "efficientnet" in type(encoder).__name__.lower():
+            setattr(encoder, name, nn.Identity())
 
 
 def build_model(

@@ -17,7 +17,7 @@ from parsing.crf import CRFKind, CRFParams, apply_crf, argmax
 from parsing.encoder_weights import OFFLINE
 from parsing.labels import CCP_LABELS, IGNORE_INDEX, default_palette
 from parsing.metrics import PresenceScores, confusion_matrix, scores
-from parsing.model import Arch, Outfit, build_model
+from parsing.model import UNUSED_HEADS, Arch, Outfit, build_model
 from parsing.outfit import (
     GateMode,
     decode_outfit,
@@ -206,8 +206,13 @@ class ParsingModule(pl.LightningModule):
             rank_zero_info(f"learned {len(pairs)} exclusive garment pairs: {pairs}")
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Checkpoints without rules (older ones) keep the rules configured or learned in ``setup``."""
+        """Older checkpoints: without rules they keep the rules configured or learned in ``setup``; the unused
+        EfficientNet head they may carry (see ``parsing.model.UNUSED_HEADS``) is dropped."""
         state = checkpoint["state_dict"]
+        own = self.state_dict()
+        for key in [k for k in state if k.startswith("net.seg.encoder.") and k not in own]:
+            if key.split(".")[3] in UNUSED_HEADS:
+                del state[key]
         if "exclusive" not in state or not state["exclusive"].any():
             state["exclusive"] = self.exclusive.clone()
 

@@ -7,6 +7,7 @@ asks for encoder weights or ``init_from`` again. The shipped model (``parsing/as
 from __future__ import annotations
 
 import argparse
+import inspect
 from pathlib import Path
 
 import torch
@@ -31,7 +32,15 @@ def pack(source: str | Path, target: str | Path, rules_from: str | Path | None =
         state["exclusive"] = exclusion_matrix(checkpoint_pairs(str(rules_from)), hparams["class_names"])
     if "exclusive" not in state or not state["exclusive"].any():
         raise ValueError(f"{source}: no exclusive garment pairs; pass rules_from (a checkpoint that has them)")
-    packed["state_dict"] = {key: value.contiguous() for key, value in state.items()}
+    from parsing.module import ParsingModule
+
+    known = inspect.signature(ParsingModule.__init__).parameters
+    module = ParsingModule(
+        **{k: v for k, v in hparams.items() if k in known}
+    )  # the current model: drops what it no longer has (see on_load_checkpoint)
+    module.on_load_checkpoint(packed)
+    module.load_state_dict(state)
+    packed["state_dict"] = {key: value.contiguous() for key, value in module.state_dict().items()}
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     torch.save(packed, target)
     return packed

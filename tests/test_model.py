@@ -32,10 +32,12 @@ def test_offline_efficientnet_lite_weights_load_strictly():
     source = torch.load(offline_weights_file(LITE0), map_location="cpu", weights_only=True)
     model = build_model("fpn", LITE0, "imagenet-offline", num_classes=3)
     encoder = model.seg.encoder.state_dict()
-    assert len(encoder) == len([k for k in source if not k.startswith("_fc.")]) == 294
+    kept = [k for k in source if not k.startswith("_fc.")]
+    assert len(kept) == 294  # loaded strictly, then the unused head (_conv_head, _bn1: 6 tensors) is dropped
+    assert len(encoder) == 288 and not any(k.startswith(("conv_head", "bn2")) for k in encoder)
     assert torch.equal(encoder["conv_stem.weight"], source["_conv_stem.weight"])
-    last = [k for k in source if not k.startswith("_fc.")][-1]
-    assert torch.equal(list(encoder.values())[-1], source[last])
+    for ours, theirs in zip(encoder.values(), kept, strict=False):  # same order, the head last
+        assert torch.equal(ours, source[theirs])
     assert model.mean.flatten().tolist() == list(HALF) and model.std.flatten().tolist() == list(HALF)
 
 
