@@ -9,7 +9,9 @@ from typing import Literal
 import numpy as np
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 from torch.utils.data import ConcatDataset, DataLoader, Sampler
+from torch.utils.data.distributed import DistributedSampler
 
 from parsing.datasets import (
     Item,
@@ -27,6 +29,20 @@ from parsing.outfit import presence_targets
 from parsing.transforms import eval_transform, train_transform
 
 _PRESENCE_CACHE: dict[tuple, torch.Tensor] = {}
+
+
+class ShardSampler(DistributedSampler):
+    """Evaluation under DDP: each process scores every ``world``-th photo, none twice (DistributedSampler would
+    repeat photos to even the shards out, which changes the metrics). Lightning keeps it as it is."""
+
+    def __init__(self, dataset: SegmentationDataset) -> None:
+        super().__init__(dataset, shuffle=False, drop_last=False)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, len(self.dataset), self.num_replicas))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, len(self.dataset), self.num_replicas))
 
 
 class MixedSampler(Sampler[int]):
@@ -168,6 +184,8 @@ class ParsingDataModule(pl.LightningDataModule):
     def _loader(self, dataset: SegmentationDataset | ConcatDataset, train: bool) -> DataLoader:
         hp = self.hparams
         sampler = self.sampler if train else None
+        if not train and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            sampler = ShardSampler(dataset)
         return DataLoader(
             dataset,
             batch_size=hp.batch_size if train else (hp.eval_batch_size or hp.batch_size),
