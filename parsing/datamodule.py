@@ -31,6 +31,19 @@ from parsing.transforms import eval_transform, train_transform
 _PRESENCE_CACHE: dict[tuple, torch.Tensor] = {}
 
 
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: give each worker's albumentations pipelines their own seed, derived from the
+    torch seed of the worker (itself from the seeded main process) and the DDP rank: reproducible, never shared."""
+    info = torch.utils.data.get_worker_info()
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    seed = (torch.initial_seed() + 1_000_003 * rank) % 2**32
+    datasets = info.dataset.datasets if isinstance(info.dataset, ConcatDataset) else [info.dataset]
+    for dataset in datasets:
+        transform = getattr(dataset, "transform", None)
+        if hasattr(transform, "set_random_seed"):
+            transform.set_random_seed(seed)
+
+
 class ShardSampler(DistributedSampler):
     """Evaluation under DDP: each process scores every ``world``-th photo, none twice (DistributedSampler would
     repeat photos to even the shards out, which changes the metrics). Lightning keeps it as it is."""
@@ -163,7 +176,7 @@ class ParsingDataModule(pl.LightningDataModule):
         hp = self.hparams
         train_items, val_items = self.split(self.items())
         if stage == "fit":
-            transform = train_transform(hp.size, hp.scale, hp.rotate, hp.colour_jitter)
+            transform = train_transform(hp.size, hp.scale, hp.rotate, hp.colour_jitter, seed=hp.seed)
             pixels = SegmentationDataset(train_items, self.label_set, transform, False, hp.presence_min_fraction)
             self.train_set = pixels
             if hp.tag_ratio > 0:
@@ -194,6 +207,7 @@ class ParsingDataModule(pl.LightningDataModule):
             drop_last=train and len(dataset) > hp.batch_size,
             num_workers=hp.num_workers,
             persistent_workers=hp.num_workers > 0,
+            worker_init_fn=seed_worker,
             collate_fn=collate,
         )
 

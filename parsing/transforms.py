@@ -32,8 +32,13 @@ def train_transform(
     scale: tuple[float, float] = (0.75, 1.25),
     rotate: float = 10.0,
     colour_jitter: float = 0.2,
+    seed: int | None = None,
 ) -> A.Compose:
-    """Fit/pad, then random scale/shift/rotation, horizontal flip and colour jitter; the mask follows."""
+    """Fit/pad, then random scale/shift/rotation, horizontal flip and colour jitter; the mask follows.
+
+    Albumentations keeps its own random state: ``seed`` fixes it (global seeds do not); DataLoader workers reseed
+    it (``parsing.datamodule.seed_worker``).
+    """
     return A.Compose(
         [
             *_fit_and_pad(size),
@@ -51,6 +56,7 @@ def train_transform(
             *_to_tensor(),
         ],
         additional_targets={"valid": "mask"},
+        seed=seed,
     )
 
 
