@@ -39,6 +39,10 @@ def main(args: list[str] | None = None) -> ParsingCLI | None:
 
         export(argv[1:])
         return None
+    if argv[:1] == ["check-data"]:
+        from parsing.check import main as check
+
+        sys.exit(check(argv[1:]))
     if argv[:1] == ["predict-folder"]:
         from parsing.predict import main as predict
 

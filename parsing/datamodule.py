@@ -13,6 +13,7 @@ import torch.distributed as dist
 from torch.utils.data import ConcatDataset, DataLoader, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
+from parsing.check import DataProblems, check_ccp, check_folder
 from parsing.datasets import (
     Item,
     SegmentationDataset,
@@ -92,6 +93,8 @@ class ParsingDataModule(pl.LightningDataModule):
         tag_ratio: add this many CCP tag-only photos (``annotations/image-level``) per pixel-labelled photo to
             each training epoch; they supervise only the outfit encoder (their masks are all ignored).
         presence_min_fraction: a label is present in a photo when it covers at least this share of it.
+        check: before ``fit``, read every photo and mask once and stop with the list of problems, if any
+            (``parsing check-data`` prints the same list).
     """
 
     def __init__(
@@ -114,6 +117,7 @@ class ParsingDataModule(pl.LightningDataModule):
         predict_dir: str | None = None,
         tag_ratio: float = 0.0,
         presence_min_fraction: float = 0.001,
+        check: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -172,8 +176,23 @@ class ParsingDataModule(pl.LightningDataModule):
             _PRESENCE_CACHE[key] = torch.stack(rows)
         return _PRESENCE_CACHE[key]
 
+    def check(self) -> None:
+        """Raise ``DataProblems`` listing every problem of the data this module uses."""
+        hp = self.hparams
+        if hp.format == "ccp":
+            ids = hp.ids
+            if hp.limit and ids is None:
+                ids = [photo.stem for photo, _ in self.items()]
+            problems = check_ccp(hp.root, ids)
+        else:
+            problems = check_folder(hp.root, len(self.label_set.source))
+        if problems:
+            raise DataProblems(hp.root, problems)
+
     def setup(self, stage: str) -> None:
         hp = self.hparams
+        if stage == "fit" and hp.check:
+            self.check()
         train_items, val_items = self.split(self.items())
         if stage == "fit":
             transform = train_transform(hp.size, hp.scale, hp.rotate, hp.colour_jitter, seed=hp.seed)

@@ -1,0 +1,166 @@
+"""``parsing check-data ROOT``: every problem in a dataset, each with its file, before a long run starts.
+
+Checks: photos that cannot be read, masks that cannot be read, mask/photo size mismatches, mask values outside
+the label set, photos without a mask and masks without a photo, ids used by more than one photo, CCP tag files
+that cannot be read or name unknown labels. ``fit`` runs the same check first (``data.check``, on by default)
+and stops with the full list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from parsing.datasets import list_images, read_raw_mask
+from parsing.io import IMAGE_SUFFIXES, DataError, read_ccp_tags, read_image
+from parsing.labels import CCP_LABELS, IGNORE_INDEX
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+class DataProblems(ValueError):
+    """A dataset with problems; the message lists them (the first ``shown``) with their files."""
+
+    def __init__(self, root: str | Path, problems: list[Problem], shown: int = 50) -> None:
+        lines = [str(p) for p in problems[:shown]]
+        more = f"\n… and {len(problems) - shown} more" if len(problems) > shown else ""
+        hint = "\n(run `parsing check-data` for the full list; data.check: false skips this check)"
+        super().__init__(f"{root}: {len(problems)} data problem(s):\n" + "\n".join(lines) + more + hint)
+        self.problems = problems
+
+
+def _check_pair(photo: Path | None, mask: Path | None, num_labels: int) -> list[Problem]:
+    """One (photo, mask) pair: both readable, same size, mask values in 0..num_labels-1 (or 255 = ignore)."""
+    problems, shape, raw = [], None, None
+    if photo is not None:
+        try:
+            shape = read_image(photo).shape[:2]
+        except DataError as err:
+            problems.append(Problem(err.path, err.problem))
+    if mask is not None:
+        try:
+            raw = read_raw_mask(mask)
+        except DataError as err:
+            problems.append(Problem(err.path, err.problem))
+    if raw is not None:
+        if shape is not None and raw.shape != shape:
+            (mh, mw), (ph, pw) = raw.shape, shape
+            problems.append(Problem(str(mask), f"mask size {mw}x{mh} differs from its photo's {pw}x{ph}"))
+        bad = (raw >= num_labels) & (raw != IGNORE_INDEX)
+        if bad.any():
+            values = sorted(int(v) for v in np.unique(raw[bad]))
+            problems.append(Problem(str(mask), f"label values {values} outside the label set (0..{num_labels - 1})"))
+    return problems
+
+
+def _duplicates(photos: list[Path]) -> list[Problem]:
+    by_id: dict[str, list[Path]] = defaultdict(list)
+    for photo in photos:
+        by_id[photo.stem].append(photo)
+    return [
+        Problem(str(paths[0]), f"id {stem!r} is used by {len(paths)} photos: {[p.name for p in paths]}")
+        for stem, paths in sorted(by_id.items())
+        if len(paths) > 1
+    ]
+
+
+def check_ccp(root: str | Path, ids: list[str] | None = None, workers: int = 4) -> list[Problem]:
+    """A Clothing Co-Parsing root in its original layout (all of it, or just ``ids``)."""
+    root = Path(root)
+    photos_dir, masks_dir = root / "photos", root / "annotations" / "pixel-level"
+    tags_dir = root / "annotations" / "image-level"
+    if not photos_dir.is_dir() or not masks_dir.is_dir():
+        return [Problem(str(root), "not a Clothing Co-Parsing root (expected photos/ and annotations/pixel-level/)")]
+    photos = list_images(photos_dir)
+    masks = {p.stem: p for p in sorted(masks_dir.glob("*.mat"))}
+    tags = {p.stem: p for p in sorted(tags_dir.glob("*.mat"))} if tags_dir.is_dir() else {}
+    if ids is not None:
+        wanted = set(ids)
+        photos = [p for p in photos if p.stem in wanted]
+        problems = [Problem(str(masks_dir / f"{i}.mat"), "no such annotation") for i in sorted(wanted - set(masks))]
+        masks = {k: v for k, v in masks.items() if k in wanted}
+        tags = {}
+    else:
+        problems = []
+    problems += _duplicates(photos)
+    by_id = {p.stem: p for p in photos}
+    problems += [Problem(str(mask), "mask without a photo") for stem, mask in masks.items() if stem not in by_id]
+    if ids is None:
+        problems += [
+            Problem(str(photo), "photo without a mask or tags")
+            for stem, photo in by_id.items()
+            if stem not in masks and stem not in tags
+        ]
+    pairs = [(by_id[stem], mask) for stem, mask in masks.items() if stem in by_id]
+    with ThreadPoolExecutor(workers) as pool:
+        for found in pool.map(lambda pair: _check_pair(*pair, len(CCP_LABELS)), pairs):
+            problems += found
+        for found in pool.map(lambda path: _check_tags(path, len(CCP_LABELS)), tags.values()):
+            problems += found
+    return problems
+
+
+def _check_tags(path: Path, num_labels: int) -> list[Problem]:
+    try:
+        tags = read_ccp_tags(path)
+    except DataError as err:
+        return [Problem(err.path, err.problem)]
+    bad = sorted({int(t) for t in tags if t < 0 or t >= num_labels})
+    return [Problem(str(path), f"tag ids {bad} outside the label set (0..{num_labels - 1})")] if bad else []
+
+
+def check_folder(root: str | Path, num_labels: int, workers: int = 4) -> list[Problem]:
+    """A folder dataset: ``root/images/*`` and ``root/masks/<stem>.png``."""
+    root = Path(root)
+    images_dir, masks_dir = root / "images", root / "masks"
+    missing = [Problem(str(d), "folder not found") for d in (images_dir, masks_dir) if not d.is_dir()]
+    if missing:
+        return missing
+    photos = list_images(images_dir)
+    masks = {p.stem: p for p in sorted(masks_dir.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+    problems = _duplicates(photos)
+    by_id = {p.stem: p for p in photos}
+    problems += [Problem(str(photo), "photo without a mask") for stem, photo in by_id.items() if stem not in masks]
+    problems += [Problem(str(mask), "mask without a photo") for stem, mask in masks.items() if stem not in by_id]
+    problems += [Problem(str(m), "mask must be a .png") for m in masks.values() if m.suffix.lower() != ".png"]
+    pairs = [(by_id[stem], mask) for stem, mask in masks.items() if stem in by_id and mask.suffix.lower() == ".png"]
+    with ThreadPoolExecutor(workers) as pool:
+        for found in pool.map(lambda pair: _check_pair(*pair, num_labels), pairs):
+            problems += found
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="parsing check-data", description=__doc__)
+    parser.add_argument("root", help="dataset root")
+    parser.add_argument("--format", choices=("ccp", "folder"), default="ccp")
+    parser.add_argument("--labels", nargs="+", help="folder format: the label names (mask values 0..K-1)")
+    parser.add_argument("--workers", type=int, default=4, help="reader threads")
+    args = parser.parse_args(argv)
+    if args.format == "folder" and not args.labels:
+        parser.error("--format folder needs --labels")
+    if args.format == "ccp":
+        problems = check_ccp(args.root, workers=args.workers)
+    else:
+        problems = check_folder(args.root, len(args.labels), workers=args.workers)
+    for problem in problems:
+        print(problem)
+    print(f"{args.root}: {len(problems)} problem(s)", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
