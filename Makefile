@@ -4,15 +4,19 @@ PYTHON      ?= python3
 CONFIG      ?= configs/ccp.yaml
 CONSTRAINTS ?= constraints.txt
 CKPT        ?= runs/ccp/checkpoints/last.ckpt
+INPUT       ?= ../shared/data/ccp/photos
+OUT         ?= predictions/ccp
+CRF         ?= none
 PY          := $(VENV)/bin/python
 PIP         := $(VENV)/bin/pip
 export NO_ALBUMENTATIONS_UPDATE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install train train-outfit resume evaluate test test-fast bench-outfit lint format clean
+.PHONY: help install predict train train-hires ship train-outfit resume evaluate check-data export test test-fast \
+        bench-outfit bench-crf lint format clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -23,15 +27,32 @@ $(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
 
 install: $(VENV)/.installed  ## create .venv and install parsing with torch pinned (CPU build)
 
+predict: install  ## parse INPUT (default: the CCP photos) with the shipped model → OUT (masks, overlays, summary)
+	$(VENV)/bin/parsing-predict $(INPUT) -o $(OUT) --crf $(CRF)
+
 train: install  ## train the default config (CONFIG=configs/ccp.yaml) on CCP
 	$(PY) -m parsing fit --config $(CONFIG)
+
+train-hires: install  ## the shipped model's recipe: fine-tune the default run at 512x352 (configs/ccp-hires.yaml)
+	$(PY) -m parsing fit --config configs/ccp-hires.yaml
+
+ship: install  ## pack runs/ccp-hires/checkpoints/last.ckpt into the shipped model parsing/assets/ccp-fpn-lite0.ckpt
+	$(PY) -m parsing pack runs/ccp-hires/checkpoints/last.ckpt parsing/assets/ccp-fpn-lite0.ckpt
 
 train-outfit: install  ## outfit-encoder stages 2 and 3 on top of the default run (configs/ccp-outfit*.yaml)
 	$(PY) -m parsing fit --config configs/ccp-outfit-stage2.yaml
 	$(PY) -m parsing fit --config configs/ccp-outfit.yaml
 
-resume: install  ## continue the default run from its last.ckpt
-	$(PY) -m parsing fit --config $(CONFIG) --ckpt_path runs/ccp/checkpoints/last.ckpt
+resume: install  ## continue a killed run of CONFIG from its last.ckpt (optimizer and schedule included)
+	$(PY) -m parsing fit --config $(CONFIG) --ckpt_path $(dir $(CKPT))last.ckpt
+
+check-data: install  ## list every problem in the CCP data (or: make check-data DATA=/path/to/ccp)
+	$(VENV)/bin/parsing check-data $(or $(DATA),../shared/data/ccp)
+
+export: install  ## export the shipped model (or CKPT=…) to exports/model.onnx + model.pt, with a parity check
+	mkdir -p exports
+	$(PY) -m parsing export $(if $(filter command line,$(origin CKPT)),$(CKPT)) exports/model.onnx \
+		--torchscript exports/model.pt --check ../shared/data/ccp/photos/0009.jpg
 
 evaluate: install  ## score CKPT (default: the default run's last.ckpt) on the val split at full resolution
 	$(PY) -m parsing test --config $(CONFIG) --ckpt_path $(CKPT)
@@ -41,6 +62,9 @@ test: install  ## the whole test suite, slow-marked tests included (CPU, offline
 
 test-fast: install  ## the test suite without slow-marked tests
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
+
+bench-crf: install  ## CRF benchmark (none / dense / fast) with the shipped model → bench/results/crf.{json,md}
+	$(PY) bench/crf.py
 
 bench-outfit: install  ## outfit-encoder benchmark from the default run's checkpoint (CKPT) → bench/results/
 	$(PY) bench/outfit.py --plain $(CKPT)
