@@ -42,15 +42,12 @@ def test_fit_resumes_after_sigkill(ccp_root, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert record.read_text().split() == ["start", "0", "start", "4"]  # went on from step 4, not from 0
 
-    straight = fit(ccp_root, tmp_path / "b")
-    assert straight.returncode == 0, straight.stderr[-2000:]
     a = torch.load(last, map_location="cpu", weights_only=False)
-    b = torch.load(tmp_path / "b" / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert a["global_step"] == b["global_step"] == 6
-    adam_a, adam_b = a["optimizer_states"][0]["state"], b["optimizer_states"][0]["state"]
-    assert float(adam_a[0]["step"]) == float(adam_b[0]["step"]) == 6  # AdamW moments carried over
-    assert a["lr_schedulers"][0]["last_epoch"] == b["lr_schedulers"][0]["last_epoch"] == 6  # one-cycle too
-    # (the weights are not bit-identical to the uninterrupted run's: the data order after a resume differs)
+    assert a["global_step"] == 6 and a["epoch"] == 2
+    assert float(a["optimizer_states"][0]["state"][0]["step"]) == 6  # AdamW's moments carried over the kill
+    assert a["lr_schedulers"][0]["last_epoch"] == 6  # and the one-cycle schedule's position
+    assert a["lr_schedulers"][0]["total_steps"] == 6
+    # (the weights are not bit-identical to an uninterrupted run's: the data order after a resume differs)
 
 
 @pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
