@@ -117,7 +117,9 @@ class ParsingModule(pl.LightningModule):
             raise ValueError(f"num_classes={num_classes} but {len(class_names)} class_names")
         if trainable == "outfit" and outfit == "none":
             raise ValueError("trainable='outfit' needs an outfit encoder (outfit: aux or gate)")
-        self.save_hyperparameters()  # with the linked label set: a checkpoint rebuilds its model
+        # With the linked label set: a checkpoint rebuilds its model. The CRF is an inference option: not stored, so
+        # `test --ckpt_path … --model.crf fast` is not overridden by the checkpoint (LightningCLI loads its hparams).
+        self.save_hyperparameters(ignore=["crf", "crf_params"])
         self.class_names = list(class_names)
         self.palette = palette or [list(c) for c in default_palette(class_names)]
         self.num_classes = len(class_names)

@@ -24,6 +24,8 @@ def pack(source: str | Path, target: str | Path, rules_from: str | Path | None =
     packed = {key: checkpoint[key] for key in KEEP if key in checkpoint}
     hparams = dict(packed["hyper_parameters"])
     hparams.update(encoder_weights=None, init_from=None)  # every weight is in the state_dict
+    for option in ("crf", "crf_params", "_instantiator"):  # inference options are chosen at inference
+        hparams.pop(option, None)
     packed["hyper_parameters"] = hparams
     state = packed["state_dict"]
     if rules_from is not None:

@@ -134,3 +134,11 @@ def test_checkpoint_without_rules_still_loads(fitted, tmp_path):
     torch.save(checkpoint, old)
     model = ParsingModule.load_from_checkpoint(old, map_location="cpu")
     assert model.exclusive.shape == (59, 59) and not model.exclusive.any()
+
+
+@pytest.mark.parametrize("crf", ["fast", "dense"])
+def test_test_with_a_crf(fitted, crf):
+    _, ckpt, common = fitted
+    cli = main(["test", *common, "--ckpt_path", str(ckpt), "--model.crf", crf, "--model.crf_params.iterations", "3"])
+    assert cli.model.crf == crf and cli.model.crf_params.iterations == 3
+    assert 0.0 <= float(cli.trainer.callback_metrics["test/miou"]) <= 1.0
