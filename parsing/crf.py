@@ -11,6 +11,8 @@ final pairwise energy, upsampled, to the full-resolution unary.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -196,6 +198,21 @@ def _joint_bilateral_upsample(
     return (out / total.clamp(min=1e-12)).view(b, c, h2 * f, w2 * f)
 
 
+@contextmanager
+def _few_threads(device: torch.device) -> Iterator[None]:
+    """One CPU thread: the CRF is many small operations, and with more threads each one waits on the others —
+    when other processes (data loaders, training) share the cores, 2–6× slower overall (measured on 2 cores)."""
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _reduced_compat(compat: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
     """(K, K) costs → (A+1, A+1): the pooled channel costs the mean over its labels per unit of pooled mass."""
     k, a = len(compat), len(active)
@@ -219,6 +236,17 @@ def fast_crf(
 ) -> torch.Tensor:
     """Batched mean-field on CPU or GPU. logits (B, K, H, W), images (B, 3, H, W) in 0–255 (any dtype), optional
     valid (B, H, W) bool for photos padded into one batch → labels (B, H, W) long."""
+    with _few_threads(logits.device):
+        return _fast_crf(logits, images, params, compat, valid)
+
+
+def _fast_crf(
+    logits: torch.Tensor,
+    images: torch.Tensor,
+    params: CRFParams,
+    compat: np.ndarray | torch.Tensor,
+    valid: torch.Tensor | None,
+) -> torch.Tensor:
     b, k, h, w = logits.shape
     device = logits.device
     f = max(1, params.downsample)
