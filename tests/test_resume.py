@@ -62,3 +62,25 @@ def test_seeded_runs_repeat_exactly(ccp_root, tmp_path, workers):
         return
     other = {k: float(v) for k, v in main([*args, "--seed_everything", "1"]).trainer.callback_metrics.items()}
     assert other["train/loss"] != first["train/loss"]  # the seed is what makes them equal
+
+
+def test_config_checkpoints_keep_the_latest_weights_as_last_ckpt(ccp_root, tmp_path):
+    """configs/ccp.yaml's checkpoint callbacks (steps scaled down): last.ckpt holds the final step even when the
+    final epoch is not the best one (Lightning's own save_last only follows the best-checkpoint saves)."""
+    import json
+
+    import yaml
+
+    callbacks = yaml.safe_load((ROOT / "configs" / "ccp.yaml").read_text())["trainer"]["callbacks"]
+    checkpoints = [c for c in callbacks if c["class_path"].endswith("ModelCheckpoint")]
+    for c in checkpoints:
+        c["init_args"]["dirpath"] = str(tmp_path / "ckpt")
+        if "every_n_train_steps" in c["init_args"]:
+            c["init_args"]["every_n_train_steps"] = 4
+    args = ["fit", "--config", SMOKE, "--data.root", str(ccp_root), "--trainer.max_epochs", "3",
+            "--trainer.enable_checkpointing", "true", "--trainer.default_root_dir", str(tmp_path),
+            "--trainer.callbacks", json.dumps(checkpoints)]  # fmt: skip
+    main(args)
+    last = torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == 6  # 3 epochs × 2 steps
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir() if p.name.startswith("last")) == ["last.ckpt"]
