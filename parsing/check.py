@@ -15,11 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from parsing.datasets import list_images, read_raw_mask
+from parsing.datasets import list_images, mask_problems, read_raw_mask
 from parsing.io import IMAGE_SUFFIXES, DataError, read_ccp_tags, read_image
-from parsing.labels import CCP_LABELS, IGNORE_INDEX
+from parsing.labels import CCP_LABELS
 
 
 @dataclass(frozen=True)
@@ -56,13 +54,7 @@ def _check_pair(photo: Path | None, mask: Path | None, num_labels: int) -> list[
         except DataError as err:
             problems.append(Problem(err.path, err.problem))
     if raw is not None:
-        if shape is not None and raw.shape != shape:
-            (mh, mw), (ph, pw) = raw.shape, shape
-            problems.append(Problem(str(mask), f"mask size {mw}x{mh} differs from its photo's {pw}x{ph}"))
-        bad = (raw >= num_labels) & (raw != IGNORE_INDEX)
-        if bad.any():
-            values = sorted(int(v) for v in np.unique(raw[bad]))
-            problems.append(Problem(str(mask), f"label values {values} outside the label set (0..{num_labels - 1})"))
+        problems += [Problem(str(mask), problem) for problem in mask_problems(raw, shape, num_labels)]
     return problems
 
 

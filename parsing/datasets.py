@@ -41,6 +41,20 @@ def read_raw_mask(path: Path) -> np.ndarray:
     return read_ccp_mask(path) if path.suffix == ".mat" else read_png_mask(path)
 
 
+def mask_problems(raw: np.ndarray, shape: tuple[int, int] | None, num_labels: int) -> list[str]:
+    """What is wrong with a raw mask (H, W): a size other than its photo's ``shape``, values outside 0..num_labels-1
+    (255 = ignore is allowed)."""
+    problems = []
+    if shape is not None and raw.shape != shape:
+        (mh, mw), (ph, pw) = raw.shape, shape
+        problems.append(f"mask size {mw}x{mh} differs from its photo's {pw}x{ph}")
+    bad = (raw >= num_labels) & (raw != IGNORE_INDEX)
+    if bad.any():
+        values = sorted(int(v) for v in np.unique(raw[bad]))
+        problems.append(f"label values {values} outside the label set (0..{num_labels - 1})")
+    return problems
+
+
 def ccp_tag_items(root: str | Path) -> list[Item]:
     """(photo, tags .mat) pairs of CCP's tag-only photos (``annotations/image-level``)."""
     root = Path(root)
@@ -105,13 +119,9 @@ class SegmentationDataset(Dataset):
 
     def read_mask(self, path: Path, shape: tuple[int, int]) -> np.ndarray:
         raw = read_raw_mask(path)
-        if raw.shape != shape:
-            (mh, mw), (ph, pw) = raw.shape, shape
-            raise DataError(path, f"mask size {mw}x{mh} differs from its photo's {pw}x{ph}")
-        bad = (raw >= len(self.labels.source)) & (raw != IGNORE_INDEX)
-        if bad.any():
-            values = sorted({int(v) for v in np.unique(raw[bad])})
-            raise DataError(path, f"label values {values} outside the label set (0..{len(self.labels.source) - 1})")
+        problems = mask_problems(raw, shape, len(self.labels.source))
+        if problems:
+            raise DataError(path, problems[0])
         return self.labels.encode(raw)
 
     def __getitem__(self, index: int) -> dict[str, Any]:

@@ -89,15 +89,18 @@ class PhotoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.jobs)
 
+    def fit(self, image: np.ndarray) -> torch.Tensor:
+        """Photo (H, W, 3) uint8 → network input (3, h', w') in [0, 1], inside the box, not padded."""
+        h, w = image.shape[:2]
+        return (self.landscape if w > h else self.portrait)(image=image)["image"]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         photo, key = self.jobs[index]
         try:
             image = read_image(photo)
         except DataError as err:
             return {"path": str(photo), "key": key, "error": err.problem}
-        h, w = image.shape[:2]
-        fit = self.landscape if w > h else self.portrait
-        return {"path": str(photo), "key": key, "image": fit(image=image)["image"], "full_image": image}
+        return {"path": str(photo), "key": key, "image": self.fit(image), "full_image": image}
 
 
 def collate_photos(batch: list[dict[str, Any]]) -> dict[str, Any]:
@@ -133,20 +136,23 @@ def load_parser(checkpoint: str | Path, device: str = "cpu") -> tuple[ParsingMod
 def parse_image(module: ParsingModule, size: tuple[int, int], image: np.ndarray, crf: str = "none") -> dict[str, Any]:
     """One photo (H, W, 3) uint8 → ``labels`` (H, W) uint8, the decoded garment set ``outfit`` (names) and the
     outfit encoder's ``presence`` probabilities (K,) or None — what ``parsing-predict`` writes, in memory."""
-    job = PhotoDataset([], size)
     h, w = image.shape[:2]
-    x = (job.landscape if w > h else job.portrait)(image=image)["image"]  # (3, h', w')
+    x = PhotoDataset([], size).fit(image)  # (3, h', w')
     device = next(module.parameters()).device
     with torch.inference_mode():
         logits, presence = module.forward_with_presence(x[None].to(device))
         p = None if presence is None else presence[0]
         labels, chosen = module.parse_photo(logits[0], p, (h, w), torch.from_numpy(image), crf)
-    names = module.class_names
-    counts = torch.bincount(labels.flatten().cpu(), minlength=len(names))
-    in_set = chosen.cpu() if chosen is not None else counts > 0
-    outfit = [n for i, n in enumerate(names) if n not in NON_GARMENTS and in_set[i] and counts[i] > 0]
+    labels_np = labels.to(torch.uint8).cpu().numpy()
+    counts = np.bincount(labels_np.ravel(), minlength=module.num_classes)
     probs = None if p is None else torch.sigmoid(p).cpu()
-    return {"labels": labels.to(torch.uint8).cpu().numpy(), "outfit": outfit, "presence": probs}
+    return {"labels": labels_np, "outfit": outfit_names(module.class_names, counts, chosen), "presence": probs}
+
+
+def outfit_names(names: list[str], counts: np.ndarray, chosen: torch.Tensor | None) -> list[str]:
+    """The garments of the decoded set (all labels when not decoding) that the label map actually shows."""
+    in_set = chosen.tolist() if chosen is not None else [True] * len(names)
+    return [n for i, n in enumerate(names) if n not in NON_GARMENTS and in_set[i] and counts[i] > 0]
 
 
 # --- outputs ------------------------------------------------------------------------------------------------------
@@ -225,9 +231,7 @@ def summary_record(
         for i in np.argsort(-counts)
         if counts[i] > 0 and names[i] not in ("null", "background")
     ]
-    garments = [i for i in range(len(names)) if names[i] not in NON_GARMENTS]
-    in_set = chosen.tolist() if chosen is not None else (counts > 0).tolist()
-    outfit = [names[i] for i in garments if in_set[i] and counts[i] > 0]
+    outfit = outfit_names(names, counts, chosen)
     return {
         "file": photo,
         "size": [int(labels.shape[1]), int(labels.shape[0])],
