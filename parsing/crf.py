@@ -54,7 +54,8 @@ class MissingCRFError(ImportError):
     """pydensecrf is not installed."""
 
 
-def _densecrf():  # noqa: ANN202
+def densecrf():  # noqa: ANN201
+    """pydensecrf's ``densecrf`` module, or ``MissingCRFError`` naming the extra to install."""
     try:
         import pydensecrf.densecrf as dcrf
     except ImportError as err:
@@ -101,7 +102,7 @@ def dense_crf(
     logits: torch.Tensor, image: np.ndarray | torch.Tensor, params: CRFParams, compat: np.ndarray
 ) -> np.ndarray:
     """The reference: pydensecrf's mean-field on one photo. logits (K, H, W) at the photo's size → labels (H, W)."""
-    dcrf = _densecrf()
+    dcrf = densecrf()
     from pydensecrf.utils import unary_from_labels
 
     k, h, w = logits.shape

@@ -178,12 +178,13 @@ class Outputs:
         root.mkdir(parents=True, exist_ok=True)
 
     def paths(self, key: Path) -> dict[str, Path]:
+        # key.name + suffix, not key.with_suffix: a stem may hold dots ("look.v2")
         paths = {
-            "mask": self.root / "masks" / key.with_suffix(".png"),
-            "overlay": self.root / "overlays" / key.with_suffix(".jpg"),
+            "mask": self.root / "masks" / key.parent / f"{key.name}.png",
+            "overlay": self.root / "overlays" / key.parent / f"{key.name}.jpg",
         }
         if self.probs:
-            paths["probs"] = self.root / "probs" / key.with_suffix(".npy")
+            paths["probs"] = self.root / "probs" / key.parent / f"{key.name}.npy"
         return paths
 
     def summarised(self) -> dict[str, str]:
@@ -198,7 +199,7 @@ class Outputs:
         return lines
 
     def forget(self, files: set[str]) -> None:
-        """Drop these files' earlier summary lines (they are being redone with --overwrite)."""
+        """Drop these files' earlier summary lines (they are being redone: --overwrite, or left half done)."""
         kept = [line for f, line in self.summarised().items() if f not in files]
         _atomic_write(self.summary, lambda tmp: tmp.write_text("".join(f"{line}\n" for line in kept)))
 
@@ -295,10 +296,10 @@ def predict(args: argparse.Namespace) -> int:
     if args.crf_iterations is not None:
         module.crf_params = CRFParams(**{**vars(module.crf_params), "iterations": args.crf_iterations})
     if args.crf == "dense":
-        from parsing.crf import _densecrf
+        from parsing.crf import densecrf
 
         try:
-            _densecrf()
+            densecrf()
         except ImportError as err:
             print(f"parsing-predict: {err}", file=sys.stderr)
             return 2

@@ -148,3 +148,13 @@ def test_shipped_model_parses_a_real_ccp_photo(shipped, ccp_root, tmp_path, crf)
     record = summary(out)[0]
     names = [lab["label"] for lab in record["labels"]]
     assert {"skin", "hair"} <= set(names) and record["crf"] == crf
+
+
+def test_dotted_stems_keep_their_whole_name(tmp_path):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    for name in ("look.v1.jpg", "look.v2.jpg"):  # with_suffix would turn both into look.png
+        Image.new("RGB", (48, 64), (200, 30, 30)).save(photos / name)
+    assert main([str(photos), "-o", str(out), "--no-progress", "--workers", "0"]) == 0
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["look.v1.png", "look.v2.png"]
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == ["look.v1.jpg", "look.v2.jpg"]
