@@ -11,7 +11,7 @@ final pairwise energy, upsampled, to the full-resolution unary.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -131,42 +131,60 @@ def argmax(x: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def _offsets(sigma: float, taps: int) -> list[tuple[int, int]]:
-    """Window offsets covering ±2σ with at most ``taps`` samples per side (dilated when σ is large)."""
-    radius = max(1, math.ceil(2.0 * sigma))
-    step = max(1, math.ceil(radius / taps))
-    reach = range(-step * (radius // step), step * (radius // step) + 1, step)
-    return [(dy, dx) for dy in reach for dx in reach]
+    """Window offsets covering about ±2σ with at most ``taps`` samples per side (dilated when σ is large)."""
+    radius = 2.0 * sigma
+    step = max(1, round(radius / taps))
+    reach = step * min(taps, math.ceil(radius / step))
+    return [(dy, dx) for dy in range(-reach, reach + 1, step) for dx in range(-reach, reach + 1, step)]
 
 
 class _Pairwise:
     """Both kernels on the grid, truncated to dilated windows and symmetrically normalised, merged into one weight
-    map per window offset: ``message(q)[p] = Σ_t weight_t[p] · q[p + t]``."""
+    map per window offset: ``message(q)[p] = Σ_t weight_t[p] · q[p + t]``. The kernels are symmetric,
+    ``weight_-t[p] = weight_t[p - t]``, so only half the offsets are computed and the rest are shifted copies."""
 
     def __init__(self, rgb: torch.Tensor, valid: torch.Tensor, params: CRFParams, f: int) -> None:
         kernels = [  # (σxy on the grid, σrgb or None, weight)
             (params.bilateral_sxy / f, params.bilateral_srgb, params.bilateral_weight),
             (params.gaussian_sxy / f, None, params.gaussian_weight),
         ]
-        self.weights: dict[tuple[int, int], torch.Tensor] = {}
+        half: dict[tuple[int, int], torch.Tensor] = {}  # offsets t ≥ (0, 0) in tuple order
         for sxy, srgb, weight in kernels:
-            offsets = _offsets(sxy, params.taps)
-            raw = []
+            offsets = [t for t in _offsets(sxy, params.taps) if t > (0, 0)]
+            raw = {(0, 0): valid}  # a cell with itself: distance 0, same colour
             for (dy, dx), v, c in zip(offsets, _shifts(valid, offsets), _shifts(rgb, offsets), strict=True):
                 wt = valid * v * math.exp(-(dy * dy + dx * dx) / (2.0 * sxy * sxy))
                 if srgb is not None:
                     wt = wt * torch.exp((rgb - c).square().sum(1, keepdim=True) / (-2.0 * srgb * srgb))
-                raw.append(wt)
-            norm = torch.rsqrt(sum(raw) + 1e-20) * valid  # (B, 1, h, w): 1/sqrt of each pixel's kernel mass
-            for offset, wt, n in zip(offsets, raw, _shifts(norm, offsets), strict=True):
-                merged = weight * norm * wt * n
-                self.weights[offset] = self.weights[offset] + merged if offset in self.weights else merged
-        self.offsets = list(self.weights)
+                raw[(dy, dx)] = wt
+            mass = valid + sum(wt + _shift(wt, -dy, -dx) for (dy, dx), wt in raw.items() if (dy, dx) != (0, 0))
+            norm = torch.rsqrt(mass + 1e-20) * valid  # (B, 1, h, w): 1/sqrt of each cell's kernel mass
+            for (dy, dx), wt in raw.items():
+                merged = weight * norm * wt * _shift(norm, dy, dx)
+                half[(dy, dx)] = half[(dy, dx)] + merged if (dy, dx) in half else merged
+        self.weights = dict(half)
+        for (dy, dx), wt in half.items():
+            if (dy, dx) != (0, 0):
+                self.weights[(-dy, -dx)] = _shift(wt, -dy, -dx)
+        self.reach = max(max(abs(dy), abs(dx)) for dy, dx in self.weights)
+        self.padded: torch.Tensor | None = None
 
     def __call__(self, q: torch.Tensor) -> torch.Tensor:  # (B, C, h, w) → (B, C, h, w)
-        out = torch.zeros_like(q)
-        for wt, view in zip(self.weights.values(), _shifts(q, self.offsets), strict=True):
-            out.addcmul_(wt, view)
+        b, c, h, w = q.shape
+        r = self.reach
+        if self.padded is None or self.padded.shape[:2] != (b, c):  # zero border, written once
+            self.padded = q.new_zeros(b, c, h + 2 * r, w + 2 * r)
+        self.padded[..., r : r + h, r : r + w] = q
+        out = q * self.weights[(0, 0)]
+        for (dy, dx), wt in self.weights.items():
+            if (dy, dx) != (0, 0):
+                out.addcmul_(wt, self.padded[..., r + dy : r + dy + h, r + dx : r + dx + w])
         return out
+
+
+def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """x[..., i + dy, j + dx], zero outside."""
+    return F.pad(x, (-dx, dx, -dy, dy))
 
 
 def _shifts(x: torch.Tensor, offsets: list[tuple[int, int]]) -> list[torch.Tensor]:
@@ -176,42 +194,87 @@ def _shifts(x: torch.Tensor, offsets: list[tuple[int, int]]) -> list[torch.Tenso
     return [padded[..., r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in offsets]
 
 
-def _joint_bilateral_upsample(
-    coarse: torch.Tensor, grid_rgb: torch.Tensor, grid_valid: torch.Tensor, rgb: torch.Tensor, f: int, srgb: float
+def _neighbourhood(x: torch.Tensor, op: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Max (``op=torch.maximum``) or min (``torch.minimum``) over each cell's 3×3 neighbours inside the grid."""
+    fill = -math.inf if op is torch.maximum else math.inf
+    p = F.pad(x, (1, 1, 1, 1), value=fill)
+    rows = op(op(p[..., :-2, :], p[..., 1:-1, :]), p[..., 2:, :])
+    return op(op(rows[..., :-2], rows[..., 1:-1]), rows[..., 2:])
+
+
+def _blocks(x: torch.Tensor, f: int) -> torch.Tensor:
+    """(B, [C,] H, W) with H, W multiples of f → (B, [C,] H/f, f, W/f, f): the pixels of each grid cell."""
+    *lead, h, w = x.shape
+    return x.view(*lead, h // f, f, w // f, f)
+
+
+def _cell_energies(
+    energy: torch.Tensor,
+    grid_rgb: torch.Tensor,
+    grid_valid: torch.Tensor,
+    pixels: torch.Tensor,
+    cells: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    srgb: float,
 ) -> torch.Tensor:
-    """Grid values (B, C, h', w') → (B, C, h'·f, w'·f), each pixel a mix of its 3×3 nearest cells weighted by
-    distance and by colour likeness to the pixel (joint bilateral upsampling, Kopf et al. 2007), so that label
-    edges follow the photo's. ``rgb`` (B, 3, h'·f, w'·f) is the full-resolution photo."""
-    b, c, h2, w2 = coarse.shape
-    pixel = (torch.arange(f, device=rgb.device, dtype=torch.float32) + 0.5) / f - 0.5  # offset from the cell centre
-    cells = rgb.view(b, 3, h2, f, w2, f)  # the photo, cell by cell
-    out = torch.zeros(b, c, h2, f, w2, f, device=rgb.device)
-    total = torch.zeros(b, 1, h2, f, w2, f, device=rgb.device)
-    offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
-    grids = zip(*(_shifts(x, offsets) for x in (coarse, grid_rgb, grid_valid)), strict=True)
-    for (dy, dx), (value, colour, valid) in zip(offsets, grids, strict=True):
-        value, colour, valid = (x[:, :, :, None, :, None] for x in (value, colour, valid))  # broadcast over cells
-        near = torch.exp(-((pixel - dy).square()[:, None, None] + (pixel - dx).square()[None, None, :]) / 2.0)
-        likeness = torch.exp((cells - colour).square().sum(1, keepdim=True) / (-2.0 * srgb * srgb))
-        wt = valid * near * likeness  # (B, 1, h', f, w', f)
-        out.addcmul_(wt, value)
-        total += wt
-    return (out / total.clamp(min=1e-12)).view(b, c, h2 * f, w2 * f)
+    """Grid energies (B, C, h', w') → the pixels of N chosen cells (N, C, f, f), each pixel a mix of its cell's
+    3×3 neighbours weighted by distance and by colour likeness to the pixel (joint bilateral upsampling, Kopf et
+    al. 2007), so that label edges follow the photo's. ``pixels`` (N, 3, f, f) are the cells' photo pixels and
+    ``cells`` their (batch, row, column) indices."""
+    n, _, f, _ = pixels.shape
+    b, y, x = cells
+    if f == 1:
+        return energy[b, :, y, x][..., None, None]
+    grid = torch.cat([energy, grid_rgb, grid_valid], 1)
+    grid = F.pad(grid, (1, 1, 1, 1)).permute(0, 2, 3, 1)  # (B, h'+2, w'+2, C+4)
+    steps = torch.tensor([-1, 0, 1], device=energy.device)
+    rows = (y[:, None] + 1 + steps).repeat_interleave(3, 1)  # (N, 9): the 3×3 neighbours, row-major
+    cols = (x[:, None] + 1 + steps).repeat(1, 3)
+    near_cells = grid[b[:, None], rows, cols]  # (N, 9, C+4)
+    value, colour, valid = near_cells[..., :-4], near_cells[..., -4:-1], near_cells[..., -1]
+    pixel = (torch.arange(f, device=energy.device, dtype=torch.float32) + 0.5) / f - 0.5  # offset from the centre
+    dist = (pixel[None, :] - steps[:, None]).square()  # (3, f)
+    near = torch.exp(-(dist.repeat_interleave(3, 0)[:, :, None] + dist.repeat(3, 1)[:, None, :]) / 2.0)  # (9, f, f)
+    likeness = (pixels[:, None] - colour[..., None, None]).square().sum(2)  # (N, 9, f, f)
+    wt = valid[..., None, None] * near * torch.exp(likeness / (-2.0 * srgb * srgb))
+    wt = wt / wt.sum(1, keepdim=True).clamp(min=1e-12)
+    return torch.einsum("nkyx,nkc->ncyx", wt, value)
+
+
+def _may_change(energy: torch.Tensor, present: torch.Tensor, gain: float) -> torch.Tensor:
+    """Cells where some pixel could leave the network's label (labels unary), (B, h', w') bool.
+
+    A pixel's upsampled energy of each label is a convex mix of that label's energies on the 3×3 cells around
+    it, so a pixel labelled h keeps h unless some other label l has min₃ₓ₃ E_l < max₃ₓ₃ E_h − gain. Cells where
+    that holds for none of their labels (``present`` (B, A, h', w')) are skipped: exact, and most of the photo.
+    """
+    e = energy[:, :-1]  # (B, A, h', w'): the active labels (the pooled channel winning keeps the label anyway)
+    if e.shape[1] < 2:
+        return torch.zeros_like(present[:, 0])
+    high = _neighbourhood(e, torch.maximum)
+    low = _neighbourhood(e, torch.minimum)
+    two, which = low.topk(2, dim=1, largest=False)  # the two lowest, per cell
+    labels = torch.arange(e.shape[1], device=e.device)[None, :, None, None]
+    best_other = torch.where(which[:, :1] == labels, two[:, 1:], two[:, :1])  # (B, A, h', w')
+    return (present & (best_other < high - gain + 1e-3)).any(1)  # 1e-3: margin for rounding
 
 
 @contextmanager
-def _few_threads(device: torch.device) -> Iterator[None]:
-    """One CPU thread: the CRF is many small operations, and with more threads each one waits on the others —
-    when other processes (data loaders, training) share the cores, 2–6× slower overall (measured on 2 cores)."""
+def _cpu_mode(device: torch.device) -> Iterator[None]:
+    """One CPU thread with denormals flushed to zero. The CRF is many small operations: with more threads each
+    waits on the others, 2–6× slower when loaders or training share the cores; and tiny kernel weights and
+    probabilities are denormal floats, which made message passing 3× slower (both measured on 2 cores)."""
     if device.type != "cpu":
         yield
         return
     before = torch.get_num_threads()
     torch.set_num_threads(1)
+    flushing = torch.set_flush_denormal(True)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+        if flushing:
+            torch.set_flush_denormal(False)
 
 
 def _reduced_compat(compat: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
@@ -237,7 +300,7 @@ def fast_crf(
 ) -> torch.Tensor:
     """Batched mean-field on CPU or GPU. logits (B, K, H, W), images (B, 3, H, W) in 0–255 (any dtype), optional
     valid (B, H, W) bool for photos padded into one batch → labels (B, H, W) long."""
-    with _few_threads(logits.device):
+    with _cpu_mode(logits.device):
         return _fast_crf(logits, images, params, compat, valid)
 
 
@@ -264,27 +327,36 @@ def _fast_crf(
     c = _reduced_compat(torch.as_tensor(compat, dtype=torch.float32, device=device), active)  # (A+1, A+1)
     lut = torch.full((k,), a, dtype=torch.long, device=device)
     lut[active] = torch.arange(a, device=device)
-    reduced_hard = lut[hard]  # (B, H, W) in 0..A-1
 
-    # Whole grid cells: pad bottom/right; padding (and invalid pixels) carry no weight.
-    ph, pw = -h % f, -w % f
-    valid = torch.ones(b, 1, h, w, device=device) if valid is None else valid.to(device).float()[:, None]
-    valid = F.pad(valid, (0, pw, 0, ph))  # (B, 1, H', W')
-    rgb = F.pad(images.to(device).float(), (0, pw, 0, ph))  # (B, 3, H', W')
-    pool = (lambda x: F.avg_pool2d(x, f)) if f > 1 else (lambda x: x)  # noqa: E731
-    mass = pool(valid).clamp(min=EPS)
-    grid_valid = (pool(valid) > 0).float()  # (B, 1, h', w')
-    grid_rgb = pool(rgb * valid) / mass
+    # The grid: cells of f×f pixels (partial at the bottom/right edges); invalid pixels carry no weight.
+    h2, w2 = -(-h // f), -(-w // f)
+    pool = (lambda x: F.avg_pool2d(x, f, ceil_mode=True)) if f > 1 else (lambda x: x)  # noqa: E731
+    rgb = images.to(device)  # (B, 3, H, W) as given
+    if valid is None:
+        mask, mass = None, torch.ones(b, 1, h2, w2, device=device)
+        grid_rgb = pool(rgb.float())  # (B, 3, h', w') the cells' mean colours
+    else:
+        mask = valid.to(device)[:, None].float()  # (B, 1, H, W)
+        mass = pool(mask)  # (B, 1, h', w') share of the cell's pixels that count
+        grid_rgb = pool(rgb.float() * mask) / mass.clamp(min=EPS)
+    grid_valid = (mass > 0).float()
 
     rest = (1.0 - params.gt_prob) / (k - 1)
     if probs is None:  # the paper's unary: gt_prob on the network's label, the rest spread evenly
-        hit = F.one_hot(reduced_hard, a + 1).permute(0, 3, 1, 2).float()  # (B, A+1, H, W)
-        share = pool(F.pad(hit, (0, pw, 0, ph)) * valid) / mass
+        bins = b * h2 * w2 * (a + 1)
+        cell = (torch.arange(h, device=device) // f)[:, None] * w2 + torch.arange(w, device=device) // f  # (H, W)
+        first = torch.arange(b, device=device)[:, None, None] * (h2 * w2 * (a + 1))
+        index = first + cell * (a + 1) + lut[hard]  # (B, H, W): (photo, cell, label) bins
+        if valid is not None:
+            index = torch.where(valid.to(device), index, bins)  # one spare bin for invalid pixels
+        counts = torch.bincount(index.flatten(), minlength=bins + 1)[:bins]
+        counts = counts.view(b, h2, w2, a + 1).permute(0, 3, 1, 2)  # (B, A+1, h', w') pixels per label
+        share = counts.float() / counts.sum(1, keepdim=True).clamp(min=1)
         grid_p = rest + (params.gt_prob - rest) * share
         grid_p[:, a] = rest * n_rest
     else:
         reduced = torch.cat([probs[:, active], probs[:, ~is_active].sum(1, keepdim=True)], 1)  # (B, A+1, H, W)
-        grid_p = pool(F.pad(reduced, (0, pw, 0, ph)) * valid) / mass
+        grid_p = pool(reduced if mask is None else reduced * mask) / mass.clamp(min=EPS)
     log_p = grid_p.clamp(min=EPS).log()  # (B, A+1, h', w')
 
     pairwise = _Pairwise(grid_rgb, grid_valid, params, f)
@@ -295,18 +367,31 @@ def _fast_crf(
     q = log_p.softmax(1)
     for _ in range(params.iterations):
         q = (log_p - energy(q)).softmax(1)
-    final = energy(q)
-    if f > 1:  # to full resolution, edges snapped to the photo's
-        final = _joint_bilateral_upsample(final, grid_rgb, grid_valid, rgb, f, params.bilateral_srgb)
-    score = -final[..., :h, :w]  # (B, A+1, H, W): − pairwise energy, + the log unary below (up to a constant)
+    final = energy(q)  # (B, A+1, h', w')
+
+    # Back to full resolution: score = − pairwise energy (upsampled, edges snapped to the photo's) + log unary.
+    gain = math.log(params.gt_prob / rest)
+    if probs is None:  # only cells where a label can change (exact, see _may_change)
+        cells = _may_change(final, counts[:, :a] > 0, gain) & (grid_valid[:, 0] > 0)
+    else:
+        cells = grid_valid[:, 0] > 0
+    cells = cells.nonzero(as_tuple=True)  # (batch, row, column) of N cells
+    ph, pw = h2 * f - h, w2 * f - w
+    pad = lambda x: F.pad(x, (0, pw, 0, ph))  # noqa: E731  whole cells
+    at = (cells[0], slice(None), cells[1], slice(None), cells[2], slice(None))  # a cell's pixels: [..., f, f]
+    at_map = at[:1] + at[2:]  # the same for (B, H, W) maps
+    pixels = _blocks(pad(rgb), f)[at].float()  # (N, 3, f, f)
+    score = -_cell_energies(final, grid_rgb, grid_valid, pixels, cells, params.bilateral_srgb)  # (N, A+1, f, f)
+    labels = pad(hard)  # (B, H', W') a copy, changed in place below
+    network = _blocks(labels, f)[at_map]  # (N, f, f)
     if probs is None:
-        gain = torch.full_like(score[:, :1], math.log(params.gt_prob / rest))
-        score.scatter_add_(1, reduced_hard[:, None], gain)
+        score.scatter_add_(1, lut[network][:, None], torch.full_like(score[:, :1], gain))
         score[:, a] += math.log(max(n_rest, 1))
     else:
-        score += reduced.clamp(min=EPS).log()
-    labels = torch.cat([active, active.new_tensor([-1])])[argmax(score, 1)]
-    return torch.where(labels < 0, hard, labels)  # the pooled channel won: keep the network's label
+        score += _blocks(pad(reduced), f)[at].clamp(min=EPS).log()
+    cell_labels = torch.cat([active, active.new_tensor([-1])])[argmax(score, 1)]  # (N, f, f)
+    _blocks(labels, f)[at_map] = torch.where(cell_labels < 0, network, cell_labels)  # pooled channel won: keep
+    return labels[:, :h, :w]
 
 
 def apply_crf(
