@@ -234,8 +234,10 @@ def _cell_energies(
     pixel = (torch.arange(f, device=energy.device, dtype=torch.float32) + 0.5) / f - 0.5  # offset from the centre
     dist = (pixel[None, :] - steps[:, None]).square()  # (3, f)
     near = torch.exp(-(dist.repeat_interleave(3, 0)[:, :, None] + dist.repeat(3, 1)[:, None, :]) / 2.0)  # (9, f, f)
-    likeness = (pixels[:, None] - colour[..., None, None]).square().sum(2)  # (N, 9, f, f)
-    wt = valid[..., None, None] * near * torch.exp(likeness / (-2.0 * srgb * srgb))
+    pix = pixels.flatten(2)  # (N, 3, f·f)
+    dist = (pix.square().sum(1, keepdim=True) - 2.0 * colour @ pix + colour.square().sum(2, keepdim=True)).clamp(min=0)
+    likeness = torch.exp(dist.view(n, 9, f, f) / (-2.0 * srgb * srgb))  # (N, 9, f, f): |pixel − cell colour|²
+    wt = valid[..., None, None] * near * likeness
     wt = wt / wt.sum(1, keepdim=True).clamp(min=1e-12)
     return torch.einsum("nkyx,nkc->ncyx", wt, value)
 
@@ -314,10 +316,19 @@ def _fast_crf(
     b, k, h, w = logits.shape
     device = logits.device
     f = max(1, params.downsample)
+    h2, w2 = -(-h // f), -(-w // f)  # the grid: cells of f×f pixels, partial at the bottom/right edges
+    valid = None if valid is None else valid.to(device)
     hard = argmax(logits, 1)  # (B, H, W) the network's labels
 
+    # Pixels of each label per cell (invalid pixels go to a spare bin).
+    cell = (torch.arange(h, device=device) // f)[:, None] * w2 + torch.arange(w, device=device) // f  # (H, W)
+    index = (torch.arange(b, device=device)[:, None, None] * (h2 * w2) + cell) * k + hard  # (B, H, W)
+    bins = b * h2 * w2 * k
+    index = index if valid is None else torch.where(valid, index, bins)
+    counts = torch.bincount(index.flatten(), minlength=bins + 1)[:bins].view(b, h2, w2, k)
+
     # The labels that matter get a channel each; the others share one (their total probability).
-    is_active = torch.bincount(hard.flatten(), minlength=k) > 0
+    is_active = counts.sum((0, 1, 2)) > 0
     probs = None
     if params.unary == "softmax":
         probs = logits.float().softmax(1)  # (B, K, H, W)
@@ -325,35 +336,24 @@ def _fast_crf(
     active = is_active.nonzero().flatten()
     a, n_rest = len(active), k - len(active)
     c = _reduced_compat(torch.as_tensor(compat, dtype=torch.float32, device=device), active)  # (A+1, A+1)
-    lut = torch.full((k,), a, dtype=torch.long, device=device)
-    lut[active] = torch.arange(a, device=device)
+    counts = counts[..., active].permute(0, 3, 1, 2)  # (B, A, h', w')
 
-    # The grid: cells of f×f pixels (partial at the bottom/right edges); invalid pixels carry no weight.
-    h2, w2 = -(-h // f), -(-w // f)
+    # The photo on the grid; invalid pixels carry no weight.
     pool = (lambda x: F.avg_pool2d(x, f, ceil_mode=True)) if f > 1 else (lambda x: x)  # noqa: E731
     rgb = images.to(device)  # (B, 3, H, W) as given
     if valid is None:
         mask, mass = None, torch.ones(b, 1, h2, w2, device=device)
         grid_rgb = pool(rgb.float())  # (B, 3, h', w') the cells' mean colours
     else:
-        mask = valid.to(device)[:, None].float()  # (B, 1, H, W)
+        mask = valid[:, None].float()  # (B, 1, H, W)
         mass = pool(mask)  # (B, 1, h', w') share of the cell's pixels that count
         grid_rgb = pool(rgb.float() * mask) / mass.clamp(min=EPS)
     grid_valid = (mass > 0).float()
 
     rest = (1.0 - params.gt_prob) / (k - 1)
     if probs is None:  # the paper's unary: gt_prob on the network's label, the rest spread evenly
-        bins = b * h2 * w2 * (a + 1)
-        cell = (torch.arange(h, device=device) // f)[:, None] * w2 + torch.arange(w, device=device) // f  # (H, W)
-        first = torch.arange(b, device=device)[:, None, None] * (h2 * w2 * (a + 1))
-        index = first + cell * (a + 1) + lut[hard]  # (B, H, W): (photo, cell, label) bins
-        if valid is not None:
-            index = torch.where(valid.to(device), index, bins)  # one spare bin for invalid pixels
-        counts = torch.bincount(index.flatten(), minlength=bins + 1)[:bins]
-        counts = counts.view(b, h2, w2, a + 1).permute(0, 3, 1, 2)  # (B, A+1, h', w') pixels per label
-        share = counts.float() / counts.sum(1, keepdim=True).clamp(min=1)
-        grid_p = rest + (params.gt_prob - rest) * share
-        grid_p[:, a] = rest * n_rest
+        share = counts.float() / counts.sum(1, keepdim=True).clamp(min=1)  # (B, A, h', w')
+        grid_p = torch.cat([rest + (params.gt_prob - rest) * share, torch.full_like(share[:, :1], rest * n_rest)], 1)
     else:
         reduced = torch.cat([probs[:, active], probs[:, ~is_active].sum(1, keepdim=True)], 1)  # (B, A+1, H, W)
         grid_p = pool(reduced if mask is None else reduced * mask) / mass.clamp(min=EPS)
@@ -371,27 +371,32 @@ def _fast_crf(
 
     # Back to full resolution: score = − pairwise energy (upsampled, edges snapped to the photo's) + log unary.
     gain = math.log(params.gt_prob / rest)
+    cells = grid_valid[:, 0] > 0
     if probs is None:  # only cells where a label can change (exact, see _may_change)
-        cells = _may_change(final, counts[:, :a] > 0, gain) & (grid_valid[:, 0] > 0)
-    else:
-        cells = grid_valid[:, 0] > 0
+        cells &= _may_change(final, counts > 0, gain)
     cells = cells.nonzero(as_tuple=True)  # (batch, row, column) of N cells
-    ph, pw = h2 * f - h, w2 * f - w
-    pad = lambda x: F.pad(x, (0, pw, 0, ph))  # noqa: E731  whole cells
-    at = (cells[0], slice(None), cells[1], slice(None), cells[2], slice(None))  # a cell's pixels: [..., f, f]
-    at_map = at[:1] + at[2:]  # the same for (B, H, W) maps
-    pixels = _blocks(pad(rgb), f)[at].float()  # (N, 3, f, f)
+    step = torch.arange(f, device=device)
+    ys, xs = cells[1][:, None] * f + step, cells[2][:, None] * f + step  # (N, f) pixel rows / columns
+    inside = (ys < h)[:, :, None] & (xs < w)[:, None, :]  # (N, f, f): partial cells at the edges
+    at = (cells[0][:, None, None], ys.clamp(max=h - 1)[:, :, None], xs.clamp(max=w - 1)[:, None, :])
+    pixels = rgb.permute(0, 2, 3, 1)[at].permute(0, 3, 1, 2).float()  # (N, 3, f, f)
     score = -_cell_energies(final, grid_rgb, grid_valid, pixels, cells, params.bilateral_srgb)  # (N, A+1, f, f)
-    labels = pad(hard)  # (B, H', W') a copy, changed in place below
-    network = _blocks(labels, f)[at_map]  # (N, f, f)
+    network = hard[at]  # (N, f, f)
     if probs is None:
+        lut = torch.full((k,), a, dtype=torch.long, device=device)
+        lut[active] = torch.arange(a, device=device)
         score.scatter_add_(1, lut[network][:, None], torch.full_like(score[:, :1], gain))
         score[:, a] += math.log(max(n_rest, 1))
     else:
-        score += _blocks(pad(reduced), f)[at].clamp(min=EPS).log()
+        score += reduced.permute(0, 2, 3, 1)[at].permute(0, 3, 1, 2).clamp(min=EPS).log()
     cell_labels = torch.cat([active, active.new_tensor([-1])])[argmax(score, 1)]  # (N, f, f)
-    _blocks(labels, f)[at_map] = torch.where(cell_labels < 0, network, cell_labels)  # pooled channel won: keep
-    return labels[:, :h, :w]
+    cell_labels = torch.where(cell_labels < 0, network, cell_labels)  # the pooled channel won: keep the label
+    labels = hard.clone()
+    if bool(inside.all()):
+        labels[at] = cell_labels
+    else:
+        labels[tuple(i.expand_as(inside)[inside] for i in at)] = cell_labels[inside]
+    return labels
 
 
 def apply_crf(
