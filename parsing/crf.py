@@ -184,6 +184,8 @@ class _Pairwise:
 
 def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """x[..., i + dy, j + dx], zero outside."""
+    if abs(dy) >= x.shape[-2] or abs(dx) >= x.shape[-1]:
+        return torch.zeros_like(x)
     return F.pad(x, (-dx, dx, -dy, dy))
 
 

@@ -133,3 +133,77 @@ def test_fast_crf_ignores_padding():
     compat = compatibility(6, None, 1.0)
     out = fast_crf(padded_logits[None], padded_image[None], CRFParams(), compat, valid)[0, :120, :80]
     assert (out == truth).float().mean() > 0.97
+
+
+@pytest.mark.parametrize("downsample", [2, 4])
+def test_fast_crf_skips_only_cells_that_cannot_change(monkeypatch, downsample):
+    """Refining only the cells ``_may_change`` flags gives exactly the labels of refining every cell."""
+    from parsing import crf
+
+    image, logits, _ = noisy_scene(seed=2, flip=0.1)
+    image, logits = image[:117, :79], logits[:, :117, :79]  # partial cells at the bottom and right
+    rgb = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+    compat = compatibility(6, None, 1.0)
+    params = CRFParams(downsample=downsample)
+    flagged = []
+    may_change = crf._may_change
+
+    def spy(*args):
+        out = may_change(*args)
+        flagged.append(out.float().mean().item())
+        return out
+
+    monkeypatch.setattr(crf, "_may_change", spy)
+    skipping = fast_crf(logits[None], rgb, params, compat)
+    monkeypatch.setattr(crf, "_may_change", lambda energy, present, gain: torch.ones_like(present[:, 0]))
+    every_cell = fast_crf(logits[None], rgb, params, compat)
+    assert torch.equal(skipping, every_cell)
+    assert flagged and flagged[0] < 0.9  # some cells were skipped
+    assert not torch.equal(every_cell[0], logits.argmax(0))  # and the CRF did change labels
+
+
+def test_fast_crf_kernel_weights_match_a_direct_computation():
+    """The merged, symmetric half-offset weights equal both kernels computed at every offset."""
+    from parsing.crf import _offsets, _Pairwise, _shifts
+
+    gen = torch.Generator().manual_seed(0)
+    rgb = torch.rand(1, 3, 13, 11, generator=gen) * 255
+    valid = torch.ones(1, 1, 13, 11)
+    valid[..., 10:, :] = 0  # padding rows
+    params = CRFParams(taps=3)
+    got = _Pairwise(rgb, valid, params, 4).weights
+    want: dict = {}
+    for sxy, srgb, weight in [(30 / 4, 10.0, 10.0), (3 / 4, None, 10.0)]:
+        offsets = _offsets(sxy, params.taps)
+        raw = []
+        for (dy, dx), v, c in zip(offsets, _shifts(valid, offsets), _shifts(rgb, offsets), strict=True):
+            wt = valid * v * np.exp(-(dy * dy + dx * dx) / (2 * sxy * sxy))
+            if srgb is not None:
+                wt = wt * torch.exp(-(rgb - c).square().sum(1, keepdim=True) / (2 * srgb * srgb))
+            raw.append(wt)
+        norm = torch.rsqrt(sum(raw) + 1e-20) * valid
+        for t, wt, n in zip(offsets, raw, _shifts(norm, offsets), strict=True):
+            want[t] = want.get(t, 0) + weight * norm * wt * n
+    assert set(got) == set(want)
+    for t in want:
+        torch.testing.assert_close(got[t], want[t], rtol=1e-5, atol=1e-6)
+
+
+def test_neighbourhood_max_and_min():
+    from parsing.crf import _neighbourhood
+
+    x = torch.randn(2, 3, 7, 5)
+    torch.testing.assert_close(_neighbourhood(x, torch.maximum), torch.nn.functional.max_pool2d(x, 3, 1, 1))
+    torch.testing.assert_close(_neighbourhood(x, torch.minimum), -torch.nn.functional.max_pool2d(-x, 3, 1, 1))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 2), (17, 5), (40, 33)])
+@pytest.mark.parametrize("unary", ["labels", "softmax"])
+def test_fast_crf_any_photo_size(size, unary):
+    """Photos smaller than the kernel windows or the grid cells still work."""
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, *size, generator=gen)
+    image = torch.randint(0, 256, (*size, 3), generator=gen, dtype=torch.uint8).numpy()
+    for downsample in (1, 4, 8):
+        labels = apply_crf("fast", logits, image, CRFParams(unary=unary, downsample=downsample))
+        assert labels.shape == size and labels.dtype == torch.long and 0 <= int(labels.min()) <= int(labels.max()) < 5
