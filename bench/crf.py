@@ -52,7 +52,7 @@ def variant(name: str) -> tuple[str, dict]:
         if key not in fields:
             raise ValueError(f"variant {name!r}: {key!r} is not a CRFParams field ({sorted(fields)})")
         default = getattr(CRFParams(), key)
-        overrides[key] = value if isinstance(default, str) else type(default)(value)
+        overrides[key] = value if isinstance(default, str) else int(value) if default is None else type(default)(value)
     return kind, overrides
 
 
