@@ -257,7 +257,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--crf", choices=("none", "dense", "fast"), default="none", help="CRF after the network")
     parser.add_argument(
-        "--crf-iterations", type=int, default=None, help="mean-field iterations (default: 10 dense, 5 fast)"
+        "--crf-iterations", type=int, default=None, help="mean-field iterations (default: 10 dense, 3 fast)"
     )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
