@@ -3,9 +3,17 @@
 Both minimise the same energy (Krähenbühl & Koltun): a unary from the network, a bilateral kernel (position and
 colour) and a Gaussian kernel (position), each with symmetric normalisation, and a label compatibility that is
 Potts (cost 1 between different labels) with a larger cost (``exclusive_cost``) between garments that are never
-worn together. The ``fast`` CRF runs mean-field on a grid ``downsample``× coarser than the photo, with truncated,
-dilated kernel windows (ConvCRF-style), over the labels that occur (the rest pooled in one channel), then adds its
-final pairwise energy, upsampled, to the full-resolution unary.
+worn together.
+
+The ``fast`` CRF:
+
+1. counts the network's labels per grid cell (``downsample`` × ``downsample`` pixels) in one bincount, which gives
+   the labels that occur (the others share one channel) and the unary on the grid;
+2. runs mean-field on the grid with truncated, dilated kernel windows (ConvCRF-style), both kernels merged into
+   one weight map per window offset;
+3. brings the final pairwise energy back to full resolution by joint bilateral upsampling and adds it to the
+   full-resolution unary. With the labels unary this happens only in the cells where some pixel can change
+   label (an exact bound, see ``_may_change``), about a tenth of the photo; elsewhere the network's label stands.
 """
 
 from __future__ import annotations
@@ -162,17 +170,21 @@ class _Pairwise:
         half: dict[tuple[int, int], torch.Tensor] = {}  # offsets t ≥ (0, 0) in tuple order
         for sxy, srgb, weight in kernels:
             offsets = [t for t in _offsets(sxy, params.taps) if t > (0, 0)]
-            raw = {(0, 0): valid}  # a cell with itself: distance 0, same colour
-            for (dy, dx), v, c in zip(offsets, _shifts(valid, offsets), _shifts(rgb, offsets), strict=True):
-                wt = valid * v * math.exp(-(dy * dy + dx * dx) / (2.0 * sxy * sxy))
-                if srgb is not None:
-                    wt = wt * _exp((rgb - c).square().sum(1, keepdim=True) / (-2.0 * srgb * srgb))
-                raw[(dy, dx)] = wt
-            mass = valid + sum(wt + _shift(wt, -dy, -dx) for (dy, dx), wt in raw.items() if (dy, dx) != (0, 0))
-            norm = torch.rsqrt(mass + 1e-20) * valid  # (B, 1, h, w): 1/sqrt of each cell's kernel mass
-            for (dy, dx), wt in raw.items():
-                merged = weight * norm * wt * _shift(norm, dy, dx)
-                half[(dy, dx)] = half[(dy, dx)] + merged if (dy, dx) in half else merged
+            if not offsets:  # σ → 0: a cell with itself only
+                half[(0, 0)] = half.get((0, 0), 0) + weight * valid
+                continue
+            space = [math.exp(-(dy * dy + dx * dx) / (2.0 * sxy * sxy)) for dy, dx in offsets]
+            space = torch.tensor(space, device=rgb.device)[None, :, None, None, None]  # (1, T, 1, 1, 1)
+            raw = valid[:, None] * torch.stack(_shifts(valid, offsets), 1) * space  # (B, T, 1, h, w)
+            if srgb is not None:
+                diff = rgb[:, None] - torch.stack(_shifts(rgb, offsets), 1)  # (B, T, 3, h, w)
+                raw = raw * _exp(diff.square().sum(2, keepdim=True) / (-2.0 * srgb * srgb))
+            mirrored = torch.stack([_shift(raw[:, i], -dy, -dx) for i, (dy, dx) in enumerate(offsets)], 1)
+            mass = valid + raw.sum(1) + mirrored.sum(1)  # (B, 1, h, w): each cell's kernel mass, itself included
+            norm = torch.rsqrt(mass + 1e-20) * valid
+            merged = weight * norm[:, None] * raw * torch.stack(_shifts(norm, offsets), 1)  # (B, T, 1, h, w)
+            for t, wt in [((0, 0), weight * norm * norm), *zip(offsets, merged.unbind(1), strict=True)]:
+                half[t] = half[t] + wt if t in half else wt
         self.weights = dict(half)
         for (dy, dx), wt in half.items():
             if (dy, dx) != (0, 0):
