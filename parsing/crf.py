@@ -170,21 +170,17 @@ class _Pairwise:
         half: dict[tuple[int, int], torch.Tensor] = {}  # offsets t ≥ (0, 0) in tuple order
         for sxy, srgb, weight in kernels:
             offsets = [t for t in _offsets(sxy, params.taps) if t > (0, 0)]
-            if not offsets:  # σ → 0: a cell with itself only
-                half[(0, 0)] = half.get((0, 0), 0) + weight * valid
-                continue
-            space = [math.exp(-(dy * dy + dx * dx) / (2.0 * sxy * sxy)) for dy, dx in offsets]
-            space = torch.tensor(space, device=rgb.device)[None, :, None, None, None]  # (1, T, 1, 1, 1)
-            raw = valid[:, None] * torch.stack(_shifts(valid, offsets), 1) * space  # (B, T, 1, h, w)
-            if srgb is not None:
-                diff = rgb[:, None] - torch.stack(_shifts(rgb, offsets), 1)  # (B, T, 3, h, w)
-                raw = raw * _exp(diff.square().sum(2, keepdim=True) / (-2.0 * srgb * srgb))
-            mirrored = torch.stack([_shift(raw[:, i], -dy, -dx) for i, (dy, dx) in enumerate(offsets)], 1)
-            mass = valid + raw.sum(1) + mirrored.sum(1)  # (B, 1, h, w): each cell's kernel mass, itself included
-            norm = torch.rsqrt(mass + 1e-20) * valid
-            merged = weight * norm[:, None] * raw * torch.stack(_shifts(norm, offsets), 1)  # (B, T, 1, h, w)
-            for t, wt in [((0, 0), weight * norm * norm), *zip(offsets, merged.unbind(1), strict=True)]:
-                half[t] = half[t] + wt if t in half else wt
+            raw = {(0, 0): valid}  # a cell with itself: distance 0, same colour
+            for (dy, dx), v, c in zip(offsets, _shifts(valid, offsets), _shifts(rgb, offsets), strict=True):
+                wt = valid * v * math.exp(-(dy * dy + dx * dx) / (2.0 * sxy * sxy))
+                if srgb is not None:
+                    wt = wt * _exp((rgb - c).square().sum(1, keepdim=True) / (-2.0 * srgb * srgb))
+                raw[(dy, dx)] = wt
+            mass = valid + sum(wt + _shift(wt, -dy, -dx) for (dy, dx), wt in raw.items() if (dy, dx) != (0, 0))
+            norm = torch.rsqrt(mass + 1e-20) * valid  # (B, 1, h, w): 1/sqrt of each cell's kernel mass
+            for (dy, dx), wt in raw.items():
+                merged = weight * norm * wt * _shift(norm, dy, dx)
+                half[(dy, dx)] = half[(dy, dx)] + merged if (dy, dx) in half else merged
         self.weights = dict(half)
         for (dy, dx), wt in half.items():
             if (dy, dx) != (0, 0):
