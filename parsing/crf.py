@@ -216,6 +216,8 @@ def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 
 def _shifts(x: torch.Tensor, offsets: list[tuple[int, int]]) -> list[torch.Tensor]:
     """Views x[..., i + dy, j + dx] for each offset, zero outside the grid."""
+    if not offsets:
+        return []
     h, w, r = *x.shape[-2:], max(max(abs(dy), abs(dx)) for dy, dx in offsets)
     padded = F.pad(x, (r, r, r, r))
     return [padded[..., r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in offsets]

@@ -207,3 +207,4 @@ def test_fast_crf_any_photo_size(size, unary):
     for downsample in (1, 4, 8):
         labels = apply_crf("fast", logits, image, CRFParams(unary=unary, downsample=downsample))
         assert labels.shape == size and labels.dtype == torch.long and 0 <= int(labels.min()) <= int(labels.max()) < 5
+    assert apply_crf("fast", logits, image, CRFParams(unary=unary, gaussian_sxy=0.0)).shape == size  # σ → 0
