@@ -133,9 +133,10 @@ def load_parser(checkpoint: str | Path, device: str = "cpu") -> tuple[ParsingMod
     return module.eval().to(device), (int(size[0]), int(size[1]))
 
 
-def parse_image(module: ParsingModule, size: tuple[int, int], image: np.ndarray, crf: str = "none") -> dict[str, Any]:
+def parse_image(module: ParsingModule, size: tuple[int, int], image: np.ndarray, crf: str = "fast") -> dict[str, Any]:
     """One photo (H, W, 3) uint8 → ``labels`` (H, W) uint8, the decoded garment set ``outfit`` (names) and the
-    outfit encoder's ``presence`` probabilities (K,) or None — what ``parsing-predict`` writes, in memory."""
+    outfit encoder's ``presence`` probabilities (K,) or None — what ``parsing-predict`` writes, in memory. ``crf``:
+    ``fast`` (default), ``dense`` or ``none``."""
     h, w = image.shape[:2]
     x = PhotoDataset([], size).fit(image)  # (3, h', w')
     device = next(module.parameters()).device
@@ -255,7 +256,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="trained model (default: the shipped CCP model)"
     )
-    parser.add_argument("--crf", choices=("none", "dense", "fast"), default="none", help="CRF after the network")
+    parser.add_argument(
+        "--crf",
+        choices=("none", "dense", "fast"),
+        default="fast",
+        help="CRF after the network (default fast: the torch CRF, ~0.06 s/photo on a CPU core; dense: pydensecrf)",
+    )
     parser.add_argument(
         "--crf-iterations", type=int, default=None, help="mean-field iterations (default: 10 dense, 3 fast)"
     )

@@ -73,6 +73,7 @@ def test_writes_masks_overlays_and_summary(shipped, tmp_path, capsys):
     record = records[str(photos / "rotated.jpg")]
     assert record["size"] == [60, 100] and record["mask"] == "masks/rotated.png"
     assert record["checkpoint"] == str(DEFAULT_CHECKPOINT) and isinstance(record["outfit"], list)
+    assert record["crf"] == "fast"  # the default
     assert sum(lab["share"] for lab in record["labels"]) <= 1.0001  # noise photos: mostly null
     assert not (out / "errors.jsonl").exists()
     assert digest(photos) == before  # inputs untouched
