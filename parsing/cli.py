@@ -14,12 +14,25 @@ from pytorch_lightning.cli import LightningCLI
 from parsing.datamodule import ParsingDataModule
 from parsing.module import ParsingModule
 
+# Inference options: with ``--ckpt_path``, the command line and config decide these, not the checkpoint.
+INFERENCE_OPTIONS = ("decode", "decode_from", "presence_threshold", "min_fraction")
+
 
 class ParsingCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001
         # The label set lives in the data config; the model is sized from it.
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         parser.link_arguments("data.palette", "model.palette", apply_on="instantiate")
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning applies a checkpoint's hyperparameters over the parsed config, so that the model is rebuilt as
+        it was trained — which also silently drops ``--model.decode false`` and the like. Keep those."""
+        subcommand = self.config.get("subcommand")
+        keys = [f"{subcommand}.model.{name}" for name in INFERENCE_OPTIONS] if subcommand else []
+        given = {key: self.config.get(key) for key in keys if self.config.get(key) is not None}
+        super()._parse_ckpt_path()
+        for key, value in given.items():
+            self.config[key] = value
 
 
 def main(args: list[str] | None = None) -> ParsingCLI | None:

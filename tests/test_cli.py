@@ -142,3 +142,14 @@ def test_test_with_a_crf(fitted, crf):
     cli = main(["test", *common, "--ckpt_path", str(ckpt), "--model.crf", crf, "--model.crf_params.iterations", "3"])
     assert cli.model.crf == crf and cli.model.crf_params.iterations == 3
     assert 0.0 <= float(cli.trainer.callback_metrics["test/miou"]) <= 1.0
+
+
+def test_command_line_inference_options_beat_the_checkpoint(fitted):
+    _, ckpt, common = fitted
+    assert ParsingModule.load_from_checkpoint(ckpt, map_location="cpu").hparams.decode  # trained with decoding
+    args = ["validate", *common, "--ckpt_path", str(ckpt), "--model.decode", "false"]
+    cli = main([*args, "--model.decode_from", "pixels", "--model.min_fraction", "0.01"])
+    assert cli.model.hparams.decode is False and cli.model.hparams.decode_from == "pixels"
+    assert cli.model.hparams.min_fraction == 0.01
+    cli = main(["validate", *common, "--ckpt_path", str(ckpt)])
+    assert cli.model.hparams.decode is True  # the config says decode
