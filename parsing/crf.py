@@ -117,23 +117,16 @@ def as_rgb_uint8(image: np.ndarray | torch.Tensor) -> np.ndarray:
     return arr if arr.flags.writeable else arr.copy()  # pydensecrf refuses read-only buffers
 
 
-def dense_crf(
-    logits: torch.Tensor, image: np.ndarray | torch.Tensor, params: CRFParams, compat: np.ndarray
-) -> np.ndarray:
-    """The reference: pydensecrf's mean-field on one photo. logits (K, H, W) at the photo's size → labels (H, W)."""
+def dense_crf(unary: np.ndarray, image: np.ndarray | torch.Tensor, params: CRFParams, compat: np.ndarray) -> np.ndarray:
+    """The reference: pydensecrf's mean-field on one photo. unary (K, H, W) energies (−log probability) at the
+    photo's size → labels (H, W)."""
     dcrf = densecrf()
-    from pydensecrf.utils import unary_from_labels
-
-    k, h, w = logits.shape
+    k, h, w = unary.shape
     rgb = as_rgb_uint8(image)
     if rgb.shape[:2] != (h, w):
         raise ValueError(f"image is {rgb.shape[1]}x{rgb.shape[0]} but the logits are {w}x{h}")
-    if params.unary == "labels":  # label 0 is a class here (null), not "unsure"
-        unary = unary_from_labels(argmax(logits, 0).cpu().numpy(), k, params.gt_prob, zero_unsure=False)
-    else:
-        unary = -logits.float().log_softmax(0).reshape(k, -1).cpu().numpy()
     crf = dcrf.DenseCRF2D(w, h, k)
-    crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
+    crf.setUnaryEnergy(np.ascontiguousarray(unary.reshape(k, -1), dtype=np.float32))
     compat = np.ascontiguousarray(compat, dtype=np.float32)
     crf.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_weight * compat)
     crf.addPairwiseBilateral(
@@ -440,11 +433,41 @@ def apply_crf(
     exclusive: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One photo: logits (K, H, W) at its own size and its image → labels (H, W) long (argmax when ``none``)."""
-    if kind == "none":
-        return argmax(logits, 0)
-    pairs = None if exclusive is None else exclusive.cpu().numpy()
-    compat = compatibility(logits.shape[0], pairs, params.exclusive_cost)
+    if kind == "none" or params.unary == "labels":
+        return refine_labels(kind, argmax(logits, 0), logits.shape[0], image, params, exclusive)
+    compat = _compat(logits.shape[0], exclusive, params)
     if kind == "dense":
-        return torch.from_numpy(dense_crf(logits, image, params, compat)).long().to(logits.device)
+        unary = -logits.float().log_softmax(0).cpu().numpy()
+        return torch.from_numpy(dense_crf(unary, image, params, compat)).long().to(logits.device)
     rgb = torch.from_numpy(as_rgb_uint8(image)).to(logits.device).permute(2, 0, 1)[None]  # (1, 3, H, W)
     return fast_crf(logits[None], rgb, params, compat)[0]
+
+
+def refine_labels(
+    kind: CRFKind,
+    labels: torch.Tensor,
+    num_classes: int,
+    image: np.ndarray | torch.Tensor,
+    params: CRFParams,
+    exclusive: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The paper's CRF (labels unary) needs only the network's label map: labels (H, W) at the photo's size and
+    its image → labels (H, W) long (unchanged when ``none``)."""
+    if kind == "none":
+        return labels
+    compat = _compat(num_classes, exclusive, params)
+    if kind == "dense":  # label 0 is a class here (null), not "unsure"
+        densecrf()  # the clear error first, when pydensecrf is missing
+        from pydensecrf.utils import unary_from_labels
+
+        unary = unary_from_labels(labels.cpu().numpy(), num_classes, params.gt_prob, zero_unsure=False)
+        unary = unary.reshape(num_classes, *labels.shape)
+        return torch.from_numpy(dense_crf(unary, image, params, compat)).long().to(labels.device)
+    rgb = torch.from_numpy(as_rgb_uint8(image)).to(labels.device).permute(2, 0, 1)[None]  # (1, 3, H, W)
+    with _cpu_mode(labels.device):
+        return _fast_crf(labels[None], None, num_classes, rgb, params, compat, None)[0]
+
+
+def _compat(num_classes: int, exclusive: torch.Tensor | None, params: CRFParams) -> np.ndarray:
+    pairs = None if exclusive is None else exclusive.cpu().numpy()
+    return compatibility(num_classes, pairs, params.exclusive_cost)

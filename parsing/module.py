@@ -13,7 +13,7 @@ from segmentation_models_pytorch.losses import DiceLoss
 from torch import nn
 from torchmetrics import MeanMetric
 
-from parsing.crf import CRFKind, CRFParams, apply_crf, argmax
+from parsing.crf import CRFKind, CRFParams, apply_crf, refine_labels
 from parsing.encoder_weights import OFFLINE
 from parsing.labels import CCP_LABELS, IGNORE_INDEX, default_palette
 from parsing.metrics import PresenceScores, confusion_matrix, scores
@@ -28,22 +28,7 @@ from parsing.outfit import (
     suppress_excluded,
     violations,
 )
-
-
-def upsample_labels(logits: torch.Tensor, valid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
-    """One photo's logits (K, H, W) at network size → label map (h, w) at the photo's size.
-
-    The padded part is cropped away (``valid`` = the top-left (h', w') that holds the photo), then the logits
-    are resized bilinearly, as the photo was resized, before the argmax.
-    """
-    return argmax(upsample_logits(logits, valid, size), 0)  # (h, w)
-
-
-def upsample_logits(logits: torch.Tensor, valid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
-    """(K, H, W) at network size → (K, h, w) at the photo's size: the padding cropped, then bilinear."""
-    vh, vw = valid
-    cropped = logits[None, :, :vh, :vw].float()  # (1, K, h', w')
-    return F.interpolate(cropped, size=size, mode="bilinear", align_corners=False)[0]
+from parsing.resize import upsample_labels, upsample_logits
 
 
 class ParsingModule(pl.LightningModule):
@@ -289,6 +274,9 @@ class ParsingModule(pl.LightningModule):
             return upsample_labels(logits, valid, size), chosen
         if image is None:
             raise ValueError(f"crf={crf!r} needs the photo at its original size")
+        if self.crf_params.unary == "labels":  # the paper's CRF needs only the label map
+            labels = upsample_labels(logits, valid, size)
+            return refine_labels(crf, labels, self.num_classes, image, self.crf_params, self.exclusive), chosen
         full = upsample_logits(logits, valid, size)  # (K, h, w)
         return apply_crf(crf, full, image, self.crf_params, self.exclusive), chosen
 
