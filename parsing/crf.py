@@ -342,6 +342,8 @@ def _fast_crf(
     compat: np.ndarray | torch.Tensor,
     valid: torch.Tensor | None,
 ) -> torch.Tensor:
+    """hard (B, H, W) the network's labels among ``k``, probs (B, K, H, W) for the softmax unary (else None) →
+    labels (B, H, W)."""
     b, h, w = hard.shape
     device = hard.device
     f = max(1, params.downsample)
