@@ -156,7 +156,8 @@ def markdown(result: dict) -> str:
     lines += [
         "",
         "CRF s/photo = time to turn the network's logits into the final label map minus the same without a CRF "
-        "(decoding, bilinear upsampling and the argmax are common to all rows). Variants: `dense` = the paper's CRF "
+        "(outfit decoding and the label map at photo size are common to all rows; the softmax rows also resize all "
+        "logit maps, counted in their CRF time). Variants: `dense` = the paper's CRF "
         "in pydensecrf (unary from the argmax labels, gt_prob 0.5; bilateral σxy 30, σrgb 10, weight 10; Gaussian "
         "σxy 3, weight 10; 10 iterations; exclusive garment pairs cost 3× in the compatibility); `fast` = the same "
         "energy in torch, mean-field on a grid of 6×6-pixel cells with kernel windows of ±2σ, 3 samples per side, "

@@ -13,13 +13,14 @@ from segmentation_models_pytorch.losses import DiceLoss
 from torch import nn
 from torchmetrics import MeanMetric
 
-from parsing.crf import CRFKind, CRFParams, apply_crf, refine_labels
+from parsing.crf import CRFKind, CRFParams, apply_crf, argmax, refine_labels
 from parsing.encoder_weights import OFFLINE
 from parsing.labels import CCP_LABELS, IGNORE_INDEX, default_palette
 from parsing.metrics import PresenceScores, confusion_matrix, scores
 from parsing.model import UNUSED_HEADS, Arch, Outfit, build_model
 from parsing.outfit import (
     GateMode,
+    banned_labels,
     decode_outfit,
     exclusion_matrix,
     exclusion_pairs,
@@ -262,21 +263,24 @@ class ParsingModule(pl.LightningModule):
         garment set (K,) bool (None without ``decode``). With ``decode``, labels that conflict with the decoded
         set are suppressed first; with a ``crf``, the map is refined against the photo (h, w, 3)."""
         hp = self.hparams
-        chosen = None
+        chosen = banned = None
+        top = argmax(logits, 0)  # (h', w') the network's labels at its own size
         if hp.decode and bool(self.exclusive.any()):
             if self.decoding_source(presence) == "presence":
                 chosen = decode_outfit(torch.sigmoid(presence), self.exclusive, hp.presence_threshold)
             else:
-                chosen = pixel_outfit(logits, self.exclusive, hp.min_fraction)
-            logits = suppress_excluded(logits, chosen, self.exclusive)
+                chosen = pixel_outfit(logits, self.exclusive, hp.min_fraction, top)
+            banned = banned_labels(chosen, self.exclusive)
         valid = tuple(logits.shape[-2:])
         if crf == "none":
-            return upsample_labels(logits, valid, size), chosen
+            return upsample_labels(logits, valid, size, banned, top), chosen
         if image is None:
             raise ValueError(f"crf={crf!r} needs the photo at its original size")
         if self.crf_params.unary == "labels":  # the paper's CRF needs only the label map
-            labels = upsample_labels(logits, valid, size)
+            labels = upsample_labels(logits, valid, size, banned, top)
             return refine_labels(crf, labels, self.num_classes, image, self.crf_params, self.exclusive), chosen
+        if chosen is not None:
+            logits = suppress_excluded(logits, chosen, self.exclusive)
         full = upsample_logits(logits, valid, size)  # (K, h, w)
         return apply_crf(crf, full, image, self.crf_params, self.exclusive), chosen
 

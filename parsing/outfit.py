@@ -114,13 +114,21 @@ def decode_outfit(probs: torch.Tensor, exclusive: torch.Tensor, threshold: float
     return consistent_set(probs > threshold, score, exclusive)
 
 
-def pixel_outfit(logits: torch.Tensor, exclusive: torch.Tensor, min_fraction: float = 0.001) -> torch.Tensor:
+def pixel_outfit(
+    logits: torch.Tensor, exclusive: torch.Tensor, min_fraction: float = 0.001, top: torch.Tensor | None = None
+) -> torch.Tensor:
     """The garment set read off the segmentation itself, for one photo: logits (K, H, W) → chosen (K,) bool.
 
     Labels covering at least ``min_fraction`` of the argmax map are candidates, scored by their softmax mass;
-    conflicts keep the set with the most mass. For models without an outfit encoder, or to overrule it.
+    conflicts keep the set with the most mass. For models without an outfit encoder, or to overrule it. ``top``:
+    the argmax map (H, W), when already computed.
     """
-    candidates = presence_targets(logits.argmax(0)[None], logits.shape[0], min_fraction)[0].bool()
+    k = logits.shape[0]
+    top = logits.max(0).indices if top is None else top
+    candidates = presence_targets(top[None], k, min_fraction)[0].bool()  # (K,)
+    exclusive = exclusive.to(candidates.device)
+    if not (exclusive & candidates[:, None] & candidates[None, :]).any():  # no conflict: the mass is not needed
+        return consistent_set(candidates, torch.zeros(k), exclusive)
     mass = logits.float().softmax(0).sum((1, 2))
     return consistent_set(candidates, mass, exclusive)
 
@@ -173,9 +181,15 @@ def _best_subset(component: list[int], score: torch.Tensor, exclusive: torch.Ten
     return best
 
 
+def banned_labels(chosen: torch.Tensor, exclusive: torch.Tensor) -> torch.Tensor:
+    """Labels (K,) bool that conflict with a chosen one (and are not chosen themselves)."""
+    chosen = chosen.to(exclusive.device)
+    return (exclusive & chosen[:, None]).any(0) & ~chosen
+
+
 def suppress_excluded(logits: torch.Tensor, chosen: torch.Tensor, exclusive: torch.Tensor) -> torch.Tensor:
     """Logits (K, H, W) of one photo with every label that conflicts with a chosen one pushed to −1e9."""
-    banned = (exclusive.to(logits.device) & chosen.to(logits.device)[:, None]).any(0) & ~chosen.to(logits.device)
+    banned = banned_labels(chosen, exclusive).to(logits.device)
     return logits.masked_fill(banned[:, None, None], -1e9)  # finite: bilinear resizing stays NaN-free
 
 

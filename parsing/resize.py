@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -15,9 +17,17 @@ def upsample_logits(logits: torch.Tensor, valid: tuple[int, int], size: tuple[in
     return F.interpolate(cropped, size=size, mode="bilinear", align_corners=False)[0]
 
 
-def upsample_labels(logits: torch.Tensor, valid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+def upsample_labels(
+    logits: torch.Tensor,
+    valid: tuple[int, int],
+    size: tuple[int, int],
+    banned: torch.Tensor | None = None,
+    top: torch.Tensor | None = None,
+) -> torch.Tensor:
     """One photo's logits (K, H, W) at network size → label map (h, w) at the photo's size: the argmax of
     ``upsample_logits`` (padding cropped, bilinear resize as the photo was resized), without resizing all K maps.
+    ``banned`` (K,) bool: labels that may not win (as if their logits were −∞); ``top``: ``argmax(logits, 0)``
+    when already computed.
 
     A bilinear pixel is a convex mix of 4 network pixels; where those 4 have the same argmax label, that label
     wins the mix too. Only the other pixels (~2 % of a CCP photo, along label edges) are interpolated, with the
@@ -27,13 +37,21 @@ def upsample_labels(logits: torch.Tensor, valid: tuple[int, int], size: tuple[in
     z = logits[:, :vh, :vw].float()  # (K, h', w')
     y0, y1, wy0, wy1 = _taps(vh, size[0], z.device)  # (h,) each
     x0, x1, wx0, wx1 = _taps(vw, size[1], z.device)  # (w,) each
-    top = argmax(z, 0)  # (h', w')
+    top = argmax(z, 0) if top is None else top[:vh, :vw]  # (h', w')
+    banned = banned if banned is not None and bool(banned.any()) else None
+    if banned is not None:
+        banned = banned.to(z.device)
+        ys, xs = banned[top].nonzero(as_tuple=True)  # network pixels whose winner is banned: the next allowed
+        top = top.clone()
+        top[ys, xs] = argmax(z[:, ys, xs].masked_fill(banned[:, None], -math.inf), 0)
     labels = top[y0][:, x0]  # (h, w) the top-left corner's label
     mixed = (labels != top[y0][:, x1]) | (labels != top[y1][:, x0]) | (labels != top[y1][:, x1])
     ys, xs = mixed.nonzero(as_tuple=True)  # (N,) each
     if len(ys):
         r0, r1, c0, c1, u0, u1 = y0[ys], y1[ys], x0[xs], x1[xs], wx0[xs], wx1[xs]
         mix = wy0[ys] * (u0 * z[:, r0, c0] + u1 * z[:, r0, c1]) + wy1[ys] * (u0 * z[:, r1, c0] + u1 * z[:, r1, c1])
+        if banned is not None:
+            mix.masked_fill_(banned[:, None], -math.inf)
         labels[ys, xs] = argmax(mix, 0)  # (K, N) → (N,)
     return labels
 

@@ -173,6 +173,15 @@ def test_pixel_decoding_keeps_the_bigger_of_two_exclusive_garments():
     assert not (labels == 2).any() and (labels == 1).sum() >= 60
 
 
+def test_pixel_decoding_without_a_conflict_keeps_every_candidate():
+    names = ["null", "dress", "skirt", "bag"]
+    exclusive = exclusion_matrix([["dress", "skirt"]], names)
+    logits = torch.zeros(4, 10, 10)
+    logits[1, :6] = 5.0  # dress
+    logits[3, 6:] = 5.0  # bag: no exclusive pair among the candidates, so no softmax mass is needed
+    assert pixel_outfit(logits, exclusive, min_fraction=0.001).tolist() == [False, True, False, True]
+
+
 def test_module_decodes_from_pixels_without_an_outfit_encoder():
     module = ParsingModule(
         encoder_weights=None, class_names=["null", "dress", "skirt"], exclusions=[["dress", "skirt"]]

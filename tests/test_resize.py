@@ -31,3 +31,13 @@ def test_labels_equal_the_argmax_of_resized_logits(shape, valid, size):
         got = upsample_labels(logits, valid, size)
         assert got.shape == size and got.dtype == torch.long
         assert torch.equal(got, want)
+
+
+def test_banned_labels_never_win():
+    """``banned`` = the decoded outfit's suppression: the same map as resizing logits pushed to −1e9."""
+    for seed, logits in enumerate((smooth_logits(6, 40, 30, seed=1), torch.randn(6, 40, 30))):
+        banned = torch.tensor([False, True, False, False, True, False])
+        want = upsample_logits(logits.masked_fill(banned[:, None, None], -1e9), (40, 30), (97, 71)).argmax(0)
+        got = upsample_labels(logits, (40, 30), (97, 71), banned, logits.argmax(0))
+        assert torch.equal(got, want), seed
+        assert not banned[got].any()
