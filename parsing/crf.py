@@ -34,7 +34,7 @@ EPS = 1e-8
 
 
 DENSE_ITERATIONS = 10  # the paper's
-FAST_ITERATIONS = 3  # the fast CRF's grid settles sooner: 3, 5 and 10 scored the same on CCP validation (bench/)
+FAST_ITERATIONS = 3  # the fast CRF's grid settles sooner: 3, 5 and 10 scored within 0.01 mIoU on CCP validation
 
 
 @dataclass
