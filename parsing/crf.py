@@ -441,8 +441,7 @@ def apply_crf(
     if kind == "dense":
         unary = -logits.float().log_softmax(0).cpu().numpy()
         return torch.from_numpy(dense_crf(unary, image, params, compat)).long().to(logits.device)
-    rgb = torch.from_numpy(as_rgb_uint8(image)).to(logits.device).permute(2, 0, 1)[None]  # (1, 3, H, W)
-    return fast_crf(logits[None], rgb, params, compat)[0]
+    return fast_crf(logits[None], _photo(image, logits.device), params, compat)[0]
 
 
 def refine_labels(
@@ -465,9 +464,13 @@ def refine_labels(
         unary = unary_from_labels(labels.cpu().numpy(), num_classes, params.gt_prob, zero_unsure=False)
         unary = unary.reshape(num_classes, *labels.shape)
         return torch.from_numpy(dense_crf(unary, image, params, compat)).long().to(labels.device)
-    rgb = torch.from_numpy(as_rgb_uint8(image)).to(labels.device).permute(2, 0, 1)[None]  # (1, 3, H, W)
     with _cpu_mode(labels.device):
-        return _fast_crf(labels[None], None, num_classes, rgb, params, compat, None)[0]
+        return _fast_crf(labels[None], None, num_classes, _photo(image, labels.device), params, compat, None)[0]
+
+
+def _photo(image: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Any photo array → (1, 3, H, W) uint8 on ``device``, as the fast CRF takes it."""
+    return torch.from_numpy(as_rgb_uint8(image)).to(device).permute(2, 0, 1)[None]
 
 
 def _compat(num_classes: int, exclusive: torch.Tensor | None, params: CRFParams) -> np.ndarray:

@@ -272,11 +272,9 @@ class ParsingModule(pl.LightningModule):
                 chosen = pixel_outfit(logits, self.exclusive, hp.min_fraction, top)
             banned = banned_labels(chosen, self.exclusive)
         valid = tuple(logits.shape[-2:])
-        if crf == "none":
-            return upsample_labels(logits, valid, size, banned, top), chosen
-        if image is None:
+        if crf != "none" and image is None:
             raise ValueError(f"crf={crf!r} needs the photo at its original size")
-        if self.crf_params.unary == "labels":  # the paper's CRF needs only the label map
+        if crf == "none" or self.crf_params.unary == "labels":  # the paper's CRF needs only the label map
             labels = upsample_labels(logits, valid, size, banned, top)
             return refine_labels(crf, labels, self.num_classes, image, self.crf_params, self.exclusive), chosen
         if chosen is not None:

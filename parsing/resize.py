@@ -44,8 +44,9 @@ def upsample_labels(
         ys, xs = banned[top].nonzero(as_tuple=True)  # network pixels whose winner is banned: the next allowed
         top = top.clone()
         top[ys, xs] = argmax(z[:, ys, xs].masked_fill(banned[:, None], -math.inf), 0)
-    labels = top[y0][:, x0]  # (h, w) the top-left corner's label
-    mixed = (labels != top[y0][:, x1]) | (labels != top[y1][:, x0]) | (labels != top[y1][:, x1])
+    upper, lower = top[y0], top[y1]  # (h, w') the corners' rows
+    labels = upper[:, x0]  # (h, w) the top-left corner's label
+    mixed = (labels != upper[:, x1]) | (labels != lower[:, x0]) | (labels != lower[:, x1])
     ys, xs = mixed.nonzero(as_tuple=True)  # (N,) each
     if len(ys):
         r0, r1, c0, c1, u0, u1 = y0[ys], y1[ys], x0[xs], x1[xs], wx0[xs], wx1[xs]
