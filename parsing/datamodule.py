@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -27,7 +28,7 @@ from parsing.datasets import (
 )
 from parsing.labels import LabelSet
 from parsing.outfit import presence_targets
-from parsing.transforms import eval_transform, train_transform
+from parsing.transforms import Framing, eval_transform, train_transform
 
 _PRESENCE_CACHE: dict[tuple, torch.Tensor] = {}
 
@@ -89,9 +90,14 @@ class ParsingDataModule(pl.LightningDataModule):
         ids: only these CCP ids (file stems); ``limit``: only the first N items (for smoke runs).
         val_fraction, seed: the split; the same items and seed always give the same split.
         size: network input (H, W), multiples of 32; photos are fitted inside it with their aspect kept.
+        scale, rotate, colour_jitter: the whole-photo augmentation (random scale, shift, rotation, colour).
+        framing: zoom-in crops, zoom-out canvases, aspect jitter, new backgrounds, degraded photos
+            (``parsing.transforms.Framing``; all off by default). Tag-only photos get no zoom-in crops: a crop
+            could cut a tagged garment out.
         predict_dir: folder of photos for ``predict`` (default: the val split's photos).
         tag_ratio: add this many CCP tag-only photos (``annotations/image-level``) per pixel-labelled photo to
-            each training epoch; they supervise only the outfit encoder (their masks are all ignored).
+            each training epoch; their masks are all ignored, so they supervise the garment presence: the outfit
+            encoder's and, with ``model.pooled_weight``, the segmentation's own (pooled over pixels).
         presence_min_fraction: a label is present in a photo when it covers at least this share of it.
         check: before ``fit``, read every photo and mask once and stop with the list of problems, if any
             (``parsing check-data`` prints the same list).
@@ -111,6 +117,7 @@ class ParsingDataModule(pl.LightningDataModule):
         scale: tuple[float, float] = (0.75, 1.25),
         rotate: float = 10.0,
         colour_jitter: float = 0.2,
+        framing: Framing | None = None,
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int = 2,
@@ -120,7 +127,9 @@ class ParsingDataModule(pl.LightningDataModule):
         check: bool = True,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["framing"])
+        self.framing = framing or Framing()
+        self.hparams["framing"] = dataclasses.asdict(self.framing)  # plain values: checkpoints and hparams.yaml
         if any(s % 32 for s in size):
             raise ValueError(f"size {size} must be multiples of 32")
         if not 0.0 < val_fraction < 1.0:
@@ -195,11 +204,15 @@ class ParsingDataModule(pl.LightningDataModule):
             self.check()
         train_items, val_items = self.split(self.items())
         if stage == "fit":
-            transform = train_transform(hp.size, hp.scale, hp.rotate, hp.colour_jitter, seed=hp.seed)
+            backdrops = [photo for photo, _ in train_items]
+            augment = (hp.size, hp.scale, hp.rotate, hp.colour_jitter, hp.seed)
+            transform = train_transform(*augment, framing=self.framing, backdrops=backdrops)
             pixels = SegmentationDataset(train_items, self.label_set, transform, False, hp.presence_min_fraction)
             self.train_set = pixels
             if hp.tag_ratio > 0:
-                tags = TagDataset(ccp_tag_items(hp.root), self.label_set, transform)
+                uncut = dataclasses.replace(self.framing, zoom_in=0.0)
+                tag_transform = train_transform(*augment, framing=uncut, backdrops=backdrops)
+                tags = TagDataset(ccp_tag_items(hp.root), self.label_set, tag_transform)
                 self.sampler = MixedSampler(len(pixels), len(tags), hp.tag_ratio, hp.seed)
                 self.train_set = ConcatDataset([pixels, tags])
         if stage in ("fit", "validate", "test"):

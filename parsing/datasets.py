@@ -94,10 +94,10 @@ class SegmentationDataset(Dataset):
     """Photos with optional masks; raw mask values are mapped through ``labels`` and checked.
 
     Each sample is a dict: ``image`` (3, H, W) float in [0, 1], ``mask`` (H, W) int64 at network size,
-    ``presence`` (K,) the labels in ``mask`` (covering ≥ ``min_fraction``), ``known`` (K,) which presence
-    targets are known (all, here), ``path``, and with ``keep_full``: ``full_mask`` (h, w) at the photo's size,
-    ``size`` (h, w) and ``valid`` (h', w'), the part of the network input that holds the resized photo (the
-    rest is padding).
+    ``region`` (H, W) bool, the pixels that show the photo (not padding or a zoom-out canvas), ``presence`` (K,)
+    the labels in ``mask`` (covering ≥ ``min_fraction``), ``known`` (K,) which presence targets are known (all,
+    here), ``path``, and with ``keep_full``: ``full_mask`` (h, w) at the photo's size, ``size`` (h, w) and
+    ``valid`` (h', w'), the part of the network input that holds the resized photo (the rest is padding).
     """
 
     def __init__(
@@ -130,12 +130,13 @@ class SegmentationDataset(Dataset):
         h, w = image.shape[:2]
         mask = self.read_mask(mask_path, (h, w)) if mask_path is not None else np.full((h, w), IGNORE_INDEX, np.uint8)
         out = self.transform(image=image, mask=mask, valid=np.ones((h, w), np.uint8))
-        sample = {"image": out["image"], "mask": torch.as_tensor(out["mask"], dtype=torch.long)}
+        region = torch.as_tensor(out["valid"]) == 1
+        sample = {"image": out["image"], "mask": torch.as_tensor(out["mask"], dtype=torch.long), "region": region}
         sample["presence"] = presence_targets(sample["mask"][None], len(self.labels), self.min_fraction)[0]
         sample["known"] = torch.ones(len(self.labels), dtype=torch.bool)
         sample["path"] = str(image_path)
         if self.keep_full:
-            valid = torch.as_tensor(out["valid"]) == 1
+            valid = region
             sample["full_mask"] = torch.from_numpy(mask).long()
             sample["full_image"] = torch.from_numpy(image)  # (h, w, 3) uint8, for the CRF
             sample["size"] = (h, w)
@@ -172,12 +173,20 @@ class TagDataset(Dataset):
         presence[torch.from_numpy(self.labels.lut[tags].astype(np.int64))] = 1.0
         known = self.garments | presence.bool()
         mask_t = torch.as_tensor(out["mask"], dtype=torch.long)
-        return {"image": out["image"], "mask": mask_t, "presence": presence, "known": known, "path": str(image_path)}
+        region = torch.as_tensor(out["valid"]) == 1
+        return {
+            "image": out["image"],
+            "mask": mask_t,
+            "region": region,
+            "presence": presence,
+            "known": known,
+            "path": str(image_path),
+        }
 
 
 def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack the network-size tensors; keep per-photo items (paths, full-size masks, sizes) as lists."""
-    stacked = default_collate([{k: s[k] for k in ("image", "mask", "presence", "known")} for s in batch])
+    stacked = default_collate([{k: s[k] for k in ("image", "mask", "region", "presence", "known")} for s in batch])
     for key in batch[0]:
         if key not in stacked:
             stacked[key] = [s[key] for s in batch]

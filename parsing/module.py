@@ -15,7 +15,8 @@ from torchmetrics import MeanMetric
 
 from parsing.crf import CRFKind, CRFParams, apply_crf, argmax, refine_labels
 from parsing.encoder_weights import OFFLINE
-from parsing.labels import CCP_LABELS, IGNORE_INDEX, default_palette
+from parsing.label_view import LabelView
+from parsing.labels import CCP_LABELS, IGNORE_INDEX, NON_GARMENTS, default_palette
 from parsing.metrics import PresenceScores, confusion_matrix, scores
 from parsing.model import UNUSED_HEADS, Arch, Outfit, build_model
 from parsing.outfit import (
@@ -47,6 +48,10 @@ class ParsingModule(pl.LightningModule):
         outfit: the outfit encoder: ``none``, ``aux`` (trained on presence only) or ``gate`` (it also gates the
             logits; ``gate_mode`` ``multiply`` is the paper's G_c = g_c · F_c, ``log`` adds log g_c).
         presence_weight: weight of the presence BCE next to the segmentation loss.
+        pooled_weight: image-level supervision of the segmentation itself: each label's softmax probability,
+            pooled over the photo's pixels (mean of the top ``min_fraction`` share, on a 4× coarser grid), is
+            trained with BCE towards the label's presence. This is how tag-only photos (``data.tag_ratio``) teach
+            the decoder which garments a photo does *not* hold. 0 = off.
         trainable: ``all``, or ``outfit`` to train only the outfit encoder (the paper's second stage).
         init_from: a checkpoint whose weights start this fit (e.g. stage 1 → stage 2); missing keys stay new.
         exclusions: garment pairs that cannot be worn together, e.g. ``[[dress, skirt]]``; when unset they are
@@ -60,6 +65,8 @@ class ParsingModule(pl.LightningModule):
         crf: dense CRF after the network in ``test`` and ``predict`` (validation during fit stays without):
             ``none``, ``dense`` (pydensecrf, the reference; needs the ``crf`` extra) or ``fast`` (batched torch
             mean-field); it sees each photo at its original resolution. crf_params: see ``parsing.crf.CRFParams``.
+        tags_from_masks: in ``test``, allow each photo only the garments its mask holds (as ``parsing-predict
+            --tags`` would): the upper bound of parsing with a known garment list.
     """
 
     def __init__(
@@ -82,6 +89,7 @@ class ParsingModule(pl.LightningModule):
         outfit: Outfit = "none",
         gate_mode: GateMode = "multiply",
         presence_weight: float = 0.5,
+        pooled_weight: float = 0.0,
         trainable: Literal["all", "outfit"] = "all",
         init_from: str | None = None,
         exclusions: list[list[str]] | None = None,
@@ -94,6 +102,7 @@ class ParsingModule(pl.LightningModule):
         min_fraction: float = 0.001,
         crf: CRFKind = "none",
         crf_params: CRFParams | None = None,
+        tags_from_masks: bool = False,
     ) -> None:
         super().__init__()
         if class_names is None:
@@ -105,12 +114,13 @@ class ParsingModule(pl.LightningModule):
             raise ValueError("trainable='outfit' needs an outfit encoder (outfit: aux or gate)")
         # With the linked label set: a checkpoint rebuilds its model. The CRF is an inference option: not stored, so
         # `test --ckpt_path … --model.crf fast` is not overridden by the checkpoint (LightningCLI loads its hparams).
-        self.save_hyperparameters(ignore=["crf", "crf_params"])
+        self.save_hyperparameters(ignore=["crf", "crf_params", "tags_from_masks"])
         self.class_names = list(class_names)
         self.palette = palette or [list(c) for c in default_palette(class_names)]
         self.num_classes = len(class_names)
         self.crf = crf
         self.crf_params = crf_params or CRFParams()
+        self.tags_from_masks = tags_from_masks
         self.configure_models()
         self.configure_losses()
         self.configure_metrics()
@@ -232,11 +242,33 @@ class ParsingModule(pl.LightningModule):
         bce = F.binary_cross_entropy_with_logits(presence, batch["presence"], weight=known, reduction="sum")
         return bce / known.sum().clamp(min=1)
 
+    def pooled_presence(self, logits: torch.Tensor, region: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, K, H, W) → (B, K) image-level probability of each label: the mean softmax probability of its
+        top ``min_fraction`` share of cells on a 4× coarser grid (cells outside ``region`` (B, H, W) count as 0)."""
+        probs = logits.float().softmax(1)  # (B, K, H, W)
+        if region is not None:
+            probs = probs * region[:, None].to(probs.dtype)
+        cells = F.avg_pool2d(probs, 4, ceil_mode=True).flatten(2)  # (B, K, h·w)
+        top = max(1, round(self.hparams.min_fraction * cells.shape[-1]))
+        return cells.topk(top, dim=-1).values.mean(-1)  # (B, K)
+
+    def pooled_loss(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        """BCE of the pooled label probabilities against the known presence targets."""
+        pooled = self.pooled_presence(logits, batch.get("region")).clamp(1e-6, 1 - 1e-6)
+        known = batch["known"].float()
+        # as logits: binary_cross_entropy on probabilities is refused under autocast (mixed precision on a GPU)
+        bce = F.binary_cross_entropy_with_logits(torch.logit(pooled), batch["presence"], weight=known, reduction="sum")
+        return bce / known.sum().clamp(min=1)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         logits, presence = self.forward_with_presence(batch["image"])
         n = len(logits)
         loss = self.segmentation_loss(logits, batch["mask"])
         self.log("train/seg_loss", loss, batch_size=n)
+        if self.hparams.pooled_weight > 0:
+            pooled = self.pooled_loss(logits, batch)
+            self.log("train/pooled_loss", pooled, batch_size=n)
+            loss = loss + self.hparams.pooled_weight * pooled
         if presence is not None:
             bce = self.presence_loss(presence, batch)
             self.log("train/presence_loss", bce, batch_size=n)
@@ -258,29 +290,53 @@ class ParsingModule(pl.LightningModule):
         size: tuple[int, int],
         image: torch.Tensor | None = None,
         crf: CRFKind = "none",
+        view: LabelView | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One photo's logits (K, h', w') without padding → its label map (h, w) at ``size`` and the decoded
         garment set (K,) bool (None without ``decode``). With ``decode``, labels that conflict with the decoded
-        set are suppressed first; with a ``crf``, the map is refined against the photo (h, w, 3)."""
+        set are suppressed first; with a ``crf``, the map is refined against the photo (h, w, 3). ``view``: only
+        a photo's known garments and/or merged labels (``parsing.label_view``); the map and the set are then in
+        its labels."""
+        if view is None or view.identity:
+            return self._decode(logits, presence, size, image, crf, self.exclusive)
+        logits, presence, ids = view.select(logits, presence)  # (L, h', w'), (L,), (L,) output label ids
+        exclusive = view.exclusive.to(ids.device)[ids][:, ids]
+        labels, chosen = self._decode(logits, presence, size, image, crf, exclusive)
+        if chosen is not None:
+            full = torch.zeros(len(view.names), dtype=torch.bool)
+            full[ids.cpu()] = chosen.cpu()
+            chosen = full
+        return ids[labels], chosen
+
+    def _decode(
+        self,
+        logits: torch.Tensor,
+        presence: torch.Tensor | None,
+        size: tuple[int, int],
+        image: torch.Tensor | None,
+        crf: CRFKind,
+        exclusive: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         hp = self.hparams
         chosen = banned = None
         top = argmax(logits, 0)  # (h', w') the network's labels at its own size
-        if hp.decode and bool(self.exclusive.any()):
+        if hp.decode and bool(exclusive.any()):
             if self.decoding_source(presence) == "presence":
-                chosen = decode_outfit(torch.sigmoid(presence), self.exclusive, hp.presence_threshold)
+                chosen = decode_outfit(torch.sigmoid(presence), exclusive, hp.presence_threshold)
             else:
-                chosen = pixel_outfit(logits, self.exclusive, hp.min_fraction, top)
-            banned = banned_labels(chosen, self.exclusive)
+                chosen = pixel_outfit(logits, exclusive, hp.min_fraction, top)
+            banned = banned_labels(chosen, exclusive)
         valid = tuple(logits.shape[-2:])
         if crf != "none" and image is None:
             raise ValueError(f"crf={crf!r} needs the photo at its original size")
+        k = logits.shape[0]
         if crf == "none" or self.crf_params.unary == "labels":  # the paper's CRF needs only the label map
             labels = upsample_labels(logits, valid, size, banned, top)
-            return refine_labels(crf, labels, self.num_classes, image, self.crf_params, self.exclusive), chosen
+            return refine_labels(crf, labels, k, image, self.crf_params, exclusive), chosen
         if chosen is not None:
-            logits = suppress_excluded(logits, chosen, self.exclusive)
+            logits = suppress_excluded(logits, chosen, exclusive)
         full = upsample_logits(logits, valid, size)  # (K, h, w)
-        return apply_crf(crf, full, image, self.crf_params, self.exclusive), chosen
+        return apply_crf(crf, full, image, self.crf_params, exclusive), chosen
 
     def label_maps(
         self, logits: torch.Tensor, presence: torch.Tensor | None, batch: dict[str, Any], crf: CRFKind = "none"
@@ -288,12 +344,31 @@ class ParsingModule(pl.LightningModule):
         """Label maps (h, w) at each photo's own size (see ``parse_photo``)."""
         self.decoding_source(presence)
         images = batch.get("full_image", [None] * len(logits))
+        views = [None] * len(logits)
+        if self.tags_from_masks and "full_mask" in batch:
+            views = [self.label_view(garments=self.garments_in(mask)) for mask in batch["full_mask"]]
         return [
             self.parse_photo(
-                logits[i, :, :vh, :vw], None if presence is None else presence[i], batch["size"][i], images[i], crf
+                logits[i, :, :vh, :vw],
+                None if presence is None else presence[i],
+                batch["size"][i],
+                images[i],
+                crf,
+                views[i],
             )[0]
             for i, (vh, vw) in enumerate(batch["valid"])
         ]
+
+    def label_view(
+        self, merge: str | dict[str, list[str]] | None = None, garments: list[str] | None = None
+    ) -> LabelView:
+        """The labels a parse may assign and name: ``garments`` only (tags) and/or ``merge``d groups."""
+        return LabelView.build(self.class_names, self.palette, self.exclusive, merge, garments)
+
+    def garments_in(self, mask: torch.Tensor) -> list[str]:
+        """The garment names a label map (h, w) holds (any pixel; ignored pixels skipped)."""
+        counts = torch.bincount(mask[mask != IGNORE_INDEX].flatten().long(), minlength=self.num_classes)
+        return [n for n, c in zip(self.class_names, counts.tolist(), strict=False) if c and n not in NON_GARMENTS]
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
         logits, presence = self.forward_with_presence(batch["image"])

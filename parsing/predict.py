@@ -6,6 +6,12 @@ optionally ``OUT/probs/<rel>/<stem>.npy`` (float16 (K, H, W) probabilities), one
 ``OUT/summary.jsonl`` and one per failed file in ``OUT/errors.jsonl``. Photos already done (outputs present and
 listed in the summary) are skipped unless ``--overwrite``, so a killed run resumes. Exit status: 0, or 1 when any
 file failed, 2 for bad arguments.
+
+Known garments: ``--garments dress,bag`` (every photo) or ``--tags TAGS.jsonl`` (one line per photo,
+``{"file": "look/0033.jpg", "garments": ["dress", "bag"]}``, ``file`` relative to its input folder or glob base,
+or the bare file name when unique) allow only those garments plus null/skin/hair. ``--merge ccp-coarse`` (or a
+YAML ``{group: [labels]}``) writes merged labels, their probabilities summed before the argmax
+(``parsing.label_view``).
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
 from torch.utils.data import DataLoader, Dataset
 
 from parsing.crf import CRFParams
 from parsing.datasets import list_images
 from parsing.io import IMAGE_SUFFIXES, DataError, read_image, write_mask_png
-from parsing.labels import NON_GARMENTS
+from parsing.label_view import LabelView, check_garments
+from parsing.labels import MERGES, NON_GARMENTS
 from parsing.module import ParsingModule
 from parsing.overlay import overlay
 from parsing.transforms import fit_transform
@@ -133,21 +141,33 @@ def load_parser(checkpoint: str | Path, device: str = "cpu") -> tuple[ParsingMod
     return module.eval().to(device), (int(size[0]), int(size[1]))
 
 
-def parse_image(module: ParsingModule, size: tuple[int, int], image: np.ndarray, crf: str = "fast") -> dict[str, Any]:
+def parse_image(
+    module: ParsingModule,
+    size: tuple[int, int],
+    image: np.ndarray,
+    crf: str = "fast",
+    garments: list[str] | None = None,
+    merge: str | dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
     """One photo (H, W, 3) uint8 → ``labels`` (H, W) uint8, the decoded garment set ``outfit`` (names) and the
     outfit encoder's ``presence`` probabilities (K,) or None — what ``parsing-predict`` writes, in memory. ``crf``:
-    ``fast`` (default), ``dense`` or ``none``."""
+    ``fast`` (default), ``dense`` or ``none``; ``garments``: the only garments the photo may hold (tags);
+    ``merge``: a label merge (``ccp-coarse`` or ``{group: [labels]}``): ``labels``/``names`` are then the groups'."""
     h, w = image.shape[:2]
+    view = module.label_view(merge, garments) if garments is not None or merge is not None else None
     x = PhotoDataset([], size).fit(image)  # (3, h', w')
     device = next(module.parameters()).device
     with torch.inference_mode():
         logits, presence = module.forward_with_presence(x[None].to(device))
         p = None if presence is None else presence[0]
-        labels, chosen = module.parse_photo(logits[0], p, (h, w), torch.from_numpy(image), crf)
+        labels, chosen = module.parse_photo(logits[0], p, (h, w), torch.from_numpy(image), crf, view)
+    names = list(view.names) if view is not None else module.class_names
     labels_np = labels.to(torch.uint8).cpu().numpy()
-    counts = np.bincount(labels_np.ravel(), minlength=module.num_classes)
+    counts = np.bincount(labels_np.ravel(), minlength=len(names))
     probs = None if p is None else torch.sigmoid(p).cpu()
-    return {"labels": labels_np, "outfit": outfit_names(module.class_names, counts, chosen), "presence": probs}
+    if view is not None:
+        probs = view.presence_probs(probs)
+    return {"labels": labels_np, "names": names, "outfit": outfit_names(names, counts, chosen), "presence": probs}
 
 
 def outfit_names(names: list[str], counts: np.ndarray, chosen: torch.Tensor | None) -> list[str]:
@@ -210,19 +230,22 @@ class Outputs:
 
 
 def summary_record(
-    module: ParsingModule,
+    names: list[str],
     photo: str,
     labels: np.ndarray,
-    presence: torch.Tensor | None,
+    probs: torch.Tensor | None,
     chosen: torch.Tensor | None,
     outputs: dict[str, Path],
     root: Path,
     checkpoint: str,
     crf: str,
+    garments: list[str] | None = None,
+    merge: str | None = None,
 ) -> dict[str, Any]:
-    names = module.class_names
+    """One photo's ``summary.jsonl`` line; ``names`` are the labels of ``labels`` (merged ones with ``merge``),
+    ``probs`` their presence probabilities (or None), ``garments`` the tags the parse was limited to."""
     counts = np.bincount(labels.ravel(), minlength=len(names))
-    probs = torch.sigmoid(presence).tolist() if presence is not None else None
+    probs = probs.tolist() if probs is not None else None
     present = [
         {
             "label": names[i],
@@ -242,7 +265,67 @@ def summary_record(
         **{name: str(path.relative_to(root)) for name, path in outputs.items()},
         "checkpoint": checkpoint,
         "crf": crf,
+        "garments": garments,
+        "merge": merge,
     }
+
+
+# --- known garments and merges --------------------------------------------------------------------------------------
+def read_merge(spec: str | None) -> str | dict[str, list[str]] | None:
+    """``--merge``: a preset name or a YAML file ``{group: [labels]}`` (ValueError naming the problem)."""
+    if spec is None or spec in MERGES:
+        return spec
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"--merge {spec}: neither a preset ({', '.join(sorted(MERGES))}) nor a YAML file")
+    try:
+        groups = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):
+        raise ValueError(f"{path}: a merge is a mapping of group names to lists of labels")
+    return groups
+
+
+def read_tags(path: Path, names: list[str]) -> dict[str, list[str]]:
+    """``--tags`` JSONL → {file: garment names}; every problem is a ValueError naming the file and line."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read the tags file ({err.strerror})") from None
+    tags: dict[str, list[str]] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise ValueError(f"{path}:{n}: not a JSON line") from None
+        garments = record.get("garments") if isinstance(record, dict) else None
+        if not isinstance(record, dict) or not isinstance(record.get("file"), str) or not isinstance(garments, list):
+            raise ValueError(f'{path}:{n}: expected {{"file": "...", "garments": ["...", ...]}}')
+        try:
+            check_garments(garments, names)
+        except ValueError as err:
+            raise ValueError(f"{path}:{n}: {err}") from None
+        tags[Path(record["file"]).as_posix()] = garments
+    return tags
+
+
+def tags_for_jobs(jobs: list[Job], tags: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Each job's photo → its tags: by the path relative to its input folder (the output key's folder plus the
+    file name), else by the bare file name when only one photo has it."""
+    names = {}
+    for photo, _ in jobs:
+        names[photo.name] = names.get(photo.name, 0) + 1
+    found = {}
+    for photo, key in jobs:
+        relative = (key.parent / photo.name).as_posix()
+        if relative in tags:
+            found[str(photo)] = tags[relative]
+        elif names[photo.name] == 1 and photo.name in tags:
+            found[str(photo)] = tags[photo.name]
+    return found
 
 
 # --- command ------------------------------------------------------------------------------------------------------
@@ -264,6 +347,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--crf-iterations", type=int, default=None, help="mean-field iterations (default: 10 dense, 3 fast)"
+    )
+    parser.add_argument(
+        "--garments", default=None, help="comma-separated garments every photo may hold (e.g. dress,bag,shoes)"
+    )
+    parser.add_argument(
+        "--tags", type=Path, default=None, help='JSONL, one line per photo: {"file": ..., "garments": [...]}'
+    )
+    parser.add_argument(
+        "--merge", default=None, help="write merged labels: a preset (ccp-coarse) or a YAML file {group: [labels]}"
     )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
@@ -301,6 +393,15 @@ def predict(args: argparse.Namespace) -> int:
     except (FileNotFoundError, RuntimeError, KeyError) as err:
         print(f"parsing-predict: {err}", file=sys.stderr)
         return 2
+    try:
+        merge = read_merge(args.merge)
+        every = [g.strip() for g in args.garments.split(",") if g.strip()] if args.garments is not None else None
+        check_garments(every, module.class_names)
+        tags = read_tags(args.tags, module.class_names) if args.tags is not None else {}
+        views = {None: module.label_view(merge)} if merge is not None else {None: None}
+    except ValueError as err:
+        print(f"parsing-predict: {err}", file=sys.stderr)
+        return 2
     if args.crf_iterations is not None:
         module.crf_params = CRFParams(**{**vars(module.crf_params), "iterations": args.crf_iterations})
     if args.crf == "dense":
@@ -314,6 +415,17 @@ def predict(args: argparse.Namespace) -> int:
 
     out = Outputs(args.output, args.probs)
     jobs, errors = collect_inputs(args.inputs, args.recursive)
+    photo_tags = tags_for_jobs(jobs, tags)
+    if args.tags is not None:
+        print(f"parsing-predict: tags for {len(photo_tags)} of {len(jobs)} photos from {args.tags}", file=sys.stderr)
+
+    def view_for(photo: str) -> tuple[LabelView | None, list[str] | None]:
+        garments = photo_tags.get(photo, every)
+        key = None if garments is None else tuple(sorted(set(garments)))
+        if key not in views:
+            views[key] = module.label_view(merge, list(key))
+        return views[key], garments
+
     done = out.summarised()
     if args.overwrite:
         todo = jobs
@@ -327,7 +439,6 @@ def predict(args: argparse.Namespace) -> int:
     if redo:  # their earlier lines go: each photo keeps one summary line
         out.forget(redo)
     skipped = len(jobs) - len(todo)
-    flat_palette = [c for rgb in module.palette for c in rgb] + [0] * (768 - 3 * len(module.palette))
     loader = DataLoader(
         PhotoDataset(todo, size),
         batch_size=args.batch_size,
@@ -356,12 +467,17 @@ def predict(args: argparse.Namespace) -> int:
             for i, (vh, vw) in enumerate(batch["valid"]):
                 photo, key, image = batch["path"][i], batch["key"][i], batch["full_image"][i]
                 try:
+                    view, garments = view_for(photo)
+                    names = list(view.names) if view is not None else module.class_names
+                    palette = [list(c) for c in view.palette] if view is not None else module.palette
+                    flat_palette = [c for rgb in palette for c in rgb] + [0] * (768 - 3 * len(palette))
                     p = None if presence is None else presence[i]
-                    labels, chosen = module.parse_photo(logits[i, :, :vh, :vw], p, batch["size"][i], image, args.crf)
+                    size_i = batch["size"][i]
+                    labels, chosen = module.parse_photo(logits[i, :, :vh, :vw], p, size_i, image, args.crf, view)
                     labels_np = labels.to(torch.uint8).cpu().numpy()
                     paths = out.paths(key)
-                    _atomic_write(paths["mask"], lambda tmp, m=labels_np: write_mask_png(tmp, m, flat_palette))
-                    picture = overlay(image.numpy(), labels_np, module.palette, module.class_names)
+                    _atomic_write(paths["mask"], lambda tmp, m=labels_np, f=flat_palette: write_mask_png(tmp, m, f))
+                    picture = overlay(image.numpy(), labels_np, palette, names)
                     _atomic_write(paths["overlay"], lambda tmp, im=picture: im.save(tmp, format="JPEG", quality=90))
                     if args.probs:
                         full = F.interpolate(
@@ -369,8 +485,20 @@ def predict(args: argparse.Namespace) -> int:
                         )
                         probs = full[0].softmax(0).half().cpu().numpy()
                         _atomic_write(paths["probs"], lambda tmp, a=probs: np.save(tmp, a))
+                    probs = None if p is None else torch.sigmoid(p).cpu()
+                    probs = view.presence_probs(probs) if view is not None else probs
                     record = summary_record(
-                        module, photo, labels_np, p, chosen, paths, out.root, str(args.checkpoint), args.crf
+                        names,
+                        photo,
+                        labels_np,
+                        probs,
+                        chosen,
+                        paths,
+                        out.root,
+                        str(args.checkpoint),
+                        args.crf,
+                        garments,
+                        args.merge,
                     )
                     out.append(out.summary, record)
                     written += 1

@@ -198,3 +198,27 @@ def test_module_decodes_from_pixels_without_an_outfit_encoder():
     module.hparams.decode, module.hparams.decode_from = True, "presence"
     with pytest.raises(ValueError, match="needs an outfit encoder"):
         module.label_maps(logits, None, batch)
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log()`")
+def test_pooled_presence_loss_trains_the_decoder_on_tag_only_photos():
+    torch.manual_seed(0)
+    module = ParsingModule(encoder_weights=None, num_classes=5, channels_last=False, pooled_weight=1.0)
+    batch = tag_batch(5)
+    batch["region"] = torch.ones(2, 64, 64, dtype=torch.bool)
+    loss = module.training_step(batch, 0)
+    loss.backward()
+    heads = [*module.net.seg.decoder.parameters(), *module.net.seg.segmentation_head.parameters()]
+    assert float(loss.detach()) > 0 and all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in heads)
+
+
+def test_pooled_presence_reads_the_top_cells_inside_the_photo():
+    module = ParsingModule(encoder_weights=None, num_classes=3, min_fraction=0.01)
+    logits = torch.zeros(1, 3, 40, 40)
+    logits[0, 0] = 10.0  # background everywhere, but:
+    logits[0, 1, :4, :4] = 20.0  # label 1 on one 4x4 cell of 100: the top 1 % share
+    logits[0, 2, 36:, 36:] = 20.0  # label 2 only outside the photo's region
+    region = torch.ones(1, 40, 40, dtype=torch.bool)
+    region[0, 30:, 30:] = False
+    pooled = module.pooled_presence(logits, region)[0]
+    assert pooled[1] > 0.99 and pooled[2] < 0.01

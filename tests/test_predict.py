@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from parsing.io import read_ccp_mask
+from parsing.labels import LabelSet
 from parsing.predict import DEFAULT_CHECKPOINT, collect_inputs, load_parser, main
 
 VAL_PHOTO = "0009"  # in the validation split of configs/ccp.yaml (seed 0): the shipped model never trained on it
@@ -159,3 +160,56 @@ def test_dotted_stems_keep_their_whole_name(tmp_path):
     assert main([str(photos), "-o", str(out), "--no-progress", "--workers", "0"]) == 0
     assert sorted(p.name for p in (out / "masks").iterdir()) == ["look.v1.png", "look.v2.png"]
     assert sorted(p.name for p in (out / "overlays").iterdir()) == ["look.v1.jpg", "look.v2.jpg"]
+
+
+def test_unknown_garment_fails_before_any_photo_is_parsed(tmp_path, capsys):
+    make_photos(tmp_path / "photos")
+    out = tmp_path / "out"
+    code = main([str(tmp_path / "photos"), "-o", str(out), "--garments", "dress,jeanz", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown garment name(s) ['jeanz']" in err and "valid names: accessories" in err
+    assert not (out / "masks").exists()
+    (tmp_path / "tags.jsonl").write_text('{"file": "portrait.jpg", "garments": ["dress"]}\nnot json\n')
+    code = main([str(tmp_path / "photos"), "-o", str(out), "--tags", str(tmp_path / "tags.jsonl")])
+    assert code == 2 and f"{tmp_path / 'tags.jsonl'}:2: not a JSON line" in capsys.readouterr().err
+
+
+def test_tags_limit_each_photo_to_its_garments(shipped, ccp_root, tmp_path):
+    module, _ = shipped
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    for name in ("0009.jpg", "0003.jpg"):
+        (photos / name).write_bytes((ccp_root / "photos" / name).read_bytes())
+    (photos / "sub" / "0009.jpg").write_bytes((ccp_root / "photos" / "0009.jpg").read_bytes())
+    lines = [
+        {"file": "sub/0009.jpg", "garments": ["dress"]},  # by relative path
+        {"file": "0003.jpg", "garments": ["jeans", "bag"]},  # by bare name: unique
+    ]
+    (tmp_path / "tags.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "out"
+    args = [str(photos), "-o", str(out), "--recursive", "--tags", str(tmp_path / "tags.jsonl"), "--crf", "none"]
+    assert main([*args, "--no-progress", "--workers", "0"]) == 0
+    records = {r["file"]: r for r in summary(out)}
+    allowed = {"null", "skin", "hair"}
+    for rel, garments in (("sub/0009", {"dress"}), ("0003", {"jeans", "bag"}), ("0009", None)):
+        labels = np.unique(np.asarray(Image.open(out / "masks" / f"{rel}.png")))
+        names = {module.class_names[i] for i in labels}
+        record = records[str(photos / f"{rel}.jpg")]
+        if garments is None:  # 0009.jpg at the top: two photos are named 0009.jpg, and its path has no line
+            assert record["garments"] is None
+            continue
+        assert names <= allowed | garments and set(record["garments"]) == garments
+        assert set(record["outfit"]) <= garments
+
+
+def test_merge_writes_group_labels(shipped, ccp_root, tmp_path):
+    out = tmp_path / "out"
+    photo = ccp_root / "photos" / f"{VAL_PHOTO}.jpg"
+    assert main([str(photo), "-o", str(out), "--merge", "ccp-coarse", "--no-progress", "--workers", "0"]) == 0
+    labels = np.asarray(Image.open(out / "masks" / f"{VAL_PHOTO}.png"))
+    truth = LabelSet.ccp("ccp-coarse").encode(read_ccp_mask(ccp_root / "annotations" / "pixel-level" / "0009.mat"))
+    assert labels.max() < len(LabelSet.ccp("ccp-coarse")) and (labels == truth).mean() > 0.8
+    record = summary(out)[0]
+    groups = set(LabelSet.ccp("ccp-coarse").names)
+    assert record["merge"] == "ccp-coarse" and {lab["label"] for lab in record["labels"]} <= groups
+    assert {"skin", "hair"} <= {lab["label"] for lab in record["labels"]}

@@ -1,3 +1,4 @@
+import albumentations as A
 import numpy as np
 import pytest
 import torch
@@ -5,7 +6,7 @@ from conftest import blocks
 from scipy.ndimage import maximum_filter, minimum_filter
 
 from parsing.labels import IGNORE_INDEX
-from parsing.transforms import eval_transform, train_transform
+from parsing.transforms import Backdrop, Framing, eval_transform, train_transform
 
 
 def coded(mask: np.ndarray) -> np.ndarray:
@@ -50,3 +51,63 @@ def test_eval_transform_fits_aspect_and_pads_bottom_right():
     labels = out["mask"].numpy()[:rows, :cols]
     core = interior(labels)
     assert core.mean() > 0.5 and (decode(out["image"])[:rows, :cols][core] == labels[core]).all()
+
+
+FRAMED = Framing(zoom_in=0.4, zoom_out=0.3, aspect=0.15, background=0.6)
+
+
+def person(h: int = 330, w: int = 220) -> np.ndarray:
+    """A background photo with a 'person' of three labels in the middle."""
+    mask = np.zeros((h, w), np.uint8)
+    mask[h // 8 : h // 2, w // 3 : 2 * w // 3] = 1
+    mask[h // 2 : 7 * h // 8, w // 3 : 2 * w // 3] = 2
+    mask[7 * h // 8 :, w // 3 : w // 2] = 3
+    return mask
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_framing_keeps_the_person_aligned_and_in_view(seed):
+    mask = person()
+    transform = train_transform((128, 96), colour_jitter=0.0, framing=FRAMED)
+    transform.set_random_seed(seed)
+    out = transform(image=coded(mask), mask=mask, valid=np.ones_like(mask))
+    image_labels, labels = decode(out["image"]), out["mask"].numpy()
+    assert out["image"].shape == (3, 128, 96) and labels.shape == (128, 96)
+    assert np.isin(labels, [0, 1, 2, 3, IGNORE_INDEX]).all()
+    assert (labels[labels != IGNORE_INDEX] > 0).any()  # every framing shows some of the person
+    core = interior(labels) & (labels > 0)  # the person's pixels carry their label (backdrops only touch label 0)
+    assert (image_labels[core] == labels[core]).all()
+
+
+def test_framing_draws_every_kind_of_frame():
+    mask = person()
+    transform = train_transform((128, 96), colour_jitter=0.0, framing=FRAMED, seed=0)
+    areas, canvases, backdrops = [], 0, 0
+    for _ in range(60):
+        out = transform(image=coded(mask), mask=mask, valid=np.ones_like(mask))
+        labels, region = out["mask"].numpy(), out["valid"].numpy() == 1
+        areas.append((labels > 0).mean())
+        canvases += int(((labels == 0) & ~region).mean() > 0.2)  # background outside the photo: zoom-out
+        background = interior(labels) & (labels == 0) & region
+        backdrops += int(background.any() and (decode(out["image"])[background] != 0).mean() > 0.5)
+    whole = (person() > 0).mean()
+    assert max(areas) > 2 * whole  # zoom-in crops fill the frame with the person
+    assert min(areas) < 0.6 * whole  # zoom-out shrinks it
+    assert canvases >= 5 and backdrops >= 10
+
+
+def test_backdrop_replaces_only_the_background():
+    mask = person(64, 48)
+    image = np.full((64, 48, 3), 7, np.uint8)
+    backdrop = Backdrop(softness=0.0, p=1.0)
+    backdrop.set_random_seed(0)
+    out = A.Compose([backdrop])(image=image, mask=mask)
+    assert (out["image"][mask > 0] == 7).all() and (out["mask"] == mask).all()
+    assert (out["image"][mask == 0] != 7).any()
+
+
+def test_framing_rejects_impossible_settings():
+    with pytest.raises(ValueError, match="zoom_in \\+ zoom_out"):
+        Framing(zoom_in=0.7, zoom_out=0.5)
+    with pytest.raises(ValueError, match="probability"):
+        Framing(background=1.5)

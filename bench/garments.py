@@ -1,0 +1,233 @@
+"""Garment-naming benchmark: does the parser name the garments of a photo right, and what do tags and merges give?
+
+On the CCP validation photos (full resolution, the ``parsing-predict`` path with its default fast CRF), per model:
+
+* **garment sets** from each source — the outfit encoder (presence > 0.5), the segmentation's pooled label
+  probabilities (> 0.5, ``ParsingModule.pooled_presence``), the garments of the label map (≥ 0.1 % of the
+  photo) and the decoded ``outfit`` that ``summary.jsonl`` reports — against the garments of the mask (≥ 0.1 %):
+  micro precision / recall / F1, exact-set rate, mean set size, and presence mAP for the probabilistic sources;
+* **parses**: default; with each photo's garments given (``--tags`` from the mask: the upper bound of knowing the
+  outfit); ``ccp-coarse`` with probabilities summed per group (``--merge``) against the fine argmax mapped to
+  the groups;
+* the most frequent garment confusions (pixels of one garment labelled as another).
+
+Writes ``bench/results/garments.{json,md}``.
+
+    python bench/garments.py                                            # the shipped model
+    python bench/garments.py --checkpoints old.ckpt new.ckpt --names old new --limit 10
+"""
+
+# ruff: noqa: I001  (parsing first: it makes torchvision importable before Lightning/torchmetrics import it)
+from __future__ import annotations
+
+import parsing  # noqa: F401
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from parsing.datamodule import ParsingDataModule
+from parsing.datasets import read_raw_mask
+from parsing.io import read_image
+from parsing.labels import LabelSet
+from parsing.metrics import PresenceScores, confusion_matrix, scores
+from parsing.outfit import presence_targets
+from parsing.predict import DEFAULT_CHECKPOINT, PhotoDataset, load_parser, outfit_names
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ("outfit encoder", "pooled segmentation", "label map", "decoded outfit")
+
+
+class SetScores:
+    """Micro precision / recall / F1 of predicted garment sets, exact-set rate and mean set size."""
+
+    def __init__(self) -> None:
+        self.hits = self.predicted = self.true = self.exact = self.photos = 0
+
+    def update(self, predicted: set[int], truth: set[int]) -> None:
+        self.hits += len(predicted & truth)
+        self.predicted += len(predicted)
+        self.true += len(truth)
+        self.exact += int(predicted == truth)
+        self.photos += 1
+
+    def compute(self) -> dict[str, float]:
+        p = self.hits / max(self.predicted, 1)
+        r = self.hits / max(self.true, 1)
+        return {
+            "precision": round(p, 3),
+            "recall": round(r, 3),
+            "f1": round(2 * p * r / max(p + r, 1e-9), 3),
+            "exact": round(self.exact / max(self.photos, 1), 3),
+            "size": round(self.predicted / max(self.photos, 1), 2),
+        }
+
+
+def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str) -> dict:
+    module, size = load_parser(checkpoint)
+    k, names = module.num_classes, module.class_names
+    garments = torch.from_numpy(LabelSet.identity(names).garments)
+    coarse = LabelSet.ccp("ccp-coarse")
+    lut = torch.from_numpy(coarse.lut.astype(np.int64))
+    merged_view = module.label_view("ccp-coarse")
+    mf = module.hparams.min_fraction
+    sets = {source: SetScores() for source in SOURCES}
+    maps = {"outfit encoder": PresenceScores(k), "pooled segmentation": PresenceScores(k)}
+    cms = {"default": confusion_matrix(k), "tags from the mask": confusion_matrix(k)}
+    coarse_cms = {
+        "fine argmax → groups": confusion_matrix(len(coarse)),
+        "summed per group": confusion_matrix(len(coarse)),
+    }
+    fit = PhotoDataset([], size)
+    for n, (photo, mask_path) in enumerate(photos):
+        image, truth = read_image(photo), torch.from_numpy(read_raw_mask(mask_path)).long()
+        h, w = truth.shape
+        truth_set = presence_targets(truth[None], k, mf)[0].bool() & garments
+        with torch.inference_mode():
+            logits, presence = module.forward_with_presence(fit.fit(image)[None])
+            z, p = logits[0], None if presence is None else presence[0]
+            pooled = module.pooled_presence(logits)[0]
+            labels, chosen = module.parse_photo(z, p, (h, w), torch.from_numpy(image), crf)
+            told = module.label_view(garments=module.garments_in(truth))
+            told_labels, _ = module.parse_photo(z, p, (h, w), torch.from_numpy(image), crf, told)
+            merged, _ = module.parse_photo(z, p, (h, w), torch.from_numpy(image), crf, merged_view)
+        in_map = presence_targets(labels[None].long(), k, mf)[0].bool() & garments
+        counts = np.bincount(labels.flatten().numpy(), minlength=k)
+        decoded = {names.index(g) for g in outfit_names(names, counts, chosen)} & set(
+            in_map.nonzero().flatten().tolist()
+        )
+        truth_ids = set(truth_set.nonzero().flatten().tolist())
+        found = {"label map": in_map, "pooled segmentation": (pooled > 0.5) & garments}
+        if p is not None:
+            found["outfit encoder"] = (torch.sigmoid(p) > 0.5) & garments
+            maps["outfit encoder"].update(torch.sigmoid(p)[None], truth_set[None].long())
+        maps["pooled segmentation"].update(pooled[None], truth_set[None].long())
+        for source, chosen_set in found.items():
+            sets[source].update(set(chosen_set.nonzero().flatten().tolist()), truth_ids)
+        sets["decoded outfit"].update(decoded, truth_ids)
+        cms["default"].update(labels.flatten(), truth.flatten())
+        cms["tags from the mask"].update(told_labels.flatten(), truth.flatten())
+        coarse_cms["fine argmax → groups"].update(lut[labels].flatten(), lut[truth].flatten())
+        coarse_cms["summed per group"].update(merged.flatten(), lut[truth].flatten())
+        print(f"{checkpoint.name} {n + 1}/{len(photos)} {photo.name}", flush=True)
+    set_rows = {}
+    for source in SOURCES:
+        if sets[source].photos == 0:
+            continue
+        row = sets[source].compute()
+        if source in maps and maps[source].update_count:
+            row["map"] = round(float(maps[source].compute()["map"]), 3)
+        set_rows[source] = row
+    parse_rows = {}
+    for name, cm in [*cms.items(), *coarse_cms.items()]:
+        s = scores(cm.compute())
+        parse_rows[name] = {key: round(100.0 * float(s[key]), 2) for key in ("pixel_acc", "fg_acc", "miou", "f1")}
+    cm = cms["default"].compute()
+    off = cm.clone()
+    off.fill_diagonal_(0)
+    off[:, ~garments] = 0
+    off[~garments] = 0
+    top = torch.argsort(off.flatten(), descending=True)[:12]
+    confusions = [
+        {
+            "truth": names[int(i) // k],
+            "predicted": names[int(i) % k],
+            "share": round(float(off.flatten()[i] / cm.sum()), 5),
+        }
+        for i in top
+        if off.flatten()[i] > 0
+    ]
+    return {"sets": set_rows, "parses": parse_rows, "confusions": confusions}
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return path.name
+
+
+def markdown(result: dict) -> str:
+    meta, models = result["meta"], result["models"]
+    lines = [
+        f"# Garment-naming benchmark — {meta['photos']} CCP validation photos, full resolution, CRF `{meta['crf']}`",
+        "",
+        *[f"- **{m['name']}**: `{m['checkpoint']}`" for m in models],
+        "",
+        "## Garment sets (garments covering ≥ 0.1 % of the photo; micro-averaged over photos)",
+        "",
+        "| model | source | precision | recall | F1 | exact sets | garments/photo | presence mAP |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m in models:
+        for source, r in m["sets"].items():
+            ap = f"{r['map']:.3f}" if "map" in r else "–"
+            lines.append(
+                f"| {m['name']} | {source} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | "
+                f"{100 * r['exact']:.1f} % | {r['size']:.2f} | {ap} |"
+            )
+    lines.append(f"\nThe masks hold {meta['true_per_photo']:.2f} garments per photo.\n")
+    lines += [
+        "## Parses",
+        "",
+        "| model | parse | pixel acc | fg acc | mIoU | F1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in models:
+        for name, r in m["parses"].items():
+            label = name if "group" not in name else f"ccp-coarse, {name}"
+            cells = " | ".join(f"{r[key]:.1f}" for key in ("pixel_acc", "fg_acc", "miou", "f1"))
+            lines.append(f"| {m['name']} | {label} | {cells} |")
+    lines += ["", "## Top garment confusions (share of all pixels)", ""]
+    for m in models:
+        pairs = ", ".join(f"{c['truth']}→{c['predicted']} {100 * c['share']:.2f} %" for c in m["confusions"])
+        lines.append(f"- **{m['name']}**: {pairs}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoints", type=Path, nargs="+", default=[DEFAULT_CHECKPOINT])
+    parser.add_argument("--names", nargs="+", default=None, help="one short name per checkpoint")
+    parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data" / "ccp"))
+    parser.add_argument("--crf", choices=("none", "fast", "dense"), default="fast")
+    parser.add_argument("--limit", type=int, default=None, help="first N validation photos only")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--name", default="garments", help="file stem of the results")
+    args = parser.parse_args()
+    names = args.names or [c.stem for c in args.checkpoints]
+    if len(names) != len(args.checkpoints):
+        parser.error(f"{len(args.checkpoints)} checkpoints but {len(names)} names")
+    torch.set_num_threads(args.threads)
+    dm = ParsingDataModule(root=args.data_root, num_workers=0)
+    photos = dm.split(dm.items())[1][: args.limit]
+    models = [
+        {"name": name, "checkpoint": _shown(c), **run_model(c, photos, args.crf)}
+        for name, c in zip(names, args.checkpoints, strict=True)
+    ]
+    truth = SetScores()
+    garments = torch.from_numpy(LabelSet.ccp().garments)
+    for _, mask in photos:
+        present = presence_targets(torch.from_numpy(read_raw_mask(mask)).long()[None], len(garments))[0].bool()
+        truth.update(set(), set((present & garments).nonzero().flatten().tolist()))
+    meta = {
+        "photos": len(photos),
+        "split": "CCP validation split (seed 0, 10 %)",
+        "crf": args.crf,
+        "true_per_photo": truth.true / max(len(photos), 1),
+        "cpu": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        "torch": torch.__version__,
+    }
+    result = {"meta": meta, "models": models}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{args.name}.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

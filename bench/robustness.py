@@ -1,0 +1,231 @@
+"""Robustness benchmark: the CCP validation photos re-framed as users' photos are framed, each model scored on each.
+
+Every validation photo and its mask go through fixed, seeded transforms (``FRAMINGS``): the original; its upper
+and lower half; a 2× zoom-in centre crop; a 0.5× zoom-out onto a plain canvas; the person composited on a plain
+light background; a small photo (longest side 256 px). Each is parsed at its own resolution by ``parse_image``
+(what ``parsing-predict`` runs per photo: fit into the model's box, network, decoding, CRF) and scored with the
+package's metrics on the 59 labels and on ``ccp-coarse``. Writes ``bench/results/robustness.{json,md}``.
+
+    python bench/robustness.py                                              # the shipped model
+    python bench/robustness.py --checkpoints old.ckpt new.ckpt --names old new
+    python bench/robustness.py --limit 5 --framings original upper-half     # a quick look
+    python bench/robustness.py --checkpoints new.ckpt --names new --previous old.json  # add to an earlier run
+"""
+
+# ruff: noqa: I001  (parsing first: it makes torchvision importable before Lightning/torchmetrics import it)
+from __future__ import annotations
+
+import parsing  # noqa: F401
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from parsing.datamodule import ParsingDataModule
+from parsing.datasets import read_raw_mask
+from parsing.io import read_image
+from parsing.labels import LabelSet
+from parsing.metrics import confusion_matrix, scores
+from parsing.predict import DEFAULT_CHECKPOINT, load_parser, parse_image
+
+ROOT = Path(__file__).resolve().parents[1]
+NULL = 0
+Pair = tuple[np.ndarray, np.ndarray]  # photo (h, w, 3) uint8, mask (h, w) CCP ids
+
+
+def _light(rng: np.random.Generator) -> np.ndarray:
+    return rng.uniform(215, 250, 3).round()
+
+
+def upper_half(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> Pair:
+    h = image.shape[0] // 2
+    return image[:h], mask[:h]
+
+
+def lower_half(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> Pair:
+    h = image.shape[0] // 2
+    return image[h:], mask[h:]
+
+
+def zoom_in(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> Pair:
+    """The centre (h/2, w/2) window: the person at twice the size, cut on every side."""
+    h, w = mask.shape
+    y, x = h // 4, w // 4
+    return image[y : y + h // 2, x : x + w // 2], mask[y : y + h // 2, x : x + w // 2]
+
+
+def zoom_out(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> Pair:
+    """The photo at half size in the middle of a plain light canvas of the original size (canvas = null)."""
+    h, w = mask.shape
+    small = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    small_mask = cv2.resize(mask, (w // 2, h // 2), interpolation=cv2.INTER_NEAREST)
+    canvas = np.empty_like(image)
+    canvas[:] = _light(rng)
+    canvas_mask = np.full_like(mask, NULL)
+    y, x = (h - h // 2) // 2, (w - w // 2) // 2
+    canvas[y : y + h // 2, x : x + w // 2] = small
+    canvas_mask[y : y + h // 2, x : x + w // 2] = small_mask
+    return canvas, canvas_mask
+
+
+def studio(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> Pair:
+    """The person on a plain light background (the null region replaced, edge softened by 1 px)."""
+    alpha = cv2.GaussianBlur((mask != NULL).astype(np.float32), (0, 0), 1.0)[..., None]
+    out = alpha * image.astype(np.float32) + (1 - alpha) * _light(rng).astype(np.float32)
+    return out.round().astype(np.uint8), mask
+
+
+def small(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> Pair:
+    """Longest side 256 px (a thumbnail)."""
+    h, w = mask.shape
+    f = 256 / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return image, cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+
+
+FRAMINGS: dict[str, Callable[[np.ndarray, np.ndarray, np.random.Generator], Pair]] = {
+    "original": lambda image, mask, rng: (image, mask),
+    "upper-half": upper_half,
+    "lower-half": lower_half,
+    "zoom-in 2x": zoom_in,
+    "zoom-out 0.5x": zoom_out,
+    "studio background": studio,
+    "small (256 px)": small,
+}
+
+
+def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], framings: list[str], crf: str, seed: int) -> dict:
+    module, size = load_parser(checkpoint)
+    k = module.num_classes
+    coarse = LabelSet.ccp("ccp-coarse")
+    if k != len(coarse.source):
+        raise ValueError(f"{checkpoint}: {k} labels; this benchmark scores CCP-59 models")
+    lut = torch.from_numpy(coarse.lut.astype(np.int64))
+    fine = {name: confusion_matrix(k) for name in framings}
+    grouped = {name: confusion_matrix(len(coarse)) for name in framings}
+    seconds = dict.fromkeys(framings, 0.0)
+    for n, (photo, mask_path) in enumerate(photos):
+        image, mask = read_image(photo), read_raw_mask(mask_path)
+        for name in framings:
+            rng = np.random.default_rng([seed, n])  # the same transformed photo for every model
+            im, ms = FRAMINGS[name](image, mask, rng)
+            im, ms = np.ascontiguousarray(im), torch.from_numpy(np.ascontiguousarray(ms)).long()
+            start = time.perf_counter()
+            labels = torch.from_numpy(parse_image(module, size, im, crf=crf)["labels"]).long()
+            seconds[name] += time.perf_counter() - start
+            fine[name].update(labels.flatten(), ms.flatten())
+            grouped[name].update(lut[labels].flatten(), lut[ms].flatten())
+        print(f"{checkpoint.name} {n + 1}/{len(photos)} {photo.name}", flush=True)
+    rows = {}
+    for name in framings:
+        f, g = scores(fine[name].compute()), scores(grouped[name].compute())
+        rows[name] = {
+            **{key: round(100.0 * float(f[key]), 2) for key in ("pixel_acc", "fg_acc", "miou", "f1")},
+            "coarse_fg_acc": round(100.0 * float(g["fg_acc"]), 2),
+            "coarse_miou": round(100.0 * float(g["miou"]), 2),
+            "s_per_photo": round(seconds[name] / len(photos), 3),
+        }
+    return rows
+
+
+def _shown(path: Path) -> str:
+    """A checkpoint path as recorded in results: relative to the repository when inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return path.name
+
+
+def markdown(result: dict) -> str:
+    meta, models = result["meta"], result["models"]
+    lines = [
+        f"# Robustness benchmark — {meta['photos']} CCP validation photos under {len(meta['framings'])} framings",
+        "",
+        f"Each photo parsed at its transformed resolution by `parse_image` (the `parsing-predict` path), CRF "
+        f"`{meta['crf']}`; scores over all pixels of all photos, 59 labels and `ccp-coarse` (17 groups). "
+        f"Δ = fg acc (coarse mIoU) minus the same model's on the original photos. {meta['cpu']}, torch "
+        f"{meta['torch']}.",
+        "",
+    ]
+    for model in models:
+        lines.append(f"- **{model['name']}**: `{model['checkpoint']}`")
+    lines += [
+        "",
+        "| framing | model | pixel acc | fg acc | Δ fg | mIoU | coarse fg acc | coarse mIoU | Δ coarse | s/photo |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for framing in meta["framings"]:
+        for model in models:
+            r, base = model["rows"][framing], model["rows"].get("original")
+            dfg = f"{r['fg_acc'] - base['fg_acc']:+.1f}" if base else "–"
+            dco = f"{r['coarse_miou'] - base['coarse_miou']:+.1f}" if base else "–"
+            lines.append(
+                f"| {framing} | {model['name']} | {r['pixel_acc']:.1f} | {r['fg_acc']:.1f} | {dfg} | {r['miou']:.1f} "
+                f"| {r['coarse_fg_acc']:.1f} | {r['coarse_miou']:.1f} | {dco} | {r['s_per_photo']:.2f} |"
+            )
+    lines += [
+        "",
+        "Framings (photo and mask alike): upper/lower half = rows above/below the middle; zoom-in = the centre "
+        "(h/2, w/2) window; zoom-out = the photo at half size on a plain light canvas of the original size (canvas "
+        "= background); studio = background pixels replaced by a plain light colour (1-px soft edge); small = "
+        "longest side 256 px. Light colours are seeded per photo, equal for every model.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoints", type=Path, nargs="+", default=[DEFAULT_CHECKPOINT])
+    parser.add_argument("--names", nargs="+", default=None, help="one short name per checkpoint")
+    parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data" / "ccp"))
+    parser.add_argument("--framings", nargs="+", default=list(FRAMINGS), choices=list(FRAMINGS))
+    parser.add_argument("--crf", choices=("none", "fast", "dense"), default="fast")
+    parser.add_argument("--limit", type=int, default=None, help="first N validation photos only")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--name", default="robustness", help="file stem of the results")
+    parser.add_argument("--previous", type=Path, default=None, help="an earlier result JSON whose models to keep")
+    args = parser.parse_args()
+    names = args.names or [c.stem for c in args.checkpoints]
+    if len(names) != len(args.checkpoints):
+        parser.error(f"{len(args.checkpoints)} checkpoints but {len(names)} names")
+    torch.set_num_threads(args.threads)
+    dm = ParsingDataModule(root=args.data_root, num_workers=0)
+    photos = dm.split(dm.items())[1][: args.limit]
+    models = []
+    if args.previous is not None:
+        previous = json.loads(args.previous.read_text())
+        if previous["meta"]["photos"] != len(photos) or previous["meta"]["seed"] != args.seed:
+            parser.error(f"{args.previous}: scored other photos (count or seed differ)")
+        if not set(args.framings) <= set(previous["meta"]["framings"]) or previous["meta"]["crf"] != args.crf:
+            parser.error(f"{args.previous}: scored other framings or another CRF")
+        models = previous["models"]
+    for name, checkpoint in zip(names, args.checkpoints, strict=True):
+        rows = run_model(checkpoint, photos, args.framings, args.crf, args.seed)
+        models.append({"name": name, "checkpoint": _shown(checkpoint), "rows": rows})
+    meta = {
+        "photos": len(photos),
+        "split": "CCP validation split (seed 0, 10 %)",
+        "framings": args.framings,
+        "crf": args.crf,
+        "seed": args.seed,
+        "cpu": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        "torch": torch.__version__,
+    }
+    result = {"meta": meta, "models": models}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{args.name}.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""What a parse may say: only a photo's known garments (tags), and/or the model's labels merged into groups.
+
+``LabelView`` turns a model's logits (K, H, W) into the logits of the labels a parse may assign, in the order:
+
+1. **tags**: labels outside ``allowed`` (the listed garments plus the non-garment labels) are dropped, as if their
+   probability were 0;
+2. **merge**: the probabilities of each group's remaining members are summed before any argmax
+   (log-sum-exp of their logits), so a group wins a pixel when its members together are the likeliest;
+3. then, in ``ParsingModule.parse_photo``: exclusive-pair decoding and the CRF on these labels.
+
+Two groups exclude each other when every pair of their members does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from parsing.labels import MERGES, NON_GARMENTS, LabelSet
+
+
+@dataclass(frozen=True)
+class LabelView:
+    """Output labels (``names``, ``palette``) over a model's K labels.
+
+    ``group`` (K,) long: each model label's output label; ``keep`` (K,) bool: the model labels that may be
+    assigned; ``exclusive`` (G, G) bool over output labels.
+    """
+
+    names: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    group: torch.Tensor
+    keep: torch.Tensor
+    exclusive: torch.Tensor
+
+    @classmethod
+    def build(
+        cls,
+        class_names: Sequence[str],
+        palette: Sequence[Sequence[int]],
+        exclusive: torch.Tensor,
+        merge: str | dict[str, list[str]] | None = None,
+        garments: Sequence[str] | None = None,
+    ) -> LabelView:
+        """``merge``: a preset (``ccp-coarse``) or ``{group: [labels]}`` (unlisted labels join the first group,
+        the background); ``garments``: the only garments a photo may hold (names of the model's labels)."""
+        names = list(class_names)
+        check_garments(garments, names)
+        k = len(names)
+        keep = torch.ones(k, dtype=torch.bool)
+        if garments is not None:
+            keep = torch.tensor([n in NON_GARMENTS or n in set(garments) for n in names])
+        if merge is None:
+            out_names, out_palette, group = tuple(names), tuple(tuple(c) for c in palette), torch.arange(k)
+            out_exclusive = exclusive.cpu().bool()
+        else:
+            merged = LabelSet.identity(names).merged(merge, default=_first_group(merge))
+            out_names, out_palette = merged.names, merged.colours
+            group = torch.from_numpy(merged.lut[:k].astype("int64"))
+            out_exclusive = _group_exclusive(exclusive.cpu().bool(), group, len(out_names))
+        return cls(out_names, out_palette, group, keep, out_exclusive)
+
+    @property
+    def identity(self) -> bool:
+        return bool(self.keep.all()) and len(self.names) == len(self.group)
+
+    def select(self, logits: torch.Tensor, presence: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """One photo's logits (K, H, W) and presence logits (K,) or None → the assignable output labels' logits
+        (L, H, W), their presence logits (L,) or None, and their output ids (L,)."""
+        ids = self.keep.nonzero().flatten()  # (K',) model labels that may be assigned
+        ids = ids.to(logits.device)
+        if not self.keep.all():
+            logits = logits.index_select(0, ids)  # only the few kept maps are copied
+            presence = None if presence is None else presence.index_select(0, ids)
+        group = self.group.to(logits.device)[ids]  # (K',) their output labels
+        out = torch.unique(group)  # (L,) sorted output ids
+        if len(out) == len(group):  # no two kept labels share a group: nothing to sum, maybe to reorder
+            order = torch.argsort(group)
+            if bool((order == torch.arange(len(order), device=order.device)).all()):
+                return logits, presence, out
+            return logits[order], None if presence is None else presence[order], out
+        slot = torch.searchsorted(out, group)  # (K',) each kept label's row in the output
+        top = logits.max(0, keepdim=True).values.float()  # (1, H, W) for a stable log-sum-exp
+        summed = torch.zeros(len(out), *logits.shape[1:], device=logits.device)
+        summed.index_add_(0, slot, (logits.float() - top).exp())
+        merged = summed.clamp(min=1e-30).log() + top  # (L, H, W) log of the summed probabilities (+ a shift)
+        if presence is not None:  # a group is present unless all its members are absent
+            absent = torch.zeros(len(out), device=logits.device)
+            absent.index_add_(0, slot, torch.nn.functional.logsigmoid(-presence.float()))
+            presence = torch.logit(-torch.expm1(absent), eps=1e-6)
+        return merged, presence, out
+
+    def presence_probs(self, probs: torch.Tensor | None) -> torch.Tensor | None:
+        """Presence probabilities (K,) → per output label (G,): a group is present unless all members are absent."""
+        if probs is None or len(self.names) == len(self.group):
+            return probs
+        log_absent = torch.zeros(len(self.names), dtype=torch.float64)
+        log_absent.index_add_(0, self.group, torch.log1p(-probs.double().cpu().clamp(max=1 - 1e-12)))
+        return (-torch.expm1(log_absent)).float()
+
+
+def check_garments(garments: Sequence[str] | None, names: Sequence[str]) -> None:
+    """Raise a ValueError naming unknown garment names and the valid ones."""
+    if garments is None:
+        return
+    valid = [n for n in names if n not in NON_GARMENTS]
+    unknown = sorted({g for g in garments if g not in valid})
+    if unknown:
+        raise ValueError(f"unknown garment name(s) {unknown}; valid names: {', '.join(valid)}")
+
+
+def _first_group(merge: str | dict[str, list[str]]) -> str:
+    groups = MERGES.get(merge, {}) if isinstance(merge, str) else merge
+    return next(iter(groups), "null")
+
+
+def _group_exclusive(exclusive: torch.Tensor, group: torch.Tensor, g: int) -> torch.Tensor:
+    """(K, K) label exclusions → (G, G): two groups exclude each other when every member pair does."""
+    out = torch.zeros(g, g, dtype=torch.bool)
+    for a in range(g):
+        for b in range(a + 1, g):
+            ia, ib = (group == a).nonzero().flatten(), (group == b).nonzero().flatten()
+            if len(ia) and len(ib) and bool(exclusive[ia][:, ib].all()):
+                out[a, b] = out[b, a] = True
+    return out

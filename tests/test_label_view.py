@@ -1,0 +1,99 @@
+"""Known garments (tags) and label merges at predict time: ``parsing.label_view`` and ``parse_photo``."""
+
+import pytest
+import torch
+
+from parsing.label_view import LabelView
+from parsing.module import ParsingModule
+from parsing.outfit import exclusion_matrix
+
+NAMES = ["null", "skin", "hair", "dress", "skirt", "blouse", "t-shirt", "bag"]
+PALETTE = [[i * 20, i * 10, 255 - i * 20] for i in range(len(NAMES))]
+GROUPS = {"null": ["null"], "body": ["skin", "hair"], "dress": ["dress"], "skirt": ["skirt"],
+          "top": ["blouse", "t-shirt"], "bag": ["bag"]}  # fmt: skip
+
+
+def module(**kwargs) -> ParsingModule:
+    return ParsingModule(encoder_weights=None, class_names=NAMES, exclusions=[["dress", "skirt"]], **kwargs)
+
+
+def test_tags_allow_only_the_listed_garments_and_the_body():
+    logits = torch.zeros(len(NAMES), 10, 10)
+    logits[3, :5] = 5.0  # dress above, skirt second best there
+    logits[4, :5] = 1.0
+    logits[4, 5:] = 5.0  # skirt below
+    logits[5, :, :3] = 6.0  # blouse on the left third
+    logits[4, :, :3] += 1.0  # skirt second best there
+    logits[1, 9] = 9.0  # a skin row
+    m = module(decode=False)
+    labels, _ = m.parse_photo(logits, None, (10, 10), view=m.label_view(garments=["skirt", "bag"]))
+    assert set(labels.unique().tolist()) <= {0, 1, 2, 4, 7}  # body, background and the tags only
+    assert (labels[:9] == 4).all()  # dress and blouse pixels fall to the next allowed label, skirt
+    assert (labels[9] == 1).all()  # skin stays
+
+
+def test_merge_sums_probabilities_before_the_argmax():
+    logits = torch.full((len(NAMES), 4, 4), -10.0)
+    logits[5] = 1.0  # blouse
+    logits[6] = 1.0  # t-shirt: together the tops hold 2/3 of the mass ...
+    logits[3] = 1.5  # ... though dress has the largest single probability (argmax-then-map says dress)
+    m = module(decode=False)
+    view = m.label_view(merge=GROUPS)
+    labels, _ = m.parse_photo(logits, None, (4, 4), view=view)
+    assert view.names[int(labels[0, 0])] == "top"
+    fine, _ = m.parse_photo(logits, None, (4, 4))
+    assert NAMES[int(fine[0, 0])] == "dress"  # what mapping the fine argmax would have given
+
+
+def test_merge_then_tags_sum_only_the_allowed_members():
+    logits = torch.full((len(NAMES), 4, 4), -10.0)
+    logits[5] = 1.0  # blouse (not tagged)
+    logits[6] = 1.0  # t-shirt
+    logits[3] = 1.5  # dress
+    m = module(decode=False)
+    view = m.label_view(merge=GROUPS, garments=["t-shirt", "dress"])
+    labels, _ = m.parse_photo(logits, None, (4, 4), view=view)
+    assert view.names[int(labels[0, 0])] == "dress"  # blouse's mass is gone with the tags
+
+
+def test_merged_exclusions_and_decoded_set_are_in_group_labels():
+    view = LabelView.build(NAMES, PALETTE, exclusion_matrix([["dress", "skirt"]], NAMES), GROUPS)
+    index = {n: i for i, n in enumerate(view.names)}
+    assert view.exclusive[index["dress"], index["skirt"]] and not view.exclusive[index["top"], index["skirt"]]
+    m = module()
+    logits = torch.zeros(len(NAMES), 10, 10)
+    logits[3, :6] = 5.0  # dress on 60 %
+    logits[4, 6:] = 5.0  # skirt on 40 %: exclusive, decoding keeps dress
+    labels, chosen = m.parse_photo(logits, None, (10, 10), view=m.label_view(merge=GROUPS))
+    assert chosen.shape == (len(view.names),) and chosen[index["dress"]] and not chosen[index["skirt"]]
+    assert index["skirt"] not in labels.unique().tolist()
+
+
+def test_group_presence_and_identity():
+    view = LabelView.build(NAMES, PALETTE, torch.zeros(8, 8, dtype=torch.bool), GROUPS)
+    probs = torch.tensor([0.9, 0.5, 0.5, 0.1, 0.2, 0.5, 0.5, 0.3])
+    merged = view.presence_probs(probs)
+    assert merged[view.names.index("top")] == pytest.approx(0.75)  # 1 - 0.5 * 0.5
+    plain = LabelView.build(NAMES, PALETTE, torch.zeros(8, 8, dtype=torch.bool))
+    assert plain.identity and plain.presence_probs(probs) is probs
+
+
+def test_unknown_garments_name_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown garment name\(s\) \['dres'\]; valid names: dress, skirt"):
+        module().label_view(garments=["dres", "bag"])
+    with pytest.raises(ValueError, match="valid names"):
+        module().label_view(garments=["skin"])  # the body is always allowed, not a garment
+
+
+def test_test_with_tags_from_masks_uses_each_photos_garments():
+    m = module(decode=False, tags_from_masks=True)
+    logits = torch.zeros(1, len(NAMES), 8, 8)
+    logits[0, 3] = 5.0  # dress everywhere ...
+    logits[0, 4] = 4.0  # ... skirt second
+    truth = torch.full((8, 8), 4)  # the mask holds skirt only
+    batch = {"valid": [(8, 8)], "size": [(8, 8)], "full_mask": [truth]}
+    (labels,) = m.label_maps(logits, None, batch)
+    assert (labels == 4).all()
+    m.tags_from_masks = False
+    (labels,) = m.label_maps(logits, None, batch)
+    assert (labels == 3).all()
