@@ -12,8 +12,8 @@ PIP         := $(VENV)/bin/pip
 export NO_ALBUMENTATIONS_UPDATE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install predict train train-hires ship train-outfit resume evaluate check-data export test test-fast \
-        bench-outfit bench-crf lint format clean
+.PHONY: help install predict train train-hires train-ship ship train-outfit resume evaluate check-data export test \
+        test-fast bench-outfit bench-crf bench-robustness bench-garments bench-predict lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -33,18 +33,23 @@ predict: install  ## parse INPUT (default: the CCP photos) with the shipped mode
 train: install  ## train the default config (CONFIG=configs/ccp.yaml) on CCP
 	$(PY) -m parsing fit --config $(CONFIG)
 
-train-hires: install  ## the shipped model's recipe: fine-tune the default run at 512x352 (configs/ccp-hires.yaml)
+train-hires: install  ## step 2 of the shipped recipe: the default run fine-tuned at 512x352 (configs/ccp-hires.yaml)
 	$(PY) -m parsing fit --config configs/ccp-hires.yaml
 
-ship: install  ## pack runs/ccp-hires/checkpoints/last.ckpt into the shipped model parsing/assets/ccp-fpn-lite0.ckpt
-	$(PY) -m parsing pack runs/ccp-hires/checkpoints/last.ckpt parsing/assets/ccp-fpn-lite0.ckpt
+train-ship: install  ## the shipped model's whole recipe: train, train-hires, then framing + garment naming (ccp-ship)
+	$(PY) -m parsing fit --config configs/ccp.yaml
+	$(PY) -m parsing fit --config configs/ccp-hires.yaml
+	$(PY) -m parsing fit --config configs/ccp-ship.yaml
+
+ship: install  ## pack runs/ccp-ship/checkpoints/last.ckpt into the shipped model parsing/assets/ccp-fpn-lite0.ckpt
+	$(PY) -m parsing pack runs/ccp-ship/checkpoints/last.ckpt parsing/assets/ccp-fpn-lite0.ckpt
 
 train-outfit: install  ## outfit-encoder stages 2 and 3 on top of the default run (configs/ccp-outfit*.yaml)
 	$(PY) -m parsing fit --config configs/ccp-outfit-stage2.yaml
 	$(PY) -m parsing fit --config configs/ccp-outfit.yaml
 
-resume: install  ## continue a killed run of CONFIG from its last.ckpt (optimizer and schedule included)
-	$(PY) -m parsing fit --config $(CONFIG) --ckpt_path $(dir $(CKPT))last.ckpt
+resume: install  ## continue a killed run of CONFIG from its last.ckpt (e.g. CONFIG=configs/ccp-ship.yaml)
+	$(PY) -m parsing fit --config $(CONFIG) --ckpt_path runs/$(basename $(notdir $(CONFIG)))/checkpoints/last.ckpt
 
 check-data: install  ## list every problem in the CCP data (or: make check-data DATA=/path/to/ccp)
 	$(VENV)/bin/parsing check-data $(or $(DATA),../shared/data/ccp)
@@ -65,6 +70,15 @@ test-fast: install  ## the test suite without slow-marked tests
 
 bench-crf: install  ## CRF benchmark (none / dense / fast) with the shipped model → bench/results/crf.{json,md}
 	$(PY) bench/crf.py
+
+bench-robustness: install  ## the shipped model (or CKPT=…) on re-framed validation photos → bench/results/robustness.*
+	$(PY) bench/robustness.py $(if $(filter command line,$(origin CKPT)),--checkpoints $(CKPT))
+
+bench-garments: install  ## garment naming, tags and merges (shipped model or CKPT=…) → bench/results/garments.*
+	$(PY) bench/garments.py $(if $(filter command line,$(origin CKPT)),--checkpoints $(CKPT))
+
+bench-predict: install  ## parsing-predict throughput per option set → bench/results/predict.*
+	$(PY) bench/predict.py
 
 bench-outfit: install  ## outfit-encoder benchmark from the default run's checkpoint (CKPT) → bench/results/
 	$(PY) bench/outfit.py --plain $(CKPT)

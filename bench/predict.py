@@ -1,10 +1,12 @@
-"""Predict throughput: ``parsing-predict`` over CCP validation photos (their original size) with each CRF.
+"""Predict throughput: ``parsing-predict`` over CCP validation photos (their original size), per option set.
 
 Times the whole command as a user runs it — decoding, network, CRF, writing masks/overlays/summary — after one
-warm-up photo, and writes ``bench/results/predict.json`` and ``bench/results/predict.md``.
+warm-up photo, for each variant: no CRF, the default (fast CRF), flip TTA, a merge, tags (each photo's garments,
+from its mask), the dense CRF. Writes ``bench/results/predict.json`` and ``bench/results/predict.md``.
 
-    python bench/predict.py                       # 40 photos without CRF and with the fast CRF, 10 with dense
+    python bench/predict.py                       # 40 photos per variant, 10 with the dense CRF
     python bench/predict.py --photos 90 --dense-photos 90 --device cuda
+    python bench/predict.py --variants default tta-flip
 """
 
 # ruff: noqa: I001  (parsing first: it makes torchvision importable before Lightning/torchmetrics import it)
@@ -22,9 +24,36 @@ from pathlib import Path
 import torch
 
 from parsing.datamodule import ParsingDataModule
+from parsing.datasets import read_raw_mask
+from parsing.labels import CCP_LABELS, NON_GARMENTS
 from parsing.predict import DEFAULT_CHECKPOINT, main as predict
 
 ROOT = Path(__file__).resolve().parents[1]
+VARIANTS: dict[str, list[str]] = {  # parsing-predict options; "{tags}" = a tags file of each photo's garments
+    "no CRF": ["--crf", "none"],
+    "default": [],
+    "tta-flip": ["--tta", "flip"],
+    "merge": ["--merge", "ccp-coarse"],
+    "tags": ["--tags", "{tags}"],
+    "dense CRF": ["--crf", "dense"],
+}
+
+
+def write_tags(val: list, path: str) -> None:
+    """A ``--tags`` file with each validation photo's garments, read from its mask."""
+    with open(path, "w") as fh:
+        for photo, mask in val:
+            ids = sorted(set(read_raw_mask(mask).flatten().tolist()))
+            garments = [CCP_LABELS[i] for i in ids if i < len(CCP_LABELS) and CCP_LABELS[i] not in NON_GARMENTS]
+            fh.write(json.dumps({"file": photo.name, "garments": garments}) + "\n")
+
+
+def _shown(path: Path) -> str:
+    """A path as recorded in results: relative to the repository when inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return path.name
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -32,24 +61,35 @@ def run(args: argparse.Namespace) -> dict:
     _, val = data.split(data.items())
     photos = [str(photo) for photo, _ in val]
     rows = []
-    for crf, count in (("none", args.photos), ("fast", args.photos), ("dense", args.dense_photos)):
+    for name in args.variants:
+        count = args.dense_photos if name == "dense CRF" else args.photos
         if count <= 0:
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            common = ["--checkpoint", str(args.checkpoint), "--crf", crf, "--batch-size", str(args.batch_size)]
+            tags = os.path.join(tmp, "tags.jsonl")
+            write_tags(val, tags)
+            options = [o.replace("{tags}", tags) for o in VARIANTS[name]]
+            common = ["--checkpoint", str(args.checkpoint), "--batch-size", str(args.batch_size), *options]
             common += ["--workers", str(args.workers), "--device", args.device, "--no-progress"]
             predict([photos[0], "-o", os.path.join(tmp, "warm-up"), *common])
             start = time.perf_counter()
             code = predict([*photos[1 : count + 1], "-o", os.path.join(tmp, "out"), *common])
             seconds = time.perf_counter() - start
         if code != 0:
-            raise SystemExit(f"parsing-predict failed with crf={crf}")
+            raise SystemExit(f"parsing-predict failed with {name}: {VARIANTS[name]}")
+        options = " ".join(VARIANTS[name]).replace("{tags}", "TAGS.jsonl") or "(defaults: --crf fast)"
         rows.append(
-            {"crf": crf, "photos": count, "seconds": round(seconds, 2), "photos_per_s": round(count / seconds, 3)}
+            {
+                "variant": name,
+                "options": options,
+                "photos": count,
+                "seconds": round(seconds, 2),
+                "photos_per_s": round(count / seconds, 3),
+            }
         )
         print(rows[-1], flush=True)
     meta = {
-        "checkpoint": str(args.checkpoint),
+        "checkpoint": _shown(args.checkpoint),
         "device": args.device,
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
@@ -72,10 +112,13 @@ def markdown(result: dict) -> str:
         f"{meta['cpu_count']} cores, {meta['torch_threads']} torch threads), batch {meta['batch_size']}, "
         f"{meta['workers']} loader workers; whole command: read, network, decoding, CRF, masks + overlays + summary.",
         "",
-        "| CRF | photos | seconds | photos/s |",
-        "|---|---|---|---|",
+        "| variant | options | photos | seconds | photos/s |",
+        "|---|---|---|---|---|",
     ]
-    lines += [f"| {r['crf']} | {r['photos']} | {r['seconds']:.1f} | {r['photos_per_s']:.2f} |" for r in result["rows"]]
+    lines += [
+        f"| {r['variant']} | `{r['options']}` | {r['photos']} | {r['seconds']:.1f} | {r['photos_per_s']:.2f} |"
+        for r in result["rows"]
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -88,6 +131,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     result = run(args)

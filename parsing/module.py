@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+import pickle
 import re
+from pathlib import Path
 from typing import Any, Literal
 
 import pytorch_lightning as pl
@@ -65,6 +68,8 @@ class ParsingModule(pl.LightningModule):
         crf: dense CRF after the network in ``test`` and ``predict`` (validation during fit stays without):
             ``none``, ``dense`` (pydensecrf, the reference; needs the ``crf`` extra) or ``fast`` (batched torch
             mean-field); it sees each photo at its original resolution. crf_params: see ``parsing.crf.CRFParams``.
+        tta: test-time augmentation in ``test`` and ``predict``: ``none`` or ``flip`` (the mean of the logits of
+            the photo and of its mirror image; twice the network's time).
         tags_from_masks: in ``test``, allow each photo only the garments its mask holds (as ``parsing-predict
             --tags`` would): the upper bound of parsing with a known garment list.
     """
@@ -102,6 +107,7 @@ class ParsingModule(pl.LightningModule):
         min_fraction: float = 0.001,
         crf: CRFKind = "none",
         crf_params: CRFParams | None = None,
+        tta: Literal["none", "flip"] = "none",
         tags_from_masks: bool = False,
     ) -> None:
         super().__init__()
@@ -114,13 +120,16 @@ class ParsingModule(pl.LightningModule):
             raise ValueError("trainable='outfit' needs an outfit encoder (outfit: aux or gate)")
         # With the linked label set: a checkpoint rebuilds its model. The CRF is an inference option: not stored, so
         # `test --ckpt_path … --model.crf fast` is not overridden by the checkpoint (LightningCLI loads its hparams).
-        self.save_hyperparameters(ignore=["crf", "crf_params", "tags_from_masks"])
+        self.save_hyperparameters(ignore=["crf", "crf_params", "tta", "tags_from_masks"])
         self.class_names = list(class_names)
         self.palette = palette or [list(c) for c in default_palette(class_names)]
         self.num_classes = len(class_names)
         self.crf = crf
         self.crf_params = crf_params or CRFParams()
         self.tags_from_masks = tags_from_masks
+        if tta not in ("none", "flip"):
+            raise ValueError(f"unknown tta {tta!r}; choose none or flip")
+        self.tta = tta
         self.configure_models()
         self.configure_losses()
         self.configure_metrics()
@@ -227,6 +236,17 @@ class ParsingModule(pl.LightningModule):
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net.forward_with_presence(x)
+
+    def infer(self, x: torch.Tensor, tta: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Inference forward (B, 3, H, W) → logits (B, K, H, W), presence logits (B, K) or None; with ``tta``
+        (default: the module's) ``flip``, the mean over the photos and their mirror images."""
+        tta = self.tta if tta is None else tta
+        if tta == "none":
+            return self.forward_with_presence(x)
+        logits, presence = self.forward_with_presence(torch.cat([x, x.flip(-1)]))  # (2B, K, H, W)
+        n = len(x)
+        logits = (logits[:n] + logits[n:].flip(-1)) / 2
+        return logits, None if presence is None else (presence[:n] + presence[n:]) / 2
 
     def segmentation_loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if not (mask != IGNORE_INDEX).any():  # a batch of tag-only photos
@@ -371,7 +391,7 @@ class ParsingModule(pl.LightningModule):
         return [n for n, c in zip(self.class_names, counts.tolist(), strict=False) if c and n not in NON_GARMENTS]
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
-        logits, presence = self.forward_with_presence(batch["image"])
+        logits, presence = self.infer(batch["image"], self.tta if stage == "test" else "none")
         n = len(logits)
         self.log(f"{stage}/loss", self.segmentation_loss(logits, batch["mask"]), batch_size=n, sync_dist=True)
         metrics = self.stage_metrics[stage]
@@ -418,10 +438,41 @@ class ParsingModule(pl.LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         """Label maps (h, w) uint8 at each photo's own size, and presence probabilities (K,) if any."""
-        logits, presence = self.forward_with_presence(batch["image"])
+        logits, presence = self.infer(batch["image"])
         maps = self.label_maps(logits, presence, batch, self.crf)
         probs = torch.sigmoid(presence) if presence is not None else [None] * len(maps)
         return [
             {"path": path, "labels": labels.to(torch.uint8), "presence": p}
             for path, labels, p in zip(batch["path"], maps, probs, strict=True)
         ]
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable parsing checkpoint; the message starts with its path."""
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A parsing checkpoint as a dict (read once); ``CheckpointError`` saying what is wrong with anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, AttributeError, ImportError):
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt)") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise CheckpointError(f"{path}: not a parsing checkpoint (no 'state_dict': a plain weights file?)")
+    if "class_names" not in (state.get("hyper_parameters") or {}):
+        raise CheckpointError(f"{path}: not a parsing checkpoint (no label set: 'hyper_parameters.class_names')")
+    return state
+
+
+def module_from_checkpoint(state: dict[str, Any]) -> ParsingModule:
+    """The module a checkpoint dict describes, with its weights, never downloading or reading ``init_from``;
+    hyperparameters this version no longer has are dropped (see ``on_load_checkpoint``)."""
+    known = inspect.signature(ParsingModule.__init__).parameters
+    hparams = {k: v for k, v in state["hyper_parameters"].items() if k in known}
+    module = ParsingModule(**{**hparams, "encoder_weights": None, "init_from": None})
+    module.on_load_checkpoint(state)
+    module.load_state_dict(state["state_dict"])
+    return module

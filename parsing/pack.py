@@ -7,7 +7,6 @@ asks for encoder weights or ``init_from`` again. The shipped model (``parsing/as
 from __future__ import annotations
 
 import argparse
-import inspect
 from pathlib import Path
 
 import torch
@@ -20,11 +19,19 @@ KEEP = ("state_dict", "hyper_parameters", "datamodule_hyper_parameters", "pytorc
 def pack(source: str | Path, target: str | Path, rules_from: str | Path | None = None) -> dict:
     """Write the packed checkpoint; returns it. ``rules_from``: a checkpoint whose exclusive pairs to use when
     ``source`` has none (older checkpoints)."""
-    checkpoint = torch.load(source, map_location="cpu", weights_only=False)
+    from parsing.module import module_from_checkpoint, read_checkpoint
+
+    checkpoint = read_checkpoint(source)
     packed = {key: checkpoint[key] for key in KEEP if key in checkpoint}
     hparams = dict(packed["hyper_parameters"])
     hparams.update(encoder_weights=None, init_from=None)  # every weight is in the state_dict
-    for option in ("crf", "crf_params", "_instantiator"):  # inference options are chosen at inference
+    for option in (
+        "crf",
+        "crf_params",
+        "tta",
+        "tags_from_masks",
+        "_instantiator",
+    ):  # inference options are chosen at inference
         hparams.pop(option, None)
     packed["hyper_parameters"] = hparams
     state = packed["state_dict"]
@@ -34,14 +41,7 @@ def pack(source: str | Path, target: str | Path, rules_from: str | Path | None =
         state["exclusive"] = exclusion_matrix(checkpoint_pairs(str(rules_from)), hparams["class_names"])
     if "exclusive" not in state or not state["exclusive"].any():
         raise ValueError(f"{source}: no exclusive garment pairs; pass rules_from (a checkpoint that has them)")
-    from parsing.module import ParsingModule
-
-    known = inspect.signature(ParsingModule.__init__).parameters
-    module = ParsingModule(
-        **{k: v for k, v in hparams.items() if k in known}
-    )  # the current model: drops what it no longer has (see on_load_checkpoint)
-    module.on_load_checkpoint(packed)
-    module.load_state_dict(state)
+    module = module_from_checkpoint(packed)  # the current model: drops what it no longer has
     packed["state_dict"] = {key: value.contiguous() for key, value in module.state_dict().items()}
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     torch.save(packed, target)

@@ -36,7 +36,7 @@ from parsing.datasets import list_images
 from parsing.io import IMAGE_SUFFIXES, DataError, read_image, write_mask_png
 from parsing.label_view import LabelView, check_garments
 from parsing.labels import MERGES, NON_GARMENTS
-from parsing.module import ParsingModule
+from parsing.module import CheckpointError, ParsingModule, module_from_checkpoint, read_checkpoint
 from parsing.overlay import overlay
 from parsing.transforms import fit_transform
 
@@ -130,14 +130,11 @@ def collate_photos(batch: list[dict[str, Any]]) -> dict[str, Any]:
 
 # --- model --------------------------------------------------------------------------------------------------------
 def load_parser(checkpoint: str | Path, device: str = "cpu") -> tuple[ParsingModule, tuple[int, int]]:
-    """A trained ParsingModule ready for inference, and its network input size (H, W) from training."""
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"{checkpoint}: checkpoint not found")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    """A trained ParsingModule ready for inference, and its network input size (H, W) from training. The file is
+    read once; a missing, corrupt or foreign file raises ``FileNotFoundError`` / ``CheckpointError``."""
+    state = read_checkpoint(checkpoint)
     size = tuple(state.get("datamodule_hyper_parameters", {}).get("size", (384, 256)))
-    # Every weight is in the checkpoint: never download encoder weights or read init_from again.
-    module = ParsingModule.load_from_checkpoint(checkpoint, map_location="cpu", encoder_weights=None, init_from=None)
+    module = module_from_checkpoint(state)  # every weight is in the checkpoint
     return module.eval().to(device), (int(size[0]), int(size[1]))
 
 
@@ -148,19 +145,21 @@ def parse_image(
     crf: str = "fast",
     garments: list[str] | None = None,
     merge: str | dict[str, list[str]] | None = None,
+    tta: str = "none",
 ) -> dict[str, Any]:
     """One photo (H, W, 3) uint8 → ``labels`` (H, W) uint8, the decoded garment set ``outfit`` (names) and the
     outfit encoder's ``presence`` probabilities (K,) or None — what ``parsing-predict`` writes, in memory. ``crf``:
     ``fast`` (default), ``dense`` or ``none``; ``garments``: the only garments the photo may hold (tags);
-    ``merge``: a label merge (``ccp-coarse`` or ``{group: [labels]}``): ``labels``/``names`` are then the groups'."""
+    ``merge``: a label merge (``ccp-coarse`` or ``{group: [labels]}``): ``labels``/``names`` are then the groups';
+    ``tta``: ``flip`` averages the photo's and its mirror image's logits (twice the network's time)."""
     h, w = image.shape[:2]
     view = module.label_view(merge, garments) if garments is not None or merge is not None else None
     x = PhotoDataset([], size).fit(image)  # (3, h', w')
     device = next(module.parameters()).device
     with torch.inference_mode():
-        logits, presence = module.forward_with_presence(x[None].to(device))
+        logits, presence = module.infer(x[None].to(device), tta)
         p = None if presence is None else presence[0]
-        labels, chosen = module.parse_photo(logits[0], p, (h, w), torch.from_numpy(image), crf, view)
+        labels, chosen = module.parse_photo(logits[0], p, (h, w), image, crf, view)  # read only: no copy
     names = list(view.names) if view is not None else module.class_names
     labels_np = labels.to(torch.uint8).cpu().numpy()
     counts = np.bincount(labels_np.ravel(), minlength=len(names))
@@ -241,6 +240,7 @@ def summary_record(
     crf: str,
     garments: list[str] | None = None,
     merge: str | None = None,
+    tta: str = "none",
 ) -> dict[str, Any]:
     """One photo's ``summary.jsonl`` line; ``names`` are the labels of ``labels`` (merged ones with ``merge``),
     ``probs`` their presence probabilities (or None), ``garments`` the tags the parse was limited to."""
@@ -265,6 +265,7 @@ def summary_record(
         **{name: str(path.relative_to(root)) for name, path in outputs.items()},
         "checkpoint": checkpoint,
         "crf": crf,
+        "tta": tta,
         "garments": garments,
         "merge": merge,
     }
@@ -349,6 +350,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--crf-iterations", type=int, default=None, help="mean-field iterations (default: 10 dense, 3 fast)"
     )
     parser.add_argument(
+        "--tta",
+        choices=("none", "flip"),
+        default="none",
+        help="test-time augmentation: flip = mean of the photo's and its mirror image's logits (2x network time)",
+    )
+    parser.add_argument(
         "--garments", default=None, help="comma-separated garments every photo may hold (e.g. dress,bag,shoes)"
     )
     parser.add_argument(
@@ -390,7 +397,7 @@ def predict(args: argparse.Namespace) -> int:
         return 2
     try:
         module, size = load_parser(args.checkpoint, device)
-    except (FileNotFoundError, RuntimeError, KeyError) as err:
+    except (FileNotFoundError, CheckpointError) as err:
         print(f"parsing-predict: {err}", file=sys.stderr)
         return 2
     try:
@@ -463,7 +470,7 @@ def predict(args: argparse.Namespace) -> int:
         if not batch["path"]:
             continue
         with torch.inference_mode():
-            logits, presence = module.forward_with_presence(batch["image"].to(device))
+            logits, presence = module.infer(batch["image"].to(device), args.tta)
             for i, (vh, vw) in enumerate(batch["valid"]):
                 photo, key, image = batch["path"][i], batch["key"][i], batch["full_image"][i]
                 try:
@@ -499,6 +506,7 @@ def predict(args: argparse.Namespace) -> int:
                         args.crf,
                         garments,
                         args.merge,
+                        args.tta,
                     )
                     out.append(out.summary, record)
                     written += 1

@@ -14,7 +14,9 @@ from parsing.outfit import exclusion_pairs, learn_exclusions
 
 
 def checkpoint_pairs(path: str) -> list[tuple[str, str]]:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    from parsing.module import read_checkpoint
+
+    checkpoint = read_checkpoint(path)
     names = checkpoint["hyper_parameters"]["class_names"]
     exclusive = checkpoint["state_dict"].get("exclusive")
     if exclusive is None:

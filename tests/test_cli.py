@@ -1,6 +1,8 @@
 """fit → test → predict through LightningCLI from the YAML configs, on a few real CCP photos."""
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +155,22 @@ def test_command_line_inference_options_beat_the_checkpoint(fitted):
     assert cli.model.hparams.min_fraction == 0.01
     cli = main(["validate", *common, "--ckpt_path", str(ckpt)])
     assert cli.model.hparams.decode is True  # the config says decode
+
+
+def test_test_with_flip_tta_and_tags_from_the_masks(fitted):
+    _, ckpt, common = fitted
+    cli = main(["test", *common, "--ckpt_path", str(ckpt), "--model.tta", "flip", "--model.tags_from_masks", "true"])
+    assert cli.model.tta == "flip" and cli.model.tags_from_masks
+    assert 0.0 <= float(cli.trainer.callback_metrics["test/fg_acc"]) <= 1.0
+
+
+def test_smoke_fit_from_the_repository_root_leaves_the_tree_clean(ccp_root):
+    status = ["git", "status", "--porcelain", "--untracked-files=all"]
+    before = subprocess.run(status, cwd=ROOT, capture_output=True, text=True)
+    if before.returncode != 0:
+        pytest.skip("not a git checkout")
+    fit = [sys.executable, "-m", "parsing", "fit", "--config", "configs/smoke.yaml", "--data.root", str(ccp_root)]
+    done = subprocess.run(fit, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = subprocess.run(status, cwd=ROOT, capture_output=True, text=True)
+    assert after.stdout == before.stdout  # nothing new: the saved config went to runs/smoke (ignored)

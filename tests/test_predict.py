@@ -3,14 +3,16 @@
 import hashlib
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from parsing.io import read_ccp_mask
 from parsing.labels import LabelSet
-from parsing.predict import DEFAULT_CHECKPOINT, collect_inputs, load_parser, main
+from parsing.predict import DEFAULT_CHECKPOINT, collect_inputs, load_parser, main, parse_image
 
 VAL_PHOTO = "0009"  # in the validation split of configs/ccp.yaml (seed 0): the shipped model never trained on it
 
@@ -213,3 +215,32 @@ def test_merge_writes_group_labels(shipped, ccp_root, tmp_path):
     groups = set(LabelSet.ccp("ccp-coarse").names)
     assert record["merge"] == "ccp-coarse" and {lab["label"] for lab in record["labels"]} <= groups
     assert {"skin", "hair"} <= {lab["label"] for lab in record["labels"]}
+
+
+def test_unusable_checkpoints_say_what_is_wrong(tmp_path, capsys):
+    make_photos(tmp_path / "photos")
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(DEFAULT_CHECKPOINT.read_bytes()[:100_000])
+    plain = tmp_path / "weights.pt"
+    torch.save({"conv.weight": torch.zeros(2)}, plain)
+    foreign = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "hyper_parameters": {"lr": 1}}, foreign)
+    expected = {
+        truncated: "not a readable checkpoint (truncated or corrupt)",
+        plain: "not a parsing checkpoint (no 'state_dict': a plain weights file?)",
+        foreign: "not a parsing checkpoint (no label set",
+    }
+    for path, message in expected.items():
+        code = main([str(tmp_path / "photos"), "-o", str(tmp_path / "out"), "--checkpoint", str(path)])
+        err = capsys.readouterr().err
+        assert code == 2 and f"{path}: {message}" in err and "Traceback" not in err
+
+
+def test_parse_image_takes_a_read_only_pil_array_without_warning(shipped, ccp_root):
+    module, size = shipped
+    image = np.asarray(Image.open(ccp_root / "photos" / f"{VAL_PHOTO}.jpg"))
+    assert not image.flags.writeable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = parse_image(module, size, image, crf="fast")
+    assert result["labels"].shape == image.shape[:2]
