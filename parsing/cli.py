@@ -1,8 +1,10 @@
-"""``parsing fit|validate|test|predict --config …``: LightningCLI over ParsingModule and ParsingDataModule.
+"""``parsing fit|validate|test --config …``: LightningCLI over ParsingModule and ParsingDataModule.
 
-Other commands: ``parsing rules`` (the exclusive garment pairs, ``parsing.rules``), ``parsing pack`` (a deployable
-checkpoint, ``parsing.pack``), ``parsing export`` (ONNX/TorchScript, ``parsing.export``), ``parsing check-data``
-(``parsing.check``) and ``parsing predict-folder`` (= ``parsing-predict``, ``parsing.predict``).
+Photos are parsed by one command, ``parsing-predict`` (``parsing predict-folder``): ``parsing predict`` says so
+and stops, rather than writing a second, different set of outputs. Other commands: ``parsing rules`` (the
+exclusive garment pairs, ``parsing.rules``), ``parsing pack`` (a deployable checkpoint, ``parsing.pack``),
+``parsing export`` (ONNX/TorchScript, ``parsing.export``), ``parsing check-data`` (``parsing.check``) and
+``parsing pseudo-label`` (``parsing.pseudo_label``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,27 @@ class ParsingCLI(LightningCLI):
             self.config[key] = value
 
 
+def _predict_moved(argv: list[str]) -> int:
+    """``parsing predict``: point to ``parsing-predict``, with the equivalent command when it can be read off."""
+
+    def value(flag: str, default: str) -> str:
+        for i, arg in enumerate(argv):
+            if arg.startswith(f"{flag}="):
+                return arg.split("=", 1)[1]
+            if arg == flag and i + 1 < len(argv):
+                return argv[i + 1]
+        return default
+
+    photos, checkpoint = value("--data.predict_dir", "PHOTOS/"), value("--ckpt_path", "")
+    command = f"parsing-predict {photos} -o predictions/" + (f" --checkpoint {checkpoint}" if checkpoint else "")
+    print(
+        "parsing predict: photos are parsed by parsing-predict (masks, overlays, summary.jsonl, errors.jsonl, "
+        f"resume; see README), e.g.\n  {command}",
+        file=sys.stderr,
+    )
+    return 2
+
+
 def main(args: list[str] | None = None) -> ParsingCLI | None:
     argv = sys.argv[1:] if args is None else args
     if argv[:1] == ["rules"]:
@@ -56,6 +79,12 @@ def main(args: list[str] | None = None) -> ParsingCLI | None:
         from parsing.check import main as check
 
         sys.exit(check(argv[1:]))
+    if argv[:1] == ["pseudo-label"]:
+        from parsing.pseudo_label import main as pseudo_label
+
+        sys.exit(pseudo_label(argv[1:]))
+    if argv[:1] == ["predict"]:
+        sys.exit(_predict_moved(argv[1:]))
     if argv[:1] == ["predict-folder"]:
         from parsing.predict import main as predict
 

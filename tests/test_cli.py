@@ -5,12 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import CCP_IDS, ROOT
-from PIL import Image
+from conftest import ROOT
 
 from parsing.cli import main
 from parsing.labels import CCP_LABELS, MERGES
@@ -56,20 +54,11 @@ def test_test_scores_at_full_resolution(fitted):
     assert 0.0 <= float(metrics["test/miou"]) <= 1.0
 
 
-def test_predict_writes_palette_masks_at_photo_size(fitted, ccp_root, tmp_path):
-    _, ckpt, common = fitted
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for stem in CCP_IDS[:2]:
-        (photos / f"{stem}.jpg").write_bytes((ccp_root / "photos" / f"{stem}.jpg").read_bytes())
-    out = tmp_path / "out"
-    args = ["predict", *common, "--ckpt_path", str(ckpt), "--data.predict_dir", str(photos)]
-    main([*args, "--trainer.callbacks+=parsing.writer.MaskWriter", "--trainer.callbacks.output_dir", str(out)])
-    for stem in CCP_IDS[:2]:
-        with Image.open(out / f"{stem}.png") as mask, Image.open(photos / f"{stem}.jpg") as photo:
-            assert mask.mode == "P" and mask.size == photo.size
-            assert mask.getpalette()[3 * 41 : 3 * 42] == list(ParsingModule.load_from_checkpoint(ckpt).palette[41])
-            assert np.asarray(mask).max() < 59
+def test_lightning_predict_points_to_parsing_predict(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", "--config", SMOKE, "--ckpt_path", "run/last.ckpt", "--data.predict_dir=photos/"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "parsing-predict photos/ -o predictions/ --checkpoint run/last.ckpt" in err
 
 
 def test_merged_label_set_sizes_the_model(ccp_root, tmp_path):

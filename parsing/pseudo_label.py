@@ -1,0 +1,127 @@
+"""``parsing pseudo-label``: tagged photos → a ``format: folder`` dataset of a teacher model's masks.
+
+Each photo with a line in ``--tags`` (``{"file": ..., "garments": [...]}``, as for ``parsing-predict --tags``) is
+parsed with only its garments (and null/skin/hair) allowed; pixels where the teacher's probability for its label
+(among the allowed ones) is below ``--min-confidence`` become 255 (ignored by training). Writes
+``OUT/images/<name>`` (a copy of the photo), ``OUT/masks/<stem>.png`` (palette PNG of label indices),
+``OUT/data.yaml`` (the ``data:`` settings that train on it) and ``OUT/errors.jsonl`` for files that failed.
+Photos already done are skipped unless ``--overwrite``. ``parsing check-data OUT --format folder --labels …``
+accepts the result.
+
+    parsing pseudo-label --checkpoint teacher.ckpt --photos shop/ --tags shop_tags.jsonl -o shop_pseudo/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+from parsing.io import DataError, read_image, write_mask_png
+from parsing.labels import IGNORE_INDEX
+from parsing.module import CheckpointError, ParsingModule
+from parsing.predict import (
+    DEFAULT_CHECKPOINT,
+    PhotoDataset,
+    _atomic_write,
+    collect_inputs,
+    load_parser,
+    read_tags,
+    tags_for_jobs,
+)
+
+
+def pseudo_label(
+    module: ParsingModule,
+    size: tuple[int, int],
+    image: np.ndarray,
+    garments: list[str],
+    min_confidence: float = 0.5,
+    crf: str = "fast",
+) -> np.ndarray:
+    """One photo (H, W, 3) uint8 → its pseudo-label mask (H, W) uint8: the parse restricted to ``garments``, with
+    pixels whose probability (among the allowed labels) is below ``min_confidence`` set to 255."""
+    h, w = image.shape[:2]
+    view = module.label_view(garments=garments)
+    x = PhotoDataset([], size).fit(image)
+    with torch.inference_mode():
+        logits, presence = module.infer(x[None])
+        p = None if presence is None else presence[0]
+        labels, _ = module.parse_photo(logits[0], p, (h, w), image, crf, view)
+        allowed, _, _ = view.select(logits[0], None)  # (L, h', w') the allowed labels' logits
+        confidence = allowed.float().softmax(0).max(0).values  # (h', w')
+        confidence = F.interpolate(confidence[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+    mask = labels.to(torch.uint8).cpu().numpy()
+    mask[confidence.cpu().numpy() < min_confidence] = IGNORE_INDEX
+    return mask
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="parsing pseudo-label", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", nargs="+", required=True, help="photo files, folders or globs")
+    parser.add_argument("--tags", type=Path, required=True, help='JSONL: {"file": ..., "garments": [...]} per photo')
+    parser.add_argument("-o", "--output", type=Path, required=True, help="the dataset folder to write")
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="the teacher")
+    parser.add_argument("--min-confidence", type=float, default=0.5, help="below it a pixel is ignored (255)")
+    parser.add_argument("--crf", choices=("none", "fast", "dense"), default="fast")
+    parser.add_argument("--recursive", action="store_true")
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        module, size = load_parser(args.checkpoint)
+        tags = read_tags(args.tags, module.class_names)
+    except (FileNotFoundError, CheckpointError, ValueError) as err:
+        print(f"parsing pseudo-label: {err}", file=sys.stderr)
+        return 2
+    jobs, errors = collect_inputs(args.photos, args.recursive)
+    found = tags_for_jobs(jobs, tags)
+    images, masks = args.output / "images", args.output / "masks"
+    masks.mkdir(parents=True, exist_ok=True)
+    images.mkdir(parents=True, exist_ok=True)
+    config = {"root": str(args.output), "format": "folder", "labels": list(module.class_names)}
+    _atomic_write(args.output / "data.yaml", lambda tmp: tmp.write_text(yaml.safe_dump({"data": config})))
+    written = skipped = 0
+    failed = list(errors)
+    untagged = [str(photo) for photo, _ in jobs if str(photo) not in found]
+    for photo, key in jobs:
+        if str(photo) not in found:
+            continue
+        name = "__".join(key.parts)  # a flat folder: sub/look → sub__look
+        target = masks / f"{name}.png"
+        if target.exists() and (images / f"{name}{photo.suffix}").exists() and not args.overwrite:
+            skipped += 1
+            continue
+        try:
+            image = read_image(photo)
+            mask = pseudo_label(module, size, image, found[str(photo)], args.min_confidence, args.crf)
+            _atomic_write(images / f"{name}{photo.suffix}", lambda tmp, src=photo: shutil.copyfile(src, tmp))
+            _atomic_write(target, lambda tmp, m=mask: write_mask_png(tmp, m, _flat(module.palette)))
+            written += 1
+        except (DataError, OSError, ValueError, RuntimeError) as err:
+            failed.append({"file": str(photo), "error": str(getattr(err, "problem", err))})
+            print(f"parsing pseudo-label: {photo}: {failed[-1]['error']}", file=sys.stderr)
+    if failed:
+        with open(args.output / "errors.jsonl", "a") as fh:
+            fh.writelines(json.dumps(record) + "\n" for record in failed)
+    print(
+        f"parsing pseudo-label: {written} written, {skipped} already done, {len(untagged)} without tags (skipped), "
+        f"{len(failed)} failed → {args.output}",
+        file=sys.stderr,
+    )
+    return 1 if failed else 0
+
+
+def _flat(palette: list[list[int]]) -> list[int]:
+    flat = [c for rgb in palette for c in rgb]
+    return flat + [0] * (768 - len(flat))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
