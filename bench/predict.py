@@ -7,6 +7,11 @@ from its mask), the dense CRF. Writes ``bench/results/predict.json`` and ``bench
     python bench/predict.py                       # 40 photos per variant, 10 with the dense CRF
     python bench/predict.py --photos 90 --dense-photos 90 --device cuda
     python bench/predict.py --variants default tta-flip
+    python bench/predict.py --variants --megapixels 1 4 16 80   # peak memory and time against photo size only
+
+``--megapixels``: one CCP photo enlarged to each size (JPEG), parsed alone by a ``parsing-predict`` process with
+the default settings; peak resident memory is that of the process and its loader workers together (the sum of
+their proportional set sizes, sampled every 20 ms).
 """
 
 # ruff: noqa: I001  (parsing first: it makes torchvision importable before Lightning/torchmetrics import it)
@@ -17,10 +22,14 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import cv2
+import psutil
 import torch
 
 from parsing.datamodule import ParsingDataModule
@@ -54,6 +63,45 @@ def _shown(path: Path) -> str:
         return str(path.resolve().relative_to(ROOT))
     except ValueError:
         return path.name
+
+
+def peak_memory(command: list[str]) -> tuple[int, float, float]:
+    """Run ``command``; its exit status, seconds, and peak memory (GiB) of it and its children: the sum of their
+    proportional set sizes (PSS: pages shared between the processes, e.g. torch's libraries, count once)."""
+    start = time.perf_counter()
+    process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    while process.poll() is None:
+        try:
+            tree = [process, *process.children(recursive=True)]
+            peak = max(peak, sum(p.memory_full_info().pss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    return process.returncode, time.perf_counter() - start, peak / 2**30
+
+
+def memory_rows(args: argparse.Namespace, photo: Path) -> list[dict]:
+    """Peak memory and time of parsing-predict on one photo enlarged to each size in ``args.megapixels``."""
+    image = cv2.imread(str(photo))
+    rows = []
+    for mp in args.megapixels:
+        h, w = image.shape[:2]
+        scale = (mp * 1e6 / (h * w)) ** 0.5
+        size = (round(w * scale), round(h * scale))
+        with tempfile.TemporaryDirectory() as tmp:
+            big = Path(tmp) / f"photo-{mp}mp.jpg"
+            cv2.imwrite(
+                str(big), cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), [cv2.IMWRITE_JPEG_QUALITY, 90]
+            )
+            command = [sys.executable, "-m", "parsing.predict", str(big), "-o", str(Path(tmp) / "out"), "--no-progress"]
+            command += ["--checkpoint", str(args.checkpoint), "--device", args.device]
+            code, seconds, peak = peak_memory(command)
+        if code != 0:
+            raise SystemExit(f"parsing-predict failed on a {mp}-megapixel photo")
+        rows.append({"megapixels": mp, "size": list(size), "seconds": round(seconds, 2), "peak_gib": round(peak, 2)})
+        print(rows[-1], flush=True)
+    return rows
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -100,7 +148,8 @@ def run(args: argparse.Namespace) -> dict:
     }
     if args.device == "cuda":
         meta["gpu"] = torch.cuda.get_device_name()
-    return {"meta": meta, "rows": rows}
+    memory = memory_rows(args, val[0][0]) if args.megapixels else []
+    return {"meta": meta, "rows": rows, "memory": memory}
 
 
 def markdown(result: dict) -> str:
@@ -119,6 +168,20 @@ def markdown(result: dict) -> str:
         f"| {r['variant']} | `{r['options']}` | {r['photos']} | {r['seconds']:.1f} | {r['photos_per_s']:.2f} |"
         for r in result["rows"]
     ]
+    if result.get("memory"):
+        lines += [
+            "",
+            "Photo size against peak memory (the `parsing-predict` process and its 2 loader workers together, sum of "
+            "their proportional set sizes) and "
+            "time, one photo per run, default settings, including start-up (~5 s: imports, loading the model):",
+            "",
+            "| megapixels | size (W×H) | peak memory | seconds |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['megapixels']} | {r['size'][0]}×{r['size'][1]} | {r['peak_gib']:.2f} GiB | {r['seconds']:.1f} |"
+            for r in result["memory"]
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -131,7 +194,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--megapixels", type=float, nargs="*", default=[1, 4, 16, 80])
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     result = run(args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,21 @@ class DataError(ValueError):
 
 def read_image(path: str | Path) -> np.ndarray:
     """An RGB uint8 array (H, W, 3) with EXIF orientation applied; grayscale, RGBA, palette and 16-bit converted."""
+    return read_photo(path)[0]
+
+
+def read_photo(path: str | Path, max_pixels: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """``read_image``, and the photo's size (H, W) after EXIF orientation. With ``max_pixels``, a larger photo comes
+    back shrunk (aspect kept) to at most that many pixels: JPEGs are decoded at 1/2, 1/4 or 1/8 scale directly
+    (``Image.draft``), so an 80-megapixel photo never occupies its full size in memory."""
     try:
         with Image.open(path) as im:
+            w, h = im.size
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientations that turn the photo by 90°
+                w, h = h, w
+            scale = 1.0 if max_pixels is None or w * h <= max_pixels else (max_pixels / (w * h)) ** 0.5
+            if scale < 1.0 and im.format == "JPEG":
+                im.draft("RGB", (math.ceil(im.size[0] * scale), math.ceil(im.size[1] * scale)))
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im, dtype=np.float64)
@@ -33,12 +47,16 @@ def read_image(path: str | Path) -> np.ndarray:
                 im = im.convert("RGBA")
                 background = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(background, im)
-            return np.array(im.convert("RGB"), dtype=np.uint8)  # a writable copy
+            if im.mode != "RGB":
+                im = im.convert("RGB")
+            if scale < 1.0 and im.size[0] * im.size[1] > max_pixels:
+                im = im.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BOX)
+            return np.array(im, dtype=np.uint8), (h, w)  # a writable copy
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
     except UnidentifiedImageError:
         raise DataError(path, "not an image (unrecognised format)") from None
-    except (OSError, SyntaxError, ValueError) as err:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise DataError(path, f"unreadable image ({err})") from None
 
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from parsing.crf import CRFParams
 from parsing.datasets import list_images
-from parsing.io import IMAGE_SUFFIXES, DataError, read_image, write_mask_png
+from parsing.io import IMAGE_SUFFIXES, DataError, read_photo, write_mask_png
 from parsing.label_view import LabelView, check_garments
 from parsing.labels import MERGES, NON_GARMENTS
 from parsing.module import CheckpointError, ParsingModule, module_from_checkpoint, read_checkpoint
@@ -86,11 +87,34 @@ def collect_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[Job
     return unique, errors
 
 
-class PhotoDataset(Dataset):
-    """Photos fitted inside the network's input box (turned for landscape photos); bad files become errors."""
+MAX_PIXELS = 8_000_000  # photos above this are parsed at this many pixels; their masks are upsampled to full size
 
-    def __init__(self, jobs: list[Job], size: tuple[int, int]) -> None:
+
+def shrink(image: np.ndarray, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """The photo (H, W, 3), or a copy shrunk to at most ``max_pixels`` (aspect kept) when it is larger."""
+    h, w = image.shape[:2]
+    if h * w <= max_pixels:
+        return image
+    f = (max_pixels / (h * w)) ** 0.5
+    return cv2.resize(image, (max(1, int(w * f)), max(1, int(h * f))), interpolation=cv2.INTER_AREA)
+
+
+def to_size(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A label map (h, w) uint8 at the working size → (H, W), nearest neighbour with pixel centres aligned."""
+    if labels.shape == tuple(size):
+        return labels
+    return cv2.resize(labels, (size[1], size[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+class PhotoDataset(Dataset):
+    """Photos fitted inside the network's input box (turned for landscape photos); bad files become errors.
+
+    Each item carries the photo for decoding and the CRF (``full_image``), at its own size, or shrunk to
+    ``max_pixels`` when larger (JPEGs decoded at reduced scale), and the photo's own ``size`` (H, W)."""
+
+    def __init__(self, jobs: list[Job], size: tuple[int, int], max_pixels: int = MAX_PIXELS) -> None:
         self.jobs = jobs
+        self.max_pixels = max_pixels
         self.portrait = fit_transform((max(size), min(size)))
         self.landscape = fit_transform((min(size), max(size)))
 
@@ -105,10 +129,10 @@ class PhotoDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         photo, key = self.jobs[index]
         try:
-            image = read_image(photo)
+            image, size = read_photo(photo, self.max_pixels)
         except DataError as err:
             return {"path": str(photo), "key": key, "error": err.problem}
-        return {"path": str(photo), "key": key, "image": self.fit(image), "full_image": image}
+        return {"path": str(photo), "key": key, "image": self.fit(image), "full_image": image, "size": size}
 
 
 def collate_photos(batch: list[dict[str, Any]]) -> dict[str, Any]:
@@ -118,7 +142,7 @@ def collate_photos(batch: list[dict[str, Any]]) -> dict[str, Any]:
     out["path"] = [s["path"] for s in good]
     out["key"] = [s["key"] for s in good]
     out["full_image"] = [torch.from_numpy(s["full_image"]) for s in good]
-    out["size"] = [tuple(s["full_image"].shape[:2]) for s in good]
+    out["size"] = [tuple(s["size"]) for s in good]
     out["valid"] = [tuple(s["image"].shape[-2:]) for s in good]
     if good:
         hh, ww = max(v[0] for v in out["valid"]), max(v[1] for v in out["valid"])
@@ -146,12 +170,16 @@ def parse_image(
     garments: list[str] | None = None,
     merge: str | dict[str, list[str]] | None = None,
     tta: str = "none",
+    max_pixels: int = MAX_PIXELS,
 ) -> dict[str, Any]:
     """One photo (H, W, 3) uint8 → ``labels`` (H, W) uint8, the decoded garment set ``outfit`` (names) and the
     outfit encoder's ``presence`` probabilities (K,) or None — what ``parsing-predict`` writes, in memory. ``crf``:
     ``fast`` (default), ``dense`` or ``none``; ``garments``: the only garments the photo may hold (tags);
     ``merge``: a label merge (``ccp-coarse`` or ``{group: [labels]}``): ``labels``/``names`` are then the groups';
-    ``tta``: ``flip`` averages the photo's and its mirror image's logits (twice the network's time)."""
+    ``tta``: ``flip`` averages the photo's and its mirror image's logits (twice the network's time); a photo above
+    ``max_pixels`` is parsed at that many pixels and its labels upsampled to its size."""
+    full = image.shape[:2]
+    image = shrink(image, max_pixels)
     h, w = image.shape[:2]
     view = module.label_view(merge, garments) if garments is not None or merge is not None else None
     x = PhotoDataset([], size).fit(image)  # (3, h', w')
@@ -161,7 +189,7 @@ def parse_image(
         p = None if presence is None else presence[0]
         labels, chosen = module.parse_photo(logits[0], p, (h, w), image, crf, view)  # read only: no copy
     names = list(view.names) if view is not None else module.class_names
-    labels_np = labels.to(torch.uint8).cpu().numpy()
+    labels_np = to_size(labels.to(torch.uint8).cpu().numpy(), full)
     counts = np.bincount(labels_np.ravel(), minlength=len(names))
     probs = None if p is None else torch.sigmoid(p).cpu()
     if view is not None:
@@ -241,6 +269,7 @@ def summary_record(
     garments: list[str] | None = None,
     merge: str | None = None,
     tta: str = "none",
+    max_pixels: int = MAX_PIXELS,
 ) -> dict[str, Any]:
     """One photo's ``summary.jsonl`` line; ``names`` are the labels of ``labels`` (merged ones with ``merge``),
     ``probs`` their presence probabilities (or None), ``garments`` the tags the parse was limited to."""
@@ -364,6 +393,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--merge", default=None, help="write merged labels: a preset (ccp-coarse) or a YAML file {group: [labels]}"
     )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=MAX_PIXELS,
+        help="larger photos are decoded and parsed at this many pixels, their masks upsampled to full size "
+        "(bounds memory; overlays and --probs stay at the working size)",
+    )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -447,7 +483,7 @@ def predict(args: argparse.Namespace) -> int:
         out.forget(redo)
     skipped = len(jobs) - len(todo)
     loader = DataLoader(
-        PhotoDataset(todo, size),
+        PhotoDataset(todo, size, args.max_pixels),
         batch_size=args.batch_size,
         num_workers=args.workers,
         collate_fn=collate_photos,
@@ -479,17 +515,16 @@ def predict(args: argparse.Namespace) -> int:
                     palette = [list(c) for c in view.palette] if view is not None else module.palette
                     flat_palette = [c for rgb in palette for c in rgb] + [0] * (768 - 3 * len(palette))
                     p = None if presence is None else presence[i]
-                    size_i = batch["size"][i]
-                    labels, chosen = module.parse_photo(logits[i, :, :vh, :vw], p, size_i, image, args.crf, view)
-                    labels_np = labels.to(torch.uint8).cpu().numpy()
+                    work = tuple(image.shape[:2])  # the photo's size, or less above --max-pixels
+                    labels, chosen = module.parse_photo(logits[i, :, :vh, :vw], p, work, image, args.crf, view)
+                    work_labels = labels.to(torch.uint8).cpu().numpy()
+                    labels_np = to_size(work_labels, batch["size"][i])
                     paths = out.paths(key)
                     _atomic_write(paths["mask"], lambda tmp, m=labels_np, f=flat_palette: write_mask_png(tmp, m, f))
-                    picture = overlay(image.numpy(), labels_np, palette, names)
+                    picture = overlay(image.numpy(), work_labels, palette, names)
                     _atomic_write(paths["overlay"], lambda tmp, im=picture: im.save(tmp, format="JPEG", quality=90))
                     if args.probs:
-                        full = F.interpolate(
-                            logits[None, i, :, :vh, :vw].float(), size=batch["size"][i], mode="bilinear"
-                        )
+                        full = F.interpolate(logits[None, i, :, :vh, :vw].float(), size=work, mode="bilinear")
                         probs = full[0].softmax(0).half().cpu().numpy()
                         _atomic_write(paths["probs"], lambda tmp, a=probs: np.save(tmp, a))
                     probs = None if p is None else torch.sigmoid(p).cpu()

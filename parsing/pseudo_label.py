@@ -24,17 +24,19 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from parsing.io import DataError, read_image, write_mask_png
+from parsing.io import DataError, read_photo, write_mask_png
 from parsing.labels import IGNORE_INDEX
 from parsing.module import CheckpointError, ParsingModule
 from parsing.predict import (
     DEFAULT_CHECKPOINT,
+    MAX_PIXELS,
     PhotoDataset,
     _atomic_write,
     collect_inputs,
     load_parser,
     read_tags,
     tags_for_jobs,
+    to_size,
 )
 
 
@@ -99,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             skipped += 1
             continue
         try:
-            image = read_image(photo)
+            image, full = read_photo(photo, MAX_PIXELS)  # very large photos: labelled at 8 MP, mask at full size
             mask = pseudo_label(module, size, image, found[str(photo)], args.min_confidence, args.crf)
+            mask = to_size(mask, full)
             _atomic_write(images / f"{name}{photo.suffix}", lambda tmp, src=photo: shutil.copyfile(src, tmp))
             _atomic_write(target, lambda tmp, m=mask: write_mask_png(tmp, m, _flat(module.palette)))
             written += 1

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from parsing.io import read_ccp_mask
+from parsing.io import read_ccp_mask, read_photo
 from parsing.labels import LabelSet
 from parsing.predict import DEFAULT_CHECKPOINT, collect_inputs, load_parser, main, parse_image
 
@@ -244,3 +244,36 @@ def test_parse_image_takes_a_read_only_pil_array_without_warning(shipped, ccp_ro
         warnings.simplefilter("error")
         result = parse_image(module, size, image, crf="fast")
     assert result["labels"].shape == image.shape[:2]
+
+
+def test_large_photos_are_parsed_at_the_working_size_and_masked_at_full_size(shipped, ccp_root, tmp_path):
+    module, size = shipped
+    photo = ccp_root / "photos" / f"{VAL_PHOTO}.jpg"
+    image = np.asarray(Image.open(photo))
+    plain = parse_image(module, size, image, crf="fast")["labels"]
+    same = parse_image(module, size, image, crf="fast", max_pixels=image.shape[0] * image.shape[1])["labels"]
+    assert (same == plain).all()  # at or below the cap nothing changes
+    small = parse_image(module, size, image, crf="fast", max_pixels=60_000)["labels"]  # ~1/8 of the pixels
+    assert small.shape == plain.shape and (small == plain).mean() > 0.9
+    out = tmp_path / "out"
+    args = [str(photo), "-o", str(out), "--max-pixels", "60000", "--no-progress", "--workers", "0"]
+    assert main(args) == 0
+    mask = np.asarray(Image.open(out / "masks" / f"{VAL_PHOTO}.png"))
+    assert mask.shape == plain.shape and (mask == small).mean() > 0.95  # JPEG draft decoding vs cv2 shrinking
+    with Image.open(out / "overlays" / f"{VAL_PHOTO}.jpg") as picture:
+        assert picture.height < image.shape[0]  # the overlay stays at the working size
+
+
+def test_read_photo_decodes_large_jpegs_at_reduced_scale(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (1200, 1800, 3), dtype=np.uint8)).save(tmp_path / "big.jpg")
+    image, size = read_photo(tmp_path / "big.jpg", max_pixels=200_000)
+    assert size == (1200, 1800) and image.shape[0] * image.shape[1] <= 200_000
+    assert abs(image.shape[1] / image.shape[0] - 1.5) < 0.01
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned by 90°
+    Image.fromarray(rng.integers(0, 255, (1200, 1800, 3), dtype=np.uint8)).save(tmp_path / "turned.jpg", exif=exif)
+    image, size = read_photo(tmp_path / "turned.jpg", max_pixels=200_000)
+    assert size == (1800, 1200) and image.shape[0] > image.shape[1]
+    full, size = read_photo(tmp_path / "big.jpg")
+    assert full.shape == (1200, 1800, 3) and size == (1200, 1800)
