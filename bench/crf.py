@@ -13,6 +13,7 @@ label map at the photo's own resolution by each variant, scored against the full
 from __future__ import annotations
 
 import parsing  # noqa: F401
+from common import ROOT, shown
 import argparse
 import dataclasses
 import json
@@ -28,7 +29,6 @@ from parsing.metrics import confusion_matrix, scores
 from parsing.outfit import violations
 from parsing.predict import DEFAULT_CHECKPOINT, load_parser
 
-ROOT = Path(__file__).resolve().parents[1]
 VARIANTS: dict[str, tuple[str, dict]] = {
     "none": ("none", {}),
     "dense": ("dense", {}),  # the paper's: labels unary, gt_prob 0.5, σxy 30/σrgb 10/w 10 + σxy 3/w 10, 10 iterations
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> dict:
     for row in rows:
         row["crf_s_per_photo"] = round(row["decode_s_per_photo"] - base, 4)
     meta = {
-        "checkpoint": str(args.checkpoint),
+        "checkpoint": shown(args.checkpoint),
         "photos": count,
         "split": "CCP validation split (seed 0, 10 %), full resolution",
         "device": args.device,

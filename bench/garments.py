@@ -21,6 +21,7 @@ Writes ``bench/results/garments.{json,md}``.
 from __future__ import annotations
 
 import parsing  # noqa: F401
+from common import ROOT, shown
 import argparse
 import json
 import platform
@@ -37,7 +38,6 @@ from parsing.metrics import PresenceScores, confusion_matrix, scores
 from parsing.outfit import presence_targets
 from parsing.predict import DEFAULT_CHECKPOINT, PhotoDataset, load_parser, outfit_names
 
-ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("outfit encoder", "pooled segmentation", "label map", "decoded outfit")
 
 
@@ -143,13 +143,6 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str) -> di
     return {"sets": set_rows, "parses": parse_rows, "confusions": confusions}
 
 
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(ROOT))
-    except ValueError:
-        return path.name
-
-
 def markdown(result: dict) -> str:
     meta, models = result["meta"], result["models"]
     lines = [
@@ -206,7 +199,7 @@ def main() -> None:
     dm = ParsingDataModule(root=args.data_root, num_workers=0)
     photos = dm.split(dm.items())[1][: args.limit]
     models = [
-        {"name": name, "checkpoint": _shown(c), **run_model(c, photos, args.crf)}
+        {"name": name, "checkpoint": shown(c), **run_model(c, photos, args.crf)}
         for name, c in zip(names, args.checkpoints, strict=True)
     ]
     truth = SetScores()

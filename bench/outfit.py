@@ -26,10 +26,11 @@ import yaml
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 
+from common import ROOT, shown
+
 from parsing.datamodule import ParsingDataModule
 from parsing.module import ParsingModule
 
-ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = [
     ("pixel_acc", "pixel acc"),
     ("fg_acc", "fg acc"),
@@ -117,7 +118,7 @@ def main() -> None:
     data, model = default_recipe(args.config)
     model.update(lr=args.lr, encoder_weights=None)  # every stage starts from a trained checkpoint
     meta = {
-        "plain checkpoint": str(args.plain),
+        "plain checkpoint": shown(args.plain),
         "recipe": f"{args.config.name}; stage 2 {args.stage2_epochs} ep (outfit encoder only), stage 3 "
         f"{args.stage3_epochs} ep end to end, lr {args.lr}, tag-only photos {args.tag_ratio}× per labelled photo, "
         f"gate {args.gate_mode}",

@@ -18,6 +18,7 @@ their proportional set sizes, sampled every 20 ms).
 from __future__ import annotations
 
 import parsing  # noqa: F401
+from common import ROOT, shown
 import argparse
 import json
 import os
@@ -37,7 +38,6 @@ from parsing.datasets import read_raw_mask
 from parsing.labels import CCP_LABELS, NON_GARMENTS
 from parsing.predict import DEFAULT_CHECKPOINT, main as predict
 
-ROOT = Path(__file__).resolve().parents[1]
 VARIANTS: dict[str, list[str]] = {  # parsing-predict options; "{tags}" = a tags file of each photo's garments
     "no CRF": ["--crf", "none"],
     "default": [],
@@ -55,14 +55,6 @@ def write_tags(val: list, path: str) -> None:
             ids = sorted(set(read_raw_mask(mask).flatten().tolist()))
             garments = [CCP_LABELS[i] for i in ids if i < len(CCP_LABELS) and CCP_LABELS[i] not in NON_GARMENTS]
             fh.write(json.dumps({"file": photo.name, "garments": garments}) + "\n")
-
-
-def _shown(path: Path) -> str:
-    """A path as recorded in results: relative to the repository when inside it."""
-    try:
-        return str(path.resolve().relative_to(ROOT))
-    except ValueError:
-        return path.name
 
 
 def peak_memory(command: list[str]) -> tuple[int, float, float]:
@@ -137,7 +129,7 @@ def run(args: argparse.Namespace) -> dict:
         )
         print(rows[-1], flush=True)
     meta = {
-        "checkpoint": _shown(args.checkpoint),
+        "checkpoint": shown(args.checkpoint),
         "device": args.device,
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),

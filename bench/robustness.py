@@ -16,6 +16,7 @@ package's metrics on the 59 labels and on ``ccp-coarse``. Writes ``bench/results
 from __future__ import annotations
 
 import parsing  # noqa: F401
+from common import ROOT, shown
 import argparse
 import json
 import platform
@@ -34,7 +35,6 @@ from parsing.labels import LabelSet
 from parsing.metrics import confusion_matrix, scores
 from parsing.predict import DEFAULT_CHECKPOINT, load_parser, parse_image
 
-ROOT = Path(__file__).resolve().parents[1]
 NULL = 0
 Pair = tuple[np.ndarray, np.ndarray]  # photo (h, w, 3) uint8, mask (h, w) CCP ids
 
@@ -135,14 +135,6 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], framings: list[
     return rows
 
 
-def _shown(path: Path) -> str:
-    """A checkpoint path as recorded in results: relative to the repository when inside it."""
-    try:
-        return str(path.resolve().relative_to(ROOT))
-    except ValueError:
-        return path.name
-
-
 def markdown(result: dict) -> str:
     meta, models = result["meta"], result["models"]
     lines = [
@@ -210,7 +202,7 @@ def main() -> None:
         models = previous["models"]
     for name, checkpoint in zip(names, args.checkpoints, strict=True):
         rows = run_model(checkpoint, photos, args.framings, args.crf, args.seed)
-        models.append({"name": name, "checkpoint": _shown(checkpoint), "rows": rows})
+        models.append({"name": name, "checkpoint": shown(checkpoint), "rows": rows})
     meta = {
         "photos": len(photos),
         "split": "CCP validation split (seed 0, 10 %)",

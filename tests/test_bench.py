@@ -26,3 +26,38 @@ def test_outfit_bench_writes_its_table(ccp_root, tmp_path):
     assert names[0] == "plain (stage 1)" and names[-1] == "+ outfit gate + decoding (pixels)"
     assert all(0.0 <= r["metrics"]["test/pixel_acc"] <= 1.0 for r in rows)
     assert "presence mAP" in (tmp_path / "results" / "outfit.md").read_text()
+
+
+def test_committed_results_name_no_machine_paths():
+    for path in sorted((ROOT / "bench" / "results").glob("*.*")):
+        text = path.read_text()
+        for prefix in ("/work/", "/home/", "/root/", "/tmp/", "/Users/", "C:\\\\"):
+            assert prefix not in text, f"{path.name} records a machine path ({prefix}…)"
+
+
+def test_robustness_framings_transform_photo_and_mask_alike():
+    import importlib.util
+
+    import numpy as np
+    from scipy.ndimage import binary_erosion
+
+    spec = importlib.util.spec_from_file_location("robustness", ROOT / "bench" / "robustness.py")
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        robustness = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(robustness)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    mask = np.zeros((100, 60), np.uint8)
+    mask[20:90, 20:40] = 5  # a person
+    image = np.stack([mask * 40] * 3, -1).astype(np.uint8)
+    for name, framing in robustness.FRAMINGS.items():
+        im, ms = framing(image, mask, np.random.default_rng(0))
+        assert im.shape[:2] == ms.shape and ms.size > 0, name
+        person = binary_erosion(ms == 5, iterations=3)  # away from the soft edges
+        assert person.any() and (im[person] == 200).all(), name  # the person's pixels follow the mask
+    im, ms = robustness.FRAMINGS["zoom-out 0.5x"](image, mask, np.random.default_rng(0))
+    assert ms.shape == mask.shape and (ms == 5).sum() <= 0.25 * (mask == 5).sum()
+    assert (im[:20] > 200).all() and (ms[:20] == 0).all()  # the canvas: light, background
+    im, ms = robustness.FRAMINGS["studio background"](image, mask, np.random.default_rng(0))
+    assert (ms == mask).all() and (im[:, :10] > 200).all()  # the background is now light
