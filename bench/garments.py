@@ -4,9 +4,11 @@ On the CCP validation photos (full resolution, the ``parsing-predict`` path with
 
 * **garment sets** from each source — the outfit encoder (presence > 0.5), the segmentation's pooled label
   probabilities (> 0.5, ``ParsingModule.pooled_presence``), the garments of the label map (≥ 0.1 % of the
-  photo) and the decoded ``outfit`` that ``summary.jsonl`` reports — against the garments of the mask (≥ 0.1 %):
-  micro precision / recall / F1, exact-set rate, mean set size, and presence mAP for the probabilistic sources;
-* **parses**: default; with each photo's garments given (``--tags`` from the mask: the upper bound of knowing the
+  photo) and the decoded ``outfit`` that ``summary.jsonl`` reports, for each ``decode_from`` (pixels, pooled,
+  presence) — against the garments of the mask (≥ 0.1 %): micro precision / recall / F1, exact-set rate, mean set
+  size, and presence mAP for the probabilistic sources;
+* **parses**: decoded from each source (the model's own ``decode_from`` is what it ships with); with each photo's
+  garments given (``--tags`` from the mask: the upper bound of knowing the
   outfit); ``ccp-coarse`` with probabilities summed per group (``--merge``) against the fine argmax mapped to
   the groups;
 * the most frequent garment confusions (pixels of one garment labelled as another).
@@ -38,7 +40,8 @@ from parsing.metrics import PresenceScores, confusion_matrix, scores
 from parsing.outfit import presence_targets
 from parsing.predict import DEFAULT_CHECKPOINT, PhotoDataset, load_parser, outfit_names
 
-SOURCES = ("outfit encoder", "pooled segmentation", "label map", "decoded outfit")
+SOURCES = ("outfit encoder", "pooled segmentation", "label map")
+DECODERS = ("pixels", "pooled", "presence")  # model.decode_from: where the exclusive-pair decoding reads the outfit
 
 
 class SetScores:
@@ -74,9 +77,12 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str) -> di
     lut = torch.from_numpy(coarse.lut.astype(np.int64))
     merged_view = module.label_view("ccp-coarse")
     mf = module.hparams.min_fraction
-    sets = {source: SetScores() for source in SOURCES}
+    decoders = [d for d in DECODERS if d != "presence" or module.hparams.outfit != "none"]
+    default = module.decoding_source(None if module.hparams.outfit == "none" else torch.zeros(k))
+    sets = {source: SetScores() for source in (*SOURCES, *(f"decoded outfit ({d})" for d in decoders))}
     maps = {"outfit encoder": PresenceScores(k), "pooled segmentation": PresenceScores(k)}
-    cms = {"default": confusion_matrix(k), "tags from the mask": confusion_matrix(k)}
+    cms = {f"decoded from {d}": confusion_matrix(k) for d in decoders}
+    cms["tags from the mask"] = confusion_matrix(k)
     coarse_cms = {
         "fine argmax → groups": confusion_matrix(len(coarse)),
         "summed per group": confusion_matrix(len(coarse)),
@@ -90,15 +96,16 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str) -> di
             logits, presence = module.forward_with_presence(fit.fit(image)[None])
             z, p = logits[0], None if presence is None else presence[0]
             pooled = module.pooled_presence(logits)[0]
-            labels, chosen = module.parse_photo(z, p, (h, w), torch.from_numpy(image), crf)
+            decoded_maps = {}
+            for decoder in decoders:
+                module.hparams.decode_from = decoder
+                decoded_maps[decoder] = module.parse_photo(z, p, (h, w), torch.from_numpy(image), crf)
+            module.hparams.decode_from = default
+            labels, chosen = decoded_maps[default]
             told = module.label_view(garments=module.garments_in(truth))
             told_labels, _ = module.parse_photo(z, p, (h, w), torch.from_numpy(image), crf, told)
             merged, _ = module.parse_photo(z, p, (h, w), torch.from_numpy(image), crf, merged_view)
         in_map = presence_targets(labels[None].long(), k, mf)[0].bool() & garments
-        counts = np.bincount(labels.flatten().numpy(), minlength=k)
-        decoded = {names.index(g) for g in outfit_names(names, counts, chosen)} & set(
-            in_map.nonzero().flatten().tolist()
-        )
         truth_ids = set(truth_set.nonzero().flatten().tolist())
         found = {"label map": in_map, "pooled segmentation": (pooled > 0.5) & garments}
         if p is not None:
@@ -107,14 +114,18 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str) -> di
         maps["pooled segmentation"].update(pooled[None], truth_set[None].long())
         for source, chosen_set in found.items():
             sets[source].update(set(chosen_set.nonzero().flatten().tolist()), truth_ids)
-        sets["decoded outfit"].update(decoded, truth_ids)
-        cms["default"].update(labels.flatten(), truth.flatten())
+        for decoder, (decoded_labels, decoded_set) in decoded_maps.items():
+            shown_set = presence_targets(decoded_labels[None].long(), k, mf)[0].bool() & garments
+            counts = np.bincount(decoded_labels.flatten().numpy(), minlength=k)
+            outfit = {names.index(g) for g in outfit_names(names, counts, decoded_set)}
+            sets[f"decoded outfit ({decoder})"].update(outfit & set(shown_set.nonzero().flatten().tolist()), truth_ids)
+            cms[f"decoded from {decoder}"].update(decoded_labels.flatten(), truth.flatten())
         cms["tags from the mask"].update(told_labels.flatten(), truth.flatten())
         coarse_cms["fine argmax → groups"].update(lut[labels].flatten(), lut[truth].flatten())
         coarse_cms["summed per group"].update(merged.flatten(), lut[truth].flatten())
         print(f"{checkpoint.name} {n + 1}/{len(photos)} {photo.name}", flush=True)
     set_rows = {}
-    for source in SOURCES:
+    for source in sets:
         if sets[source].photos == 0:
             continue
         row = sets[source].compute()
@@ -125,7 +136,7 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str) -> di
     for name, cm in [*cms.items(), *coarse_cms.items()]:
         s = scores(cm.compute())
         parse_rows[name] = {key: round(100.0 * float(s[key]), 2) for key in ("pixel_acc", "fg_acc", "miou", "f1")}
-    cm = cms["default"].compute()
+    cm = cms[f"decoded from {default}"].compute()
     off = cm.clone()
     off.fill_diagonal_(0)
     off[:, ~garments] = 0
@@ -140,7 +151,7 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str) -> di
         for i in top
         if off.flatten()[i] > 0
     ]
-    return {"sets": set_rows, "parses": parse_rows, "confusions": confusions}
+    return {"sets": set_rows, "parses": parse_rows, "confusions": confusions, "default_decoding": default}
 
 
 def markdown(result: dict) -> str:

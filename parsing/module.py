@@ -62,8 +62,9 @@ class ParsingModule(pl.LightningModule):
             ``exclusion_max_ratio``: see ``parsing.outfit.learn_exclusions``). Stored in the checkpoint.
         decode: decode a garment set that respects the exclusions and suppress the labels it excludes before
             the argmax. ``decode_from``: the outfit encoder's presence probabilities (``presence``, labels above
-            ``presence_threshold``), the segmentation's own label shares (``pixels``), or ``auto``: presence
-            when the model has an outfit encoder, else pixels.
+            ``presence_threshold``), the segmentation's own label shares (``pixels``), its pooled label
+            probabilities (``pooled``, see ``pooled_presence``, above ``presence_threshold``), or ``auto``:
+            presence when the model has an outfit encoder, else pixels.
         min_fraction: a label counts as present in a label map when it covers at least this share.
         crf: dense CRF after the network in ``test`` and ``predict`` (validation during fit stays without):
             ``none``, ``dense`` (pydensecrf, the reference; needs the ``crf`` extra) or ``fast`` (batched torch
@@ -102,7 +103,7 @@ class ParsingModule(pl.LightningModule):
         exclusion_min_expected: float = 3.0,
         exclusion_max_ratio: float = 0.0,
         decode: bool = True,
-        decode_from: Literal["auto", "presence", "pixels"] = "auto",
+        decode_from: Literal["auto", "presence", "pixels", "pooled"] = "auto",
         presence_threshold: float = 0.5,
         min_fraction: float = 0.001,
         crf: CRFKind = "none",
@@ -341,8 +342,11 @@ class ParsingModule(pl.LightningModule):
         chosen = banned = None
         top = argmax(logits, 0)  # (h', w') the network's labels at its own size
         if hp.decode and bool(exclusive.any()):
-            if self.decoding_source(presence) == "presence":
+            source = self.decoding_source(presence)
+            if source == "presence":
                 chosen = decode_outfit(torch.sigmoid(presence), exclusive, hp.presence_threshold)
+            elif source == "pooled":
+                chosen = decode_outfit(self.pooled_presence(logits[None])[0], exclusive, hp.presence_threshold)
             else:
                 chosen = pixel_outfit(logits, exclusive, hp.min_fraction, top)
             banned = banned_labels(chosen, exclusive)
