@@ -20,6 +20,7 @@ import argparse
 import glob
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -218,9 +219,10 @@ def _atomic_write(target: Path, write: Any) -> None:
 class Outputs:
     """The output folder: where each photo's files go, what is done, and the two JSONL logs."""
 
-    def __init__(self, root: Path, probs: bool) -> None:
+    def __init__(self, root: Path, probs: bool, cutouts: bool = False) -> None:
         self.root = root
         self.probs = probs
+        self.cutouts = cutouts
         self.summary = root / "summary.jsonl"
         self.errors = root / "errors.jsonl"
         root.mkdir(parents=True, exist_ok=True)
@@ -233,6 +235,8 @@ class Outputs:
         }
         if self.probs:
             paths["probs"] = self.root / "probs" / key.parent / f"{key.name}.npy"
+        if self.cutouts:  # a folder of <label>.png, renamed into place when complete
+            paths["cutouts"] = self.root / "cutouts" / key.parent / key.name
         return paths
 
     def summarised(self) -> dict[str, str]:
@@ -269,10 +273,11 @@ def summary_record(
     garments: list[str] | None = None,
     merge: str | None = None,
     tta: str = "none",
-    max_pixels: int = MAX_PIXELS,
+    details: dict[int, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One photo's ``summary.jsonl`` line; ``names`` are the labels of ``labels`` (merged ones with ``merge``),
-    ``probs`` their presence probabilities (or None), ``garments`` the tags the parse was limited to."""
+    ``probs`` their presence probabilities (or None), ``garments`` the tags the parse was limited to, ``details``
+    label id → extra fields for its entry (``pieces``, ``colours``)."""
     counts = np.bincount(labels.ravel(), minlength=len(names))
     probs = probs.tolist() if probs is not None else None
     present = [
@@ -281,6 +286,7 @@ def summary_record(
             "id": int(i),
             "share": round(float(counts[i]) / labels.size, 5),
             "presence": None if probs is None else round(probs[i], 4),
+            **(details or {}).get(int(i), {}),
         }
         for i in np.argsort(-counts)
         if counts[i] > 0 and names[i] not in ("null", "background")
@@ -298,6 +304,49 @@ def summary_record(
         "garments": garments,
         "merge": merge,
     }
+
+
+# --- garment details: pieces, colours, cut-outs -----------------------------------------------------------------
+def describe_garments(
+    image: np.ndarray, labels: np.ndarray, names: list[str], size: tuple[int, int], colours: bool = True
+) -> dict[int, dict[str, Any]]:
+    """Per garment label of a label map (h, w) at the working photo (h, w, 3): its ``mask``, its ``pieces`` (boxes
+    in the photo's own pixels, ``size`` (H, W)) and, with ``colours``, its named colours (``parsing.describe``)."""
+    from parsing.describe import colours as named_colours
+    from parsing.describe import pieces
+
+    scale = (size[0] / labels.shape[0], size[1] / labels.shape[1])
+    details = {}
+    for i in np.unique(labels).tolist():
+        if names[i] in NON_GARMENTS:
+            continue
+        mask = labels == i
+        details[i] = {"mask": mask, "pieces": pieces(mask, 0.001, scale)}
+        if colours:
+            details[i]["colours"] = named_colours(image, mask)
+    return details
+
+
+def write_cutouts(
+    folder: Path, image: np.ndarray, labels: np.ndarray, names: list[str], details: dict, feather: float
+) -> None:
+    """``folder/<label>.png`` for each garment: RGBA cut-outs (``parsing.describe.cutout``), written into a
+    temporary folder renamed into place, so a killed run never leaves a partial set."""
+    from parsing.describe import cutout
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        for i, detail in details.items():
+            picture = cutout(image, detail["mask"], feather=feather)
+            if picture is not None:
+                picture.save(tmp / f"{names[i]}.png")
+        shutil.rmtree(folder, ignore_errors=True)  # an older, possibly partial set (--overwrite or a redo)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --- known garments and merges --------------------------------------------------------------------------------------
@@ -406,6 +455,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--recursive", action="store_true", help="look into sub-folders of folder inputs")
     parser.add_argument("--overwrite", action="store_true", help="redo photos whose outputs exist")
     parser.add_argument("--probs", action="store_true", help="also write probs/<stem>.npy (float16, K×H×W; large)")
+    parser.add_argument(
+        "--describe",
+        action="store_true",
+        help="per garment in summary.jsonl: its pieces (boxes) and up to 3 named colours",
+    )
+    parser.add_argument(
+        "--cutouts", action="store_true", help="also write cutouts/<stem>/<label>.png: RGBA garments (with pieces)"
+    )
+    parser.add_argument("--feather", type=float, default=0.0, help="soften cut-out edges by this many pixels")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -456,7 +514,7 @@ def predict(args: argparse.Namespace) -> int:
             print(f"parsing-predict: {err}", file=sys.stderr)
             return 2
 
-    out = Outputs(args.output, args.probs)
+    out = Outputs(args.output, args.probs, args.cutouts)
     jobs, errors = collect_inputs(args.inputs, args.recursive)
     photo_tags = tags_for_jobs(jobs, tags)
     if args.tags is not None:
@@ -476,7 +534,7 @@ def predict(args: argparse.Namespace) -> int:
         todo = [
             (photo, key)
             for photo, key in jobs
-            if not (str(photo) in done and all(p.is_file() for p in out.paths(key).values()))
+            if not (str(photo) in done and all(p.exists() for p in out.paths(key).values()))
         ]
     redo = {str(photo) for photo, _ in todo} & set(done)
     if redo:  # their earlier lines go: each photo keeps one summary line
@@ -523,6 +581,11 @@ def predict(args: argparse.Namespace) -> int:
                     _atomic_write(paths["mask"], lambda tmp, m=labels_np, f=flat_palette: write_mask_png(tmp, m, f))
                     picture = overlay(image.numpy(), work_labels, palette, names)
                     _atomic_write(paths["overlay"], lambda tmp, im=picture: im.save(tmp, format="JPEG", quality=90))
+                    details = {}
+                    if args.describe or args.cutouts:
+                        details = describe_garments(image.numpy(), work_labels, names, batch["size"][i], args.describe)
+                    if args.cutouts:
+                        write_cutouts(paths["cutouts"], image.numpy(), work_labels, names, details, args.feather)
                     if args.probs:
                         full = F.interpolate(logits[None, i, :, :vh, :vw].float(), size=work, mode="bilinear")
                         probs = full[0].softmax(0).half().cpu().numpy()
@@ -542,6 +605,7 @@ def predict(args: argparse.Namespace) -> int:
                         garments,
                         args.merge,
                         args.tta,
+                        {i: {k: v for k, v in d.items() if k != "mask"} for i, d in details.items()},
                     )
                     out.append(out.summary, record)
                     written += 1
