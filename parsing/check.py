@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from parsing.coco import CocoIndex
 from parsing.datasets import list_images, mask_problems, read_raw_mask
 from parsing.io import IMAGE_SUFFIXES, DataError, read_ccp_tags, read_image
 from parsing.labels import CCP_LABELS
@@ -135,17 +137,55 @@ def check_folder(root: str | Path, num_labels: int, workers: int = 4) -> list[Pr
     return problems
 
 
+def check_coco(
+    root: str | Path,
+    annotations: str | Path,
+    labels: Sequence[str],
+    categories: dict[str, str] | None = None,
+    unmapped: str = "ignore",
+    workers: int = 4,
+) -> list[Problem]:
+    """A COCO dataset: the JSON (unknown image or category ids, bad polygons or RLE, each with its annotation id),
+    and each listed image (missing, unreadable, or of another size than the JSON says)."""
+    try:
+        index = CocoIndex(annotations, labels, categories, unmapped)
+    except DataError as err:
+        return [Problem(err.path, err.problem)]
+    problems = [Problem(where, what) for where, what in index.problems]
+
+    def check_image(image: dict) -> list[Problem]:
+        photo = Path(root) / str(image["file_name"])
+        try:
+            shape = read_image(photo).shape[:2]
+        except DataError as err:
+            return [Problem(err.path, f"{err.problem} (COCO image {image['id']})")]
+        if shape != (image["height"], image["width"]):
+            said = f"{image['width']}x{image['height']}"
+            return [Problem(str(photo), f"size {shape[1]}x{shape[0]} differs from the COCO file's {said}")]
+        return []
+
+    with ThreadPoolExecutor(workers) as pool:
+        for found in pool.map(check_image, index.images.values()):
+            problems += found
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="parsing check-data", description=__doc__)
     parser.add_argument("root", help="dataset root")
-    parser.add_argument("--format", choices=("ccp", "folder"), default="ccp")
-    parser.add_argument("--labels", nargs="+", help="folder format: the label names (mask values 0..K-1)")
+    parser.add_argument("--format", choices=("ccp", "folder", "coco"), default="ccp")
+    parser.add_argument("--labels", nargs="+", help="folder/coco format: the label names (mask values 0..K-1)")
+    parser.add_argument("--annotations", help="coco format: the instances JSON")
     parser.add_argument("--workers", type=int, default=4, help="reader threads")
     args = parser.parse_args(argv)
-    if args.format == "folder" and not args.labels:
-        parser.error("--format folder needs --labels")
+    if args.format in ("folder", "coco") and not args.labels:
+        parser.error(f"--format {args.format} needs --labels")
+    if args.format == "coco" and not args.annotations:
+        parser.error("--format coco needs --annotations")
     if args.format == "ccp":
         problems = check_ccp(args.root, workers=args.workers)
+    elif args.format == "coco":
+        problems = check_coco(args.root, args.annotations, args.labels, workers=args.workers)
     else:
         problems = check_folder(args.root, len(args.labels), workers=args.workers)
     for problem in problems:

@@ -14,7 +14,8 @@ import torch.distributed as dist
 from torch.utils.data import ConcatDataset, DataLoader, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
-from parsing.check import DataProblems, check_ccp, check_folder
+from parsing.check import DataProblems, check_ccp, check_coco, check_folder
+from parsing.coco import coco_items
 from parsing.datasets import (
     Item,
     SegmentationDataset,
@@ -83,9 +84,13 @@ class ParsingDataModule(pl.LightningDataModule):
     """Train/val split of one labelled root; ``test`` scores the val split at the photos' own resolution.
 
     Args:
-        root: a CCP root (``photos/``, ``annotations/pixel-level/``) or, with ``format="folder"``, a folder
-            holding ``images/`` and ``masks/<stem>.png`` (pixel value = label index, 255 = ignore).
-        labels: names of the mask values 0..K-1 (``format="folder"``; CCP's 59 names are built in).
+        root: a CCP root (``photos/``, ``annotations/pixel-level/``); with ``format="folder"``, a folder
+            holding ``images/`` and ``masks/<stem>.png`` (pixel value = label index, 255 = ignore); with
+            ``format="coco"``, the folder the COCO file's ``file_name``s are relative to.
+        labels: names of the mask values 0..K-1 (``folder`` and ``coco``; CCP's 59 names are built in).
+        annotations, categories, unmapped: ``format="coco"``: the instances JSON, ``{category name: label}``
+            (default: equal names) and what unmapped categories become (``ignore`` or ``background``); see
+            ``parsing.coco``.
         merge: merge labels into a coarser set: a preset name (``"ccp-coarse"``) or ``{new: [old, ...]}``.
         ids: only these CCP ids (file stems); ``limit``: only the first N items (for smoke runs).
         val_fraction, seed: the split; the same items and seed always give the same split.
@@ -106,8 +111,11 @@ class ParsingDataModule(pl.LightningDataModule):
     def __init__(
         self,
         root: str = "../shared/data/ccp",
-        format: Literal["ccp", "folder"] = "ccp",
+        format: Literal["ccp", "folder", "coco"] = "ccp",
         labels: list[str] | None = None,
+        annotations: str | None = None,
+        categories: dict[str, str] | None = None,
+        unmapped: Literal["ignore", "background"] = "ignore",
         merge: str | dict[str, list[str]] | None = None,
         ids: list[str] | None = None,
         limit: int | None = None,
@@ -139,7 +147,9 @@ class ParsingDataModule(pl.LightningDataModule):
         if format == "ccp":
             self.label_set = LabelSet.ccp(merge)
         elif labels is None:
-            raise ValueError("format='folder' needs labels: the names of mask values 0..K-1")
+            raise ValueError(f"format={format!r} needs labels: the names of mask values 0..K-1")
+        elif format == "coco" and annotations is None:
+            raise ValueError("format='coco' needs annotations: the COCO instances JSON")
         else:
             base = LabelSet.identity(labels)
             self.label_set = base.merged(merge) if merge is not None else base
@@ -160,7 +170,12 @@ class ParsingDataModule(pl.LightningDataModule):
 
     def items(self) -> list[Item]:
         hp = self.hparams
-        items = ccp_items(hp.root, hp.ids) if hp.format == "ccp" else folder_items(hp.root)
+        if hp.format == "ccp":
+            items = ccp_items(hp.root, hp.ids)
+        elif hp.format == "coco":
+            items = coco_items(hp.root, hp.annotations, self.label_set.source, hp.categories, hp.unmapped)
+        else:
+            items = folder_items(hp.root)
         return items[: hp.limit] if hp.limit else items
 
     def split(self, items: list[Item]) -> tuple[list[Item], list[Item]]:
@@ -175,12 +190,13 @@ class ParsingDataModule(pl.LightningDataModule):
 
     def presence_table(self) -> torch.Tensor:
         """(N, K) labels present in each training mask at full size: the co-occurrence statistics."""
-        paths = tuple(str(mask) for _, mask in self.split(self.items())[0])
+        masks = [mask for _, mask in self.split(self.items())[0]]
+        paths = tuple(str(mask) for mask in masks)
         key = (paths, self.label_set.lut.tobytes(), self.num_classes, self.hparams.presence_min_fraction)
         if key not in _PRESENCE_CACHE:  # reading every mask takes a while: once per process
             rows = []
-            for path in paths:
-                mask = torch.from_numpy(self.label_set.encode(read_raw_mask(Path(path))).astype(np.int64))
+            for source in masks:
+                mask = torch.from_numpy(self.label_set.encode(read_raw_mask(source)).astype(np.int64))
                 rows.append(presence_targets(mask[None], self.num_classes, self.hparams.presence_min_fraction)[0])
             _PRESENCE_CACHE[key] = torch.stack(rows)
         return _PRESENCE_CACHE[key]
@@ -193,6 +209,8 @@ class ParsingDataModule(pl.LightningDataModule):
             if hp.limit and ids is None:
                 ids = [photo.stem for photo, _ in self.items()]
             problems = check_ccp(hp.root, ids)
+        elif hp.format == "coco":
+            problems = check_coco(hp.root, hp.annotations, self.label_set.source, hp.categories, hp.unmapped)
         else:
             problems = check_folder(hp.root, len(self.label_set.source))
         if problems:

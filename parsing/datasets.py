@@ -10,11 +10,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from parsing.coco import CocoMask
 from parsing.io import IMAGE_SUFFIXES, DataError, read_ccp_mask, read_ccp_tags, read_image, read_png_mask
 from parsing.labels import IGNORE_INDEX, LabelSet
 from parsing.outfit import presence_targets
 
-Item = tuple[Path, Path | None]  # (photo, mask or None)
+Item = tuple[Path, "Path | CocoMask | None"]  # (photo, mask or None)
 
 
 def ccp_items(root: str | Path, ids: Sequence[str] | None = None) -> list[Item]:
@@ -36,8 +37,10 @@ def ccp_items(root: str | Path, ids: Sequence[str] | None = None) -> list[Item]:
     return [(photos / f"{i}.jpg", masks / f"{i}.mat") for i in available]
 
 
-def read_raw_mask(path: Path) -> np.ndarray:
-    """Raw mask values (H, W) uint8 from a CCP .mat or a PNG."""
+def read_raw_mask(path: Path | CocoMask) -> np.ndarray:
+    """Raw mask values (H, W) uint8 from a CCP .mat, a PNG, or a COCO image's annotations."""
+    if isinstance(path, CocoMask):
+        return path.render()
     return read_ccp_mask(path) if path.suffix == ".mat" else read_png_mask(path)
 
 

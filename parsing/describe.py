@@ -92,14 +92,19 @@ def colours(image: np.ndarray, mask: np.ndarray, k: int = 3, erode: int = 2, see
                     if gap < SAME_COLOUR:
                         groups[a], groups[b] = np.concatenate([groups[a], groups[b]]), groups[b][:0]
                         merged = True
-    found = []
+    named: dict[str, np.ndarray] = {}  # clusters that get the same name are one colour too
     for members in groups:
+        if len(members):
+            mean = np.clip(colour.XYZ_to_sRGB(colour.Oklab_to_XYZ(oklab[members].mean(0))), 0.0, 1.0)
+            name = colour_name(mean)
+            named[name] = np.concatenate([named.get(name, members[:0]), members])
+    found = []
+    for name, members in named.items():
         share = len(members) / len(rgb)
-        if share < MIN_COLOUR_SHARE:
-            continue
-        mean = np.clip(colour.XYZ_to_sRGB(colour.Oklab_to_XYZ(oklab[members].mean(0))), 0.0, 1.0)
-        hex_value = "#" + "".join(f"{round(c * 255):02x}" for c in mean)
-        found.append({"hex": hex_value, "name": colour_name(mean), "share": round(share, 3)})
+        if share >= MIN_COLOUR_SHARE:
+            mean = np.clip(colour.XYZ_to_sRGB(colour.Oklab_to_XYZ(oklab[members].mean(0))), 0.0, 1.0)
+            hex_value = "#" + "".join(f"{round(c * 255):02x}" for c in mean)
+            found.append({"hex": hex_value, "name": name, "share": round(share, 3)})
     return sorted(found, key=lambda c: -c["share"])
 
 
