@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+import platform
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
@@ -15,3 +19,47 @@ def shown(path: str | Path) -> str:
         return str(path.resolve().relative_to(ROOT))
     except ValueError:
         return path.name
+
+
+def model_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    """The options of the benchmarks that score checkpoints on the CCP validation photos."""
+    from parsing.predict import DEFAULT_CHECKPOINT
+
+    parser.add_argument("--checkpoints", type=Path, nargs="+", default=[DEFAULT_CHECKPOINT])
+    parser.add_argument("--names", nargs="+", default=None, help="one short name per checkpoint")
+    parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data" / "ccp"))
+    parser.add_argument("--crf", choices=("none", "fast", "dense"), default="fast")
+    parser.add_argument("--limit", type=int, default=None, help="first N validation photos only")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--name", default=name, help="file stem of the results")
+
+
+def checkpoint_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """``--names``, or the checkpoints' file stems; one per checkpoint."""
+    names = args.names or [Path(c).stem for c in args.checkpoints]
+    if len(names) != len(args.checkpoints):
+        parser.error(f"{len(args.checkpoints)} checkpoints but {len(names)} names")
+    return names
+
+
+def validation_photos(root: str, limit: int | None = None) -> list:
+    """The CCP validation split's (photo, mask) items (seed 0, 10 %), the first ``limit``."""
+    from parsing.datamodule import ParsingDataModule
+
+    dm = ParsingDataModule(root=root, num_workers=0)
+    return dm.split(dm.items())[1][:limit]
+
+
+def machine() -> dict[str, str]:
+    import torch
+
+    return {"cpu": f"{platform.machine()}, {torch.get_num_threads()} torch threads", "torch": torch.__version__}
+
+
+def write_results(folder: Path, name: str, result: dict, markdown: Callable[[dict], str]) -> None:
+    """``folder/name.json`` and ``folder/name.md``; the table is printed too."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (folder / f"{name}.md").write_text(markdown(result))
+    print(markdown(result))

@@ -23,22 +23,19 @@ Writes ``bench/results/garments.{json,md}``.
 from __future__ import annotations
 
 import parsing  # noqa: F401
-from common import ROOT, shown
+from common import checkpoint_names, machine, model_arguments, shown, validation_photos, write_results
 import argparse
-import json
-import platform
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from parsing.datamodule import ParsingDataModule
 from parsing.datasets import read_raw_mask
 from parsing.io import read_image
 from parsing.labels import LabelSet
 from parsing.metrics import PresenceScores, confusion_matrix, scores
 from parsing.outfit import presence_targets
-from parsing.predict import DEFAULT_CHECKPOINT, PhotoDataset, load_parser, outfit_names
+from parsing.predict import PhotoDataset, load_parser, outfit_names
 
 SOURCES = ("outfit encoder", "pooled segmentation", "label map")
 DECODERS = ("pixels", "pooled", "presence")  # model.decode_from: where the exclusive-pair decoding reads the outfit
@@ -194,21 +191,11 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoints", type=Path, nargs="+", default=[DEFAULT_CHECKPOINT])
-    parser.add_argument("--names", nargs="+", default=None, help="one short name per checkpoint")
-    parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data" / "ccp"))
-    parser.add_argument("--crf", choices=("none", "fast", "dense"), default="fast")
-    parser.add_argument("--limit", type=int, default=None, help="first N validation photos only")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    parser.add_argument("--name", default="garments", help="file stem of the results")
+    model_arguments(parser, "garments")
     args = parser.parse_args()
-    names = args.names or [c.stem for c in args.checkpoints]
-    if len(names) != len(args.checkpoints):
-        parser.error(f"{len(args.checkpoints)} checkpoints but {len(names)} names")
+    names = checkpoint_names(parser, args)
     torch.set_num_threads(args.threads)
-    dm = ParsingDataModule(root=args.data_root, num_workers=0)
-    photos = dm.split(dm.items())[1][: args.limit]
+    photos = validation_photos(args.data_root, args.limit)
     models = [
         {"name": name, "checkpoint": shown(c), **run_model(c, photos, args.crf)}
         for name, c in zip(names, args.checkpoints, strict=True)
@@ -223,14 +210,9 @@ def main() -> None:
         "split": "CCP validation split (seed 0, 10 %)",
         "crf": args.crf,
         "true_per_photo": truth.true / max(len(photos), 1),
-        "cpu": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
-        "torch": torch.__version__,
+        **machine(),
     }
-    result = {"meta": meta, "models": models}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / f"{args.name}.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(args.out, args.name, {"meta": meta, "models": models}, markdown)
 
 
 if __name__ == "__main__":

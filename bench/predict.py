@@ -2,7 +2,8 @@
 
 Times the whole command as a user runs it — decoding, network, CRF, writing masks/overlays/summary — after one
 warm-up photo, for each variant: no CRF, the default (fast CRF), flip TTA, a merge, tags (each photo's garments,
-from its mask), the dense CRF. Writes ``bench/results/predict.json`` and ``bench/results/predict.md``.
+from its mask), pieces and colours (``--describe``), cut-outs, the dense CRF. Writes
+``bench/results/predict.json`` and ``bench/results/predict.md``.
 
     python bench/predict.py                       # 40 photos per variant, 10 with the dense CRF
     python bench/predict.py --photos 90 --dense-photos 90 --device cuda
@@ -44,6 +45,8 @@ VARIANTS: dict[str, list[str]] = {  # parsing-predict options; "{tags}" = a tags
     "tta-flip": ["--tta", "flip"],
     "merge": ["--merge", "ccp-coarse"],
     "tags": ["--tags", "{tags}"],
+    "describe": ["--describe"],
+    "cutouts": ["--cutouts", "--describe"],
     "dense CRF": ["--crf", "dense"],
 }
 

@@ -16,10 +16,9 @@ package's metrics on the 59 labels and on ``ccp-coarse``. Writes ``bench/results
 from __future__ import annotations
 
 import parsing  # noqa: F401
-from common import ROOT, shown
+from common import checkpoint_names, machine, model_arguments, shown, validation_photos, write_results
 import argparse
 import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,13 +26,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
 
-from parsing.datamodule import ParsingDataModule
 from parsing.datasets import read_raw_mask
 from parsing.io import read_image
 from parsing.labels import LabelSet
 from parsing.metrics import confusion_matrix, scores
-from parsing.predict import DEFAULT_CHECKPOINT, load_parser, parse_image
+from parsing.overlay import overlay
+from parsing.predict import load_parser, parse_image
 
 NULL = 0
 Pair = tuple[np.ndarray, np.ndarray]  # photo (h, w, 3) uint8, mask (h, w) CCP ids
@@ -135,6 +135,33 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], framings: list[
     return rows
 
 
+def picture(
+    checkpoints: list[Path], names: list[str], photo: Path, mask: Path, framings: list[str], seed: int
+) -> Image.Image:
+    """A grid: one row per framing of ``photo``, one overlay per model (what ``parsing-predict`` writes)."""
+    image, truth = read_image(photo), read_raw_mask(mask)
+    tiles: list[list[Image.Image]] = [[] for _ in framings]
+    for checkpoint in checkpoints:
+        module, size = load_parser(checkpoint)
+        for row, name in enumerate(framings):
+            im, _ = FRAMINGS[name](image, truth, np.random.default_rng([seed, 0]))
+            im = np.ascontiguousarray(im)
+            labels = parse_image(module, size, im, crf="fast")["labels"]
+            tiles[row].append(overlay(im, labels, module.palette, module.class_names))
+    height = 300
+    rows = [[t.resize((max(1, round(t.width * height / t.height)), height)) for t in row] for row in tiles]
+    width = max(sum(t.width for t in row) + 10 * len(row) for row in rows)
+    canvas = Image.new("RGB", (width, (height + 22) * len(rows)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for r, row in enumerate(rows):
+        x = 0
+        for c, tile in enumerate(row):
+            canvas.paste(tile, (x, r * (height + 22) + 20))
+            draw.text((x + 4, r * (height + 22) + 4), f"{framings[r]}: {names[c]}", fill="black")
+            x += tile.width + 10
+    return canvas
+
+
 def markdown(result: dict) -> str:
     meta, models = result["meta"], result["models"]
     lines = [
@@ -174,24 +201,26 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoints", type=Path, nargs="+", default=[DEFAULT_CHECKPOINT])
-    parser.add_argument("--names", nargs="+", default=None, help="one short name per checkpoint")
-    parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data" / "ccp"))
+    model_arguments(parser, "robustness")
     parser.add_argument("--framings", nargs="+", default=list(FRAMINGS), choices=list(FRAMINGS))
-    parser.add_argument("--crf", choices=("none", "fast", "dense"), default="fast")
-    parser.add_argument("--limit", type=int, default=None, help="first N validation photos only")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    parser.add_argument("--name", default="robustness", help="file stem of the results")
     parser.add_argument("--previous", type=Path, default=None, help="an earlier result JSON whose models to keep")
+    parser.add_argument("--picture", type=Path, default=None, help="also draw overlays of one photo (--photo) here")
+    parser.add_argument("--photo", default="0009", help="the validation photo of --picture")
+    parser.add_argument("--picture-framings", nargs="+", default=["upper-half", "zoom-in 2x", "studio background"])
+    parser.add_argument("--picture-only", action="store_true", help="draw --picture and stop")
     args = parser.parse_args()
-    names = args.names or [c.stem for c in args.checkpoints]
-    if len(names) != len(args.checkpoints):
-        parser.error(f"{len(args.checkpoints)} checkpoints but {len(names)} names")
+    names = checkpoint_names(parser, args)
     torch.set_num_threads(args.threads)
-    dm = ParsingDataModule(root=args.data_root, num_workers=0)
-    photos = dm.split(dm.items())[1][: args.limit]
+    photos = validation_photos(args.data_root, args.limit)
+    if args.picture is not None:
+        photo, mask = next((p, m) for p, m in validation_photos(args.data_root) if p.stem == args.photo)
+        grid = picture(args.checkpoints, names, photo, mask, args.picture_framings, args.seed)
+        args.picture.parent.mkdir(parents=True, exist_ok=True)
+        grid.save(args.picture, quality=88)
+        print(f"→ {args.picture}")
+        if args.picture_only:
+            return
     models = []
     if args.previous is not None:
         previous = json.loads(args.previous.read_text())
@@ -209,14 +238,9 @@ def main() -> None:
         "framings": args.framings,
         "crf": args.crf,
         "seed": args.seed,
-        "cpu": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
-        "torch": torch.__version__,
+        **machine(),
     }
-    result = {"meta": meta, "models": models}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / f"{args.name}.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(args.out, args.name, {"meta": meta, "models": models}, markdown)
 
 
 if __name__ == "__main__":
