@@ -101,7 +101,9 @@ FRAMINGS: dict[str, Callable[[np.ndarray, np.ndarray, np.random.Generator], Pair
 }
 
 
-def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], framings: list[str], crf: str, seed: int) -> dict:
+def run_model(
+    checkpoint: Path, photos: list[tuple[Path, Path]], framings: list[str], crf: str, seed: int, tta: str = "none"
+) -> dict:
     module, size = load_parser(checkpoint)
     k = module.num_classes
     coarse = LabelSet.ccp("ccp-coarse")
@@ -118,7 +120,7 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], framings: list[
             im, ms = FRAMINGS[name](image, mask, rng)
             im, ms = np.ascontiguousarray(im), torch.from_numpy(np.ascontiguousarray(ms)).long()
             start = time.perf_counter()
-            labels = torch.from_numpy(parse_image(module, size, im, crf=crf)["labels"]).long()
+            labels = torch.from_numpy(parse_image(module, size, im, crf=crf, tta=tta)["labels"]).long()
             seconds[name] += time.perf_counter() - start
             fine[name].update(labels.flatten(), ms.flatten())
             grouped[name].update(lut[labels].flatten(), lut[ms].flatten())
@@ -168,7 +170,8 @@ def markdown(result: dict) -> str:
         f"# Robustness benchmark — {meta['photos']} CCP validation photos under {len(meta['framings'])} framings",
         "",
         f"Each photo parsed at its transformed resolution by `parse_image` (the `parsing-predict` path), CRF "
-        f"`{meta['crf']}`; scores over all pixels of all photos, 59 labels and `ccp-coarse` (17 groups). "
+        f"`{meta['crf']}`, TTA `{meta.get('tta', 'none')}`; scores over all pixels of all photos, 59 labels and "
+        "`ccp-coarse` (17 groups). "
         f"Δ = fg acc (coarse mIoU) minus the same model's on the original photos. {meta['cpu']}, torch "
         f"{meta['torch']}.",
         "",
@@ -204,6 +207,7 @@ def main() -> None:
     model_arguments(parser, "robustness")
     parser.add_argument("--framings", nargs="+", default=list(FRAMINGS), choices=list(FRAMINGS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tta", choices=("none", "flip"), default="none", help="test-time augmentation")
     parser.add_argument("--previous", type=Path, default=None, help="an earlier result JSON whose models to keep")
     parser.add_argument("--picture", type=Path, default=None, help="also draw overlays of one photo (--photo) here")
     parser.add_argument("--photo", default="0009", help="the validation photo of --picture")
@@ -226,17 +230,19 @@ def main() -> None:
         previous = json.loads(args.previous.read_text())
         if previous["meta"]["photos"] != len(photos) or previous["meta"]["seed"] != args.seed:
             parser.error(f"{args.previous}: scored other photos (count or seed differ)")
-        if not set(args.framings) <= set(previous["meta"]["framings"]) or previous["meta"]["crf"] != args.crf:
-            parser.error(f"{args.previous}: scored other framings or another CRF")
+        same = previous["meta"]["crf"] == args.crf and previous["meta"].get("tta", "none") == args.tta
+        if not set(args.framings) <= set(previous["meta"]["framings"]) or not same:
+            parser.error(f"{args.previous}: scored other framings, another CRF or another TTA")
         models = previous["models"]
     for name, checkpoint in zip(names, args.checkpoints, strict=True):
-        rows = run_model(checkpoint, photos, args.framings, args.crf, args.seed)
+        rows = run_model(checkpoint, photos, args.framings, args.crf, args.seed, args.tta)
         models.append({"name": name, "checkpoint": shown(checkpoint), "rows": rows})
     meta = {
         "photos": len(photos),
         "split": "CCP validation split (seed 0, 10 %)",
         "framings": args.framings,
         "crf": args.crf,
+        "tta": args.tta,
         "seed": args.seed,
         **machine(),
     }
