@@ -139,11 +139,10 @@ class SegmentationDataset(Dataset):
         sample["known"] = torch.ones(len(self.labels), dtype=torch.bool)
         sample["path"] = str(image_path)
         if self.keep_full:
-            valid = region
             sample["full_mask"] = torch.from_numpy(mask).long()
             sample["full_image"] = torch.from_numpy(image)  # (h, w, 3) uint8, for the CRF
             sample["size"] = (h, w)
-            sample["valid"] = (int(valid.any(1).sum()), int(valid.any(0).sum()))
+            sample["valid"] = (int(region.any(1).sum()), int(region.any(0).sum()))
         return sample
 
 

@@ -92,17 +92,20 @@ def colours(image: np.ndarray, mask: np.ndarray, k: int = 3, erode: int = 2, see
                     if gap < SAME_COLOUR:
                         groups[a], groups[b] = np.concatenate([groups[a], groups[b]]), groups[b][:0]
                         merged = True
+
+    def mean_rgb(members: np.ndarray) -> np.ndarray:  # the members' mean colour, sRGB in [0, 1]
+        return np.clip(colour.XYZ_to_sRGB(colour.Oklab_to_XYZ(oklab[members].mean(0))), 0.0, 1.0)
+
     named: dict[str, np.ndarray] = {}  # clusters that get the same name are one colour too
     for members in groups:
         if len(members):
-            mean = np.clip(colour.XYZ_to_sRGB(colour.Oklab_to_XYZ(oklab[members].mean(0))), 0.0, 1.0)
-            name = colour_name(mean)
+            name = colour_name(mean_rgb(members))
             named[name] = np.concatenate([named.get(name, members[:0]), members])
     found = []
     for name, members in named.items():
         share = len(members) / len(rgb)
         if share >= MIN_COLOUR_SHARE:
-            mean = np.clip(colour.XYZ_to_sRGB(colour.Oklab_to_XYZ(oklab[members].mean(0))), 0.0, 1.0)
+            mean = mean_rgb(members)
             hex_value = "#" + "".join(f"{round(c * 255):02x}" for c in mean)
             found.append({"hex": hex_value, "name": name, "share": round(share, 3)})
     return sorted(found, key=lambda c: -c["share"])

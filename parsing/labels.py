@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,5 +137,10 @@ class LabelSet:
     @property
     def flat_palette(self) -> list[int]:
         """The palette as PIL wants it: 768 ints."""
-        flat = [c for rgb in self.colours for c in rgb]
-        return flat + [0] * (768 - len(flat))
+        return flat_palette(self.colours)
+
+
+def flat_palette(colours: Sequence[Sequence[int]]) -> list[int]:
+    """RGB colours → the 768 ints of a PIL palette (unused entries black)."""
+    flat = [int(c) for rgb in colours for c in rgb]
+    return flat + [0] * (768 - len(flat))

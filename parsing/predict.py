@@ -37,7 +37,7 @@ from parsing.crf import CRFParams
 from parsing.datasets import list_images
 from parsing.io import IMAGE_SUFFIXES, DataError, read_photo, write_mask_png
 from parsing.label_view import LabelView, check_garments
-from parsing.labels import MERGES, NON_GARMENTS
+from parsing.labels import MERGES, NON_GARMENTS, flat_palette
 from parsing.module import CheckpointError, ParsingModule, module_from_checkpoint, read_checkpoint
 from parsing.overlay import overlay
 from parsing.transforms import fit_transform
@@ -571,14 +571,14 @@ def predict(args: argparse.Namespace) -> int:
                     view, garments = view_for(photo)
                     names = list(view.names) if view is not None else module.class_names
                     palette = [list(c) for c in view.palette] if view is not None else module.palette
-                    flat_palette = [c for rgb in palette for c in rgb] + [0] * (768 - 3 * len(palette))
                     p = None if presence is None else presence[i]
                     work = tuple(image.shape[:2])  # the photo's size, or less above --max-pixels
                     labels, chosen = module.parse_photo(logits[i, :, :vh, :vw], p, work, image, args.crf, view)
                     work_labels = labels.to(torch.uint8).cpu().numpy()
                     labels_np = to_size(work_labels, batch["size"][i])
                     paths = out.paths(key)
-                    _atomic_write(paths["mask"], lambda tmp, m=labels_np, f=flat_palette: write_mask_png(tmp, m, f))
+                    colours = flat_palette(palette)
+                    _atomic_write(paths["mask"], lambda tmp, m=labels_np, f=colours: write_mask_png(tmp, m, f))
                     picture = overlay(image.numpy(), work_labels, palette, names)
                     _atomic_write(paths["overlay"], lambda tmp, im=picture: im.save(tmp, format="JPEG", quality=90))
                     details = {}
@@ -605,7 +605,7 @@ def predict(args: argparse.Namespace) -> int:
                         garments,
                         args.merge,
                         args.tta,
-                        {i: {k: v for k, v in d.items() if k != "mask"} for i, d in details.items()},
+                        {label: {k: v for k, v in d.items() if k != "mask"} for label, d in details.items()},
                     )
                     out.append(out.summary, record)
                     written += 1

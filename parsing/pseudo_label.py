@@ -25,7 +25,7 @@ import torch.nn.functional as F
 import yaml
 
 from parsing.io import DataError, read_photo, write_mask_png
-from parsing.labels import IGNORE_INDEX
+from parsing.labels import IGNORE_INDEX, flat_palette
 from parsing.module import CheckpointError, ParsingModule
 from parsing.predict import (
     DEFAULT_CHECKPOINT,
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             mask = pseudo_label(module, size, image, found[str(photo)], args.min_confidence, args.crf)
             mask = to_size(mask, full)
             _atomic_write(images / f"{name}{photo.suffix}", lambda tmp, src=photo: shutil.copyfile(src, tmp))
-            _atomic_write(target, lambda tmp, m=mask: write_mask_png(tmp, m, _flat(module.palette)))
+            _atomic_write(target, lambda tmp, m=mask: write_mask_png(tmp, m, flat_palette(module.palette)))
             written += 1
         except (DataError, OSError, ValueError, RuntimeError) as err:
             failed.append({"file": str(photo), "error": str(getattr(err, "problem", err))})
@@ -119,11 +119,6 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     return 1 if failed else 0
-
-
-def _flat(palette: list[list[int]]) -> list[int]:
-    flat = [c for rgb in palette for c in rgb]
-    return flat + [0] * (768 - len(flat))
 
 
 if __name__ == "__main__":
