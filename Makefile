@@ -12,7 +12,7 @@ PIP         := $(VENV)/bin/pip
 export NO_ALBUMENTATIONS_UPDATE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install predict train train-hires train-ship ship train-outfit resume evaluate check-data export test \
+.PHONY: help install predict train train-hires train-ship pseudo ship train-outfit resume evaluate check-data export test \
         test-fast bench-outfit bench-crf bench-robustness bench-garments bench-predict lint format clean
 
 help:  ## list the targets
@@ -36,10 +36,15 @@ train: install  ## train the default config (CONFIG=configs/ccp.yaml) on CCP
 train-hires: install  ## step 2 of the shipped recipe: the default run fine-tuned at 512x352 (configs/ccp-hires.yaml)
 	$(PY) -m parsing fit --config configs/ccp-hires.yaml
 
-train-ship: install  ## the shipped model's whole recipe: train, train-hires, then framing + garment naming (ccp-ship)
+train-ship: install  ## the shipped model's whole recipe: train, train-hires, ccp-ship (the teacher), pseudo, the student
 	$(PY) -m parsing fit --config configs/ccp.yaml
 	$(PY) -m parsing fit --config configs/ccp-hires.yaml
 	$(PY) -m parsing fit --config configs/ccp-ship.yaml
+	$(MAKE) pseudo
+	$(PY) -m parsing fit --config configs/ccp-student.yaml
+
+pseudo: install  ## CCP's tag-only photos labelled by the teacher (runs/ccp-ship), restricted to their tags → runs/ccp-pseudo
+	$(VENV)/bin/parsing pseudo-label --ccp ../shared/data/ccp --checkpoint runs/ccp-ship/checkpoints/last.ckpt -o runs/ccp-pseudo
 
 ship: install  ## pack runs/ccp-ship/checkpoints/last.ckpt into the shipped model parsing/assets/ccp-fpn-lite0.ckpt
 	$(PY) -m parsing pack runs/ccp-ship/checkpoints/last.ckpt parsing/assets/ccp-fpn-lite0.ckpt

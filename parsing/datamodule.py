@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
-from torch.utils.data import ConcatDataset, DataLoader, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from parsing.check import DataProblems, check_ccp, check_coco, check_folder
@@ -62,21 +62,26 @@ class ShardSampler(DistributedSampler):
 
 
 class MixedSampler(Sampler[int]):
-    """Every pixel-labelled index once per epoch, plus ``ratio`` × as many tag-only indices drawn afresh."""
+    """Indices into a ConcatDataset of pools: every index of the first pool once per epoch, and from each further
+    pool ``ratio`` × the first pool's size drawn afresh each epoch (all of it when its ratio is None)."""
 
-    def __init__(self, n_pixel: int, n_tags: int, ratio: float, seed: int = 0) -> None:
-        self.n_pixel, self.n_tags = n_pixel, n_tags
-        self.n_extra = min(n_tags, round(ratio * n_pixel))
+    def __init__(self, pools: Sequence[tuple[int, float | None]], seed: int = 0) -> None:
+        base = pools[0][0]
+        self.sizes = [n for n, _ in pools]
+        self.takes = [base] + [n if r is None else min(n, round(r * base)) for n, r in pools[1:]]
         self.seed, self.epoch = seed, 0
 
     def __len__(self) -> int:
-        return self.n_pixel + self.n_extra
+        return sum(self.takes)
 
     def __iter__(self) -> Iterator[int]:
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         self.epoch += 1
-        extra = self.n_pixel + torch.randperm(self.n_tags, generator=g)[: self.n_extra]
-        order = torch.cat([torch.arange(self.n_pixel), extra])
+        parts, start = [torch.arange(self.takes[0])], self.sizes[0]
+        for n, take in zip(self.sizes[1:], self.takes[1:], strict=True):
+            parts.append(start + torch.randperm(n, generator=g)[:take])
+            start += n
+        order = torch.cat(parts)
         yield from order[torch.randperm(len(order), generator=g)].tolist()
 
 
@@ -103,6 +108,9 @@ class ParsingDataModule(pl.LightningDataModule):
         tag_ratio: add this many CCP tag-only photos (``annotations/image-level``) per pixel-labelled photo to
             each training epoch; their masks are all ignored, so they supervise the garment presence: the outfit
             encoder's and, with ``model.pooled_weight``, the segmentation's own (pooled over pixels).
+        extra: more labelled data for training only (never validation): folders of ``images/`` and
+            ``masks/<stem>.png`` whose mask values are ``root``'s labels, e.g. ``parsing pseudo-label`` output.
+        extra_ratio: draw this many extra photos per labelled photo of ``root`` each epoch (None: all of them).
         presence_min_fraction: a label is present in a photo when it covers at least this share of it.
         check: before ``fit``, read every photo and mask once and stop with the list of problems, if any
             (``parsing check-data`` prints the same list).
@@ -131,6 +139,8 @@ class ParsingDataModule(pl.LightningDataModule):
         num_workers: int = 2,
         predict_dir: str | None = None,
         tag_ratio: float = 0.0,
+        extra: list[str] | None = None,
+        extra_ratio: float | None = None,
         presence_min_fraction: float = 0.001,
         check: bool = True,
     ) -> None:
@@ -213,6 +223,8 @@ class ParsingDataModule(pl.LightningDataModule):
             problems = check_coco(hp.root, hp.annotations, self.label_set.source, hp.categories, hp.unmapped)
         else:
             problems = check_folder(hp.root, len(self.label_set.source))
+        for root in hp.extra or []:
+            problems += check_folder(root, len(self.label_set.source))
         if problems:
             raise DataProblems(hp.root, problems)
 
@@ -226,13 +238,19 @@ class ParsingDataModule(pl.LightningDataModule):
             augment = (hp.size, hp.scale, hp.rotate, hp.colour_jitter, hp.seed)
             transform = train_transform(*augment, framing=self.framing, backdrops=backdrops)
             pixels = SegmentationDataset(train_items, self.label_set, transform, False, hp.presence_min_fraction)
-            self.train_set = pixels
+            pools: list[tuple[Dataset, float | None]] = [(pixels, None)]
+            if hp.extra:
+                extra_items = [item for root in hp.extra for item in folder_items(root)]
+                extra = SegmentationDataset(extra_items, self.label_set, transform, False, hp.presence_min_fraction)
+                pools.append((extra, hp.extra_ratio))
             if hp.tag_ratio > 0:
                 uncut = dataclasses.replace(self.framing, zoom_in=0.0)
                 tag_transform = train_transform(*augment, framing=uncut, backdrops=backdrops)
-                tags = TagDataset(ccp_tag_items(hp.root), self.label_set, tag_transform)
-                self.sampler = MixedSampler(len(pixels), len(tags), hp.tag_ratio, hp.seed)
-                self.train_set = ConcatDataset([pixels, tags])
+                pools.append((TagDataset(ccp_tag_items(hp.root), self.label_set, tag_transform), hp.tag_ratio))
+            self.train_set = pixels
+            if len(pools) > 1:
+                self.train_set = ConcatDataset([dataset for dataset, _ in pools])
+                self.sampler = MixedSampler([(len(dataset), ratio) for dataset, ratio in pools], hp.seed)
         if stage in ("fit", "validate", "test"):
             transform = eval_transform(hp.size)
             self.val_set = SegmentationDataset(val_items, self.label_set, transform, True, hp.presence_min_fraction)

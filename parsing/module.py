@@ -196,7 +196,7 @@ class ParsingModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         hp = self.hparams
         if stage == "fit" and hp.init_from:
-            state = torch.load(hp.init_from, map_location="cpu", weights_only=False)["state_dict"]
+            state = read_checkpoint(hp.init_from)["state_dict"]
             missing, unexpected = self.load_state_dict(state, strict=False)
             rank_zero_info(f"init_from {hp.init_from}: new {sorted(missing)}; unused {sorted(unexpected)}")
         datamodule = getattr(self.trainer, "datamodule", None)

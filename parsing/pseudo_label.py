@@ -9,6 +9,10 @@ Photos already done are skipped unless ``--overwrite``. ``parsing check-data OUT
 accepts the result.
 
     parsing pseudo-label --checkpoint teacher.ckpt --photos shop/ --tags shop_tags.jsonl -o shop_pseudo/
+    parsing pseudo-label --checkpoint teacher.ckpt --ccp ../shared/data/ccp -o runs/ccp-pseudo   # CCP's tag-only
+
+``--ccp ROOT`` takes CCP's tag-only photos and their image-level tags (``annotations/image-level``, garments only)
+in place of ``--photos`` and ``--tags``.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from parsing.io import DataError, read_photo, write_mask_png
-from parsing.labels import IGNORE_INDEX, flat_palette
+from parsing.datasets import ccp_tag_items
+from parsing.io import DataError, read_ccp_tags, read_photo, write_mask_png
+from parsing.label_view import check_garments
+from parsing.labels import IGNORE_INDEX, LabelSet, flat_palette
 from parsing.module import CheckpointError, ParsingModule
 from parsing.predict import (
     DEFAULT_CHECKPOINT,
@@ -65,10 +71,28 @@ def pseudo_label(
     return mask
 
 
+def ccp_tagged(root: Path) -> tuple[list[str], dict[str, list[str]], list[dict[str, str]]]:
+    """CCP's tag-only photos, their garment tags by file name (as ``--tags`` gives them) and the unreadable ones."""
+    labels = LabelSet.ccp()
+    photos, tags, failed = [], {}, []
+    for photo, mat in ccp_tag_items(root):
+        try:
+            ids = read_ccp_tags(mat)
+            if ids.size and (ids.min() < 0 or ids.max() >= len(labels.names)):
+                raise DataError(mat, f"tag ids {ids.tolist()} outside CCP's labels (0..{len(labels.names) - 1})")
+        except DataError as err:
+            failed.append({"file": str(mat), "error": err.problem})
+            continue
+        photos.append(str(photo))
+        tags[photo.name] = [labels.names[i] for i in ids if labels.garments[i]]
+    return photos, tags, failed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="parsing pseudo-label", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--photos", nargs="+", required=True, help="photo files, folders or globs")
-    parser.add_argument("--tags", type=Path, required=True, help='JSONL: {"file": ..., "garments": [...]} per photo')
+    parser.add_argument("--photos", nargs="+", help="photo files, folders or globs")
+    parser.add_argument("--tags", type=Path, help='JSONL: {"file": ..., "garments": [...]} per photo')
+    parser.add_argument("--ccp", type=Path, help="instead of --photos/--tags: a CCP root's tag-only photos")
     parser.add_argument("-o", "--output", type=Path, required=True, help="the dataset folder to write")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="the teacher")
     parser.add_argument("--min-confidence", type=float, default=0.5, help="below it a pixel is ignored (255)")
@@ -76,13 +100,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recursive", action="store_true")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
+    if (args.ccp is None) == (args.photos is None or args.tags is None):
+        parser.error("give --photos and --tags, or --ccp ROOT")
     try:
         module, size = load_parser(args.checkpoint)
-        tags = read_tags(args.tags, module.class_names)
+        if args.ccp is not None:
+            args.photos, tags, errors = ccp_tagged(args.ccp)
+            check_garments(sorted({g for garments in tags.values() for g in garments}), module.class_names)
+        else:
+            tags, errors = read_tags(args.tags, module.class_names), []
     except (FileNotFoundError, CheckpointError, ValueError) as err:
         print(f"parsing pseudo-label: {err}", file=sys.stderr)
         return 2
-    jobs, errors = collect_inputs(args.photos, args.recursive)
+    jobs, unreadable = collect_inputs(args.photos, args.recursive)
+    errors += unreadable
     found = tags_for_jobs(jobs, tags)
     images, masks = args.output / "images", args.output / "masks"
     masks.mkdir(parents=True, exist_ok=True)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.io
@@ -5,6 +7,8 @@ import torch
 from conftest import CCP_IDS, blocks, write_ccp_root, write_folder_root
 from PIL import Image
 
+from parsing.check import DataProblems
+from parsing.datamodule import ParsingDataModule
 from parsing.datasets import SegmentationDataset, ccp_items, collate, folder_items
 from parsing.io import DataError
 from parsing.labels import IGNORE_INDEX, LabelSet
@@ -95,3 +99,20 @@ def test_folder_image_without_mask(tmp_path):
 def test_folder_missing_root(tmp_path):
     with pytest.raises(FileNotFoundError, match="dataset root not found"):
         folder_items(tmp_path / "missing")
+
+
+def test_extra_folders_join_training_only_and_are_checked(tmp_path):
+    names = ["background", "shirt", "pants"]
+    main = write_folder_root(tmp_path / "main", {f"m{i}": blocks(40, 32, [0, 1], seed=i) for i in range(10)})
+    extra = write_folder_root(tmp_path / "extra", {f"x{i}": blocks(40, 32, [0, 2], seed=i) for i in range(6)})
+    kw = dict(root=str(main), format="folder", labels=names, size=(64, 64), num_workers=0, batch_size=2)
+    dm = ParsingDataModule(**kw, extra=[str(extra)], extra_ratio=0.5)
+    dm.setup("fit")
+    assert all(Path(s["path"]).parent.parent == main for s in dm.val_set)  # extra never validates
+    order = list(dm.train_dataloader().sampler)
+    assert len(order) == 9 + 4  # 9 labelled train photos + 0.5 × 9 extra, drawn
+    paths = [Path(dm.train_set[i]["path"]).name for i in order]
+    assert sum(p.startswith("x") for p in paths) == 4
+    Image.fromarray(np.full((40, 32), 7, np.uint8), mode="L").save(extra / "masks" / "x0.png")
+    with pytest.raises(DataProblems, match="x0.png"):
+        ParsingDataModule(**kw, extra=[str(extra)]).setup("fit")

@@ -152,12 +152,20 @@ def test_stage_two_freezes_the_segmentation():
 
 
 def test_mixed_sampler_takes_every_pixel_photo_and_fresh_tags():
-    sampler = MixedSampler(n_pixel=10, n_tags=100, ratio=0.5, seed=0)
+    sampler = MixedSampler([(10, None), (100, 0.5)], seed=0)
     first, second = list(sampler), list(sampler)
     assert len(first) == len(sampler) == 15
     assert sorted(i for i in first if i < 10) == list(range(10))
     assert all(10 <= i < 110 for i in first if i >= 10)
     assert first != second  # a new draw of tag photos each epoch
+
+
+def test_mixed_sampler_takes_whole_pools_and_draws_from_each():
+    sampler = MixedSampler([(10, None), (6, None), (100, 0.3)], seed=0)
+    order = list(sampler)
+    assert len(order) == len(set(order)) == 10 + 6 + 3
+    assert sorted(i for i in order if i < 16) == list(range(16))  # labelled and extra: all of them
+    assert sum(16 <= i < 116 for i in order) == 3
 
 
 def test_pixel_decoding_keeps_the_bigger_of_two_exclusive_garments():

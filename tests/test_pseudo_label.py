@@ -3,11 +3,14 @@
 import json
 
 import numpy as np
+import pytest
+import scipy.io
 import yaml
 from PIL import Image
 
 from parsing.check import check_folder
 from parsing.cli import main as cli
+from parsing.io import read_ccp_tags
 from parsing.labels import CCP_LABELS, NON_GARMENTS
 from parsing.pseudo_label import main
 
@@ -51,3 +54,29 @@ def test_cli_entry(tmp_path, capsys):
     except SystemExit as stop:
         assert stop.code == 2
     assert "cannot read the tags file" in capsys.readouterr().err
+
+
+def test_ccp_tag_only_photos_with_their_own_tags(ccp_root, tmp_path, capsys):
+    root = tmp_path / "ccp"
+    (root / "photos").mkdir(parents=True)
+    (root / "annotations" / "image-level").mkdir(parents=True)
+    for stem in ("1005", "1006", "1007"):
+        (root / "photos" / f"{stem}.jpg").write_bytes((ccp_root / "photos" / f"{stem}.jpg").read_bytes())
+    for stem in ("1005", "1006"):
+        mat = f"annotations/image-level/{stem}.mat"
+        (root / mat).write_bytes((ccp_root / mat).read_bytes())
+    scipy.io.savemat(root / "annotations" / "image-level" / "1007.mat", {"other": np.zeros(2)})  # no tags
+    out = tmp_path / "pseudo"
+    assert main(["--ccp", str(root), "-o", str(out)]) == 1  # 1007 failed, the rest is written
+    assert "2 written" in capsys.readouterr().err
+    error = json.loads((out / "errors.jsonl").read_text())
+    assert error["file"].endswith("1007.mat") and "no 'tags'" in error["error"]
+    for stem in ("1005", "1006"):
+        tagged = {CCP_LABELS[i] for i in read_ccp_tags(ccp_root / "annotations" / "image-level" / f"{stem}.mat")}
+        mask = np.asarray(Image.open(out / "masks" / f"{stem}.png"))
+        assert {CCP_LABELS[v] for v in np.unique(mask) if v != 255} <= tagged | NON_GARMENTS
+
+
+def test_ccp_or_photos_and_tags(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["--photos", str(tmp_path), "-o", str(tmp_path / "out")])
