@@ -35,7 +35,8 @@ from parsing.io import read_image
 from parsing.labels import LabelSet
 from parsing.metrics import PresenceScores, confusion_matrix, scores
 from parsing.outfit import presence_targets
-from parsing.predict import PhotoDataset, load_parser, outfit_names
+from parsing.predict import load_parser, outfit_names
+from parsing.transforms import fit_photo
 
 SOURCES = ("outfit encoder", "pooled segmentation", "label map")
 DECODERS = ("pixels", "pooled", "presence")  # model.decode_from: where the exclusive-pair decoding reads the outfit
@@ -84,13 +85,12 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str) -> di
         "fine argmax → groups": confusion_matrix(len(coarse)),
         "summed per group": confusion_matrix(len(coarse)),
     }
-    fit = PhotoDataset([], size)
     for n, (photo, mask_path) in enumerate(photos):
         image, truth = read_image(photo), torch.from_numpy(read_raw_mask(mask_path)).long()
         h, w = truth.shape
         truth_set = presence_targets(truth[None], k, mf)[0].bool() & garments
         with torch.inference_mode():
-            logits, presence = module.forward_with_presence(fit.fit(image)[None])
+            logits, presence = module.forward_with_presence(fit_photo(image, size)[None])
             z, p = logits[0], None if presence is None else presence[0]
             pooled = module.pooled_presence(logits)[0]
             decoded_maps = {}

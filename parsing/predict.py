@@ -40,7 +40,8 @@ from parsing.label_view import LabelView, check_garments
 from parsing.labels import MERGES, NON_GARMENTS, flat_palette
 from parsing.module import CheckpointError, ParsingModule, module_from_checkpoint, read_checkpoint
 from parsing.overlay import overlay
-from parsing.transforms import fit_transform
+from parsing.refocus import parse_box, paste, person_box, scale_box
+from parsing.transforms import fit_photo
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "ccp-fpn-lite0.ckpt"
 Job = tuple[Path, Path]  # (photo, output key: relative path without suffix)
@@ -115,17 +116,11 @@ class PhotoDataset(Dataset):
 
     def __init__(self, jobs: list[Job], size: tuple[int, int], max_pixels: int = MAX_PIXELS) -> None:
         self.jobs = jobs
+        self.size = size
         self.max_pixels = max_pixels
-        self.portrait = fit_transform((max(size), min(size)))
-        self.landscape = fit_transform((min(size), max(size)))
 
     def __len__(self) -> int:
         return len(self.jobs)
-
-    def fit(self, image: np.ndarray) -> torch.Tensor:
-        """Photo (H, W, 3) uint8 → network input (3, h', w') in [0, 1], inside the box, not padded."""
-        h, w = image.shape[:2]
-        return (self.landscape if w > h else self.portrait)(image=image)["image"]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         photo, key = self.jobs[index]
@@ -133,7 +128,7 @@ class PhotoDataset(Dataset):
             image, size = read_photo(photo, self.max_pixels)
         except DataError as err:
             return {"path": str(photo), "key": key, "error": err.problem}
-        return {"path": str(photo), "key": key, "image": self.fit(image), "full_image": image, "size": size}
+        return {"path": str(photo), "key": key, "image": fit_photo(image, self.size), "full_image": image, "size": size}
 
 
 def collate_photos(batch: list[dict[str, Any]]) -> dict[str, Any]:
@@ -172,30 +167,39 @@ def parse_image(
     merge: str | dict[str, list[str]] | None = None,
     tta: str = "none",
     max_pixels: int = MAX_PIXELS,
+    refocus: float = 0.0,
 ) -> dict[str, Any]:
     """One photo (H, W, 3) uint8 → ``labels`` (H, W) uint8, the decoded garment set ``outfit`` (names) and the
     outfit encoder's ``presence`` probabilities (K,) or None — what ``parsing-predict`` writes, in memory. ``crf``:
     ``fast`` (default), ``dense`` or ``none``; ``garments``: the only garments the photo may hold (tags);
     ``merge``: a label merge (``ccp-coarse`` or ``{group: [labels]}``): ``labels``/``names`` are then the groups';
     ``tta``: ``flip`` averages the photo's and its mirror image's logits (twice the network's time); a photo above
-    ``max_pixels`` is parsed at that many pixels and its labels upsampled to its size."""
+    ``max_pixels`` is parsed at that many pixels and its labels upsampled to its size; ``refocus``: when the
+    person would be enlarged at least this many times by parsing just a box around them, that box is parsed again
+    (``parsing.refocus``; 0 = never), and ``box`` holds it (else None)."""
     full = image.shape[:2]
     image = shrink(image, max_pixels)
     h, w = image.shape[:2]
     view = module.label_view(merge, garments) if garments is not None or merge is not None else None
-    x = PhotoDataset([], size).fit(image)  # (3, h', w')
+    x = fit_photo(image, size)  # (3, h', w')
     device = next(module.parameters()).device
     with torch.inference_mode():
         logits, presence = module.infer(x[None].to(device), tta)
         p = None if presence is None else presence[0]
         labels, chosen = module.parse_photo(logits[0], p, (h, w), image, crf, view)  # read only: no copy
+        box = person_box(labels, size, refocus) if refocus else None
+        if box is not None:
+            inner, chosen, p, _ = parse_box(module, size, image, box, crf, view, tta)
+            labels = paste(labels, inner, box)
     names = list(view.names) if view is not None else module.class_names
     labels_np = to_size(labels.to(torch.uint8).cpu().numpy(), full)
     counts = np.bincount(labels_np.ravel(), minlength=len(names))
     probs = None if p is None else torch.sigmoid(p).cpu()
     if view is not None:
         probs = view.presence_probs(probs)
-    return {"labels": labels_np, "names": names, "outfit": outfit_names(names, counts, chosen), "presence": probs}
+    outfit = outfit_names(names, counts, chosen)
+    box = None if box is None else scale_box(box, (h, w), full)
+    return {"labels": labels_np, "names": names, "outfit": outfit, "presence": probs, "box": box}
 
 
 def outfit_names(names: list[str], counts: np.ndarray, chosen: torch.Tensor | None) -> list[str]:
@@ -274,10 +278,12 @@ def summary_record(
     merge: str | None = None,
     tta: str = "none",
     details: dict[int, dict[str, Any]] | None = None,
+    box: tuple[int, int, int, int] | None = None,
 ) -> dict[str, Any]:
     """One photo's ``summary.jsonl`` line; ``names`` are the labels of ``labels`` (merged ones with ``merge``),
     ``probs`` their presence probabilities (or None), ``garments`` the tags the parse was limited to, ``details``
-    label id → extra fields for its entry (``pieces``, ``colours``)."""
+    label id → extra fields for its entry (``pieces``, ``colours``), ``box`` the refocused box (top, left, bottom,
+    right) at ``labels``' size, if any."""
     counts = np.bincount(labels.ravel(), minlength=len(names))
     probs = probs.tolist() if probs is not None else None
     present = [
@@ -301,6 +307,7 @@ def summary_record(
         "checkpoint": checkpoint,
         "crf": crf,
         "tta": tta,
+        "refocus": None if box is None else list(box),
         "garments": garments,
         "merge": merge,
     }
@@ -449,6 +456,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="larger photos are decoded and parsed at this many pixels, their masks upsampled to full size "
         "(bounds memory; overlays and --probs stay at the working size)",
     )
+    parser.add_argument(
+        "--refocus",
+        type=float,
+        default=0.0,
+        metavar="GAIN",
+        help="parse a box around the person again when that enlarges them at least GAIN times (small or distant "
+        "people; e.g. 1.5; 0 = off)",
+    )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -573,7 +588,12 @@ def predict(args: argparse.Namespace) -> int:
                     palette = [list(c) for c in view.palette] if view is not None else module.palette
                     p = None if presence is None else presence[i]
                     work = tuple(image.shape[:2])  # the photo's size, or less above --max-pixels
-                    labels, chosen = module.parse_photo(logits[i, :, :vh, :vw], p, work, image, args.crf, view)
+                    z = logits[i, :, :vh, :vw]
+                    labels, chosen = module.parse_photo(z, p, work, image, args.crf, view)
+                    box = person_box(labels, size, args.refocus) if args.refocus else None
+                    if box is not None:
+                        inner, chosen, p, z_box = parse_box(module, size, image, box, args.crf, view, args.tta)
+                        labels = paste(labels, inner, box)
                     work_labels = labels.to(torch.uint8).cpu().numpy()
                     labels_np = to_size(work_labels, batch["size"][i])
                     paths = out.paths(key)
@@ -587,8 +607,13 @@ def predict(args: argparse.Namespace) -> int:
                     if args.cutouts:
                         write_cutouts(paths["cutouts"], image.numpy(), work_labels, names, details, args.feather)
                     if args.probs:
-                        full = F.interpolate(logits[None, i, :, :vh, :vw].float(), size=work, mode="bilinear")
-                        probs = full[0].softmax(0).half().cpu().numpy()
+                        full = F.interpolate(z[None].float(), size=work, mode="bilinear")[0]  # (K, h, w)
+                        if box is not None:
+                            t, left, b, r = box
+                            full[:, t:b, left:r] = F.interpolate(
+                                z_box[None].float(), (b - t, r - left), mode="bilinear"
+                            )[0]
+                        probs = full.softmax(0).half().cpu().numpy()
                         _atomic_write(paths["probs"], lambda tmp, a=probs: np.save(tmp, a))
                     probs = None if p is None else torch.sigmoid(p).cpu()
                     probs = view.presence_probs(probs) if view is not None else probs
@@ -606,6 +631,7 @@ def predict(args: argparse.Namespace) -> int:
                         args.merge,
                         args.tta,
                         {label: {k: v for k, v in d.items() if k != "mask"} for label, d in details.items()},
+                        None if box is None else scale_box(box, work, batch["size"][i]),
                     )
                     out.append(out.summary, record)
                     written += 1

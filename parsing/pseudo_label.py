@@ -36,7 +36,6 @@ from parsing.module import CheckpointError, ParsingModule
 from parsing.predict import (
     DEFAULT_CHECKPOINT,
     MAX_PIXELS,
-    PhotoDataset,
     _atomic_write,
     collect_inputs,
     load_parser,
@@ -44,6 +43,7 @@ from parsing.predict import (
     tags_for_jobs,
     to_size,
 )
+from parsing.transforms import fit_photo
 
 
 def pseudo_label(
@@ -58,7 +58,7 @@ def pseudo_label(
     pixels whose probability (among the allowed labels) is below ``min_confidence`` set to 255."""
     h, w = image.shape[:2]
     view = module.label_view(garments=garments)
-    x = PhotoDataset([], size).fit(image)
+    x = fit_photo(image, size)
     with torch.inference_mode():
         logits, presence = module.infer(x[None])
         p = None if presence is None else presence[0]

@@ -1,0 +1,105 @@
+"""Refocus: when the parsed person fills only a small part of the photo, parse a crop around them again.
+
+The network is trained at CCP's framing (a full-body person filling the frame's height) and loses the person's
+garments when they are small in the photo: a distant shot, a person on a big canvas, a group photo. After the
+first parse, ``person_box`` finds the box around every non-background pixel, adds a margin, widens it to the
+network's aspect ratio and keeps it when fitting just the box into the network would enlarge the person at least
+``min_gain`` times more than fitting the whole photo. ``parse_box`` parses that crop at the network's full size;
+the caller pastes its labels into the first parse (outside the box, the first parse stays).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from parsing.transforms import fit_photo
+
+Box = tuple[int, int, int, int]  # (top, left, bottom, right), bottom/right exclusive
+
+
+def _fit(h: int, w: int, size: tuple[int, int]) -> float:
+    """The scale that fits an (h, w) photo inside the network box (turned for landscape photos)."""
+    long, short = max(size), min(size)
+    return min(short / h, long / w) if w > h else min(long / h, short / w)
+
+
+def _span(counts: torch.Tensor, trim: float) -> tuple[int, int]:
+    """First and last index (exclusive) of a histogram's mass, ``trim`` of it cut at each end (stray pixels)."""
+    cum = counts.cumsum(0).double()
+    total = float(cum[-1])
+    first = int(torch.searchsorted(cum, trim * total, right=True))
+    last = int(torch.searchsorted(cum, (1 - trim) * total)) + 1
+    return first, min(max(last, first + 1), len(counts))
+
+
+def person_box(
+    labels: torch.Tensor, size: tuple[int, int], min_gain: float = 1.5, margin: float = 0.08, trim: float = 0.002
+) -> Box | None:
+    """A label map (h, w) (0 = background) → the box to parse again, or None when refocusing gains too little.
+
+    The box holds the non-background pixels (``trim`` of them cut at each side), ``margin`` × its size added at
+    each side, widened (or heightened) to the network ``size``'s aspect ratio within the photo."""
+    h, w = labels.shape
+    fg = labels != 0
+    if int(fg.sum()) < 0.001 * h * w:
+        return None  # nothing parsed as a person: nothing to look at closer
+    top, bottom = _span(fg.sum(1), trim)
+    left, right = _span(fg.sum(0), trim)
+    bh, bw = bottom - top, right - left
+    top, bottom = top - margin * bh, bottom + margin * bh
+    left, right = left - margin * bw, right + margin * bw
+    bh, bw = bottom - top, right - left
+    long, short = max(size), min(size)
+    aspect = long / short if bw > bh else short / long  # the network box's width / height for this orientation
+    if bw < aspect * bh:  # too narrow: widen around the centre
+        cx, bw = (left + right) / 2, min(w, aspect * bh)
+        left, right = cx - bw / 2, cx + bw / 2
+    else:
+        cy, bh = (top + bottom) / 2, min(h, bw / aspect)
+        top, bottom = cy - bh / 2, cy + bh / 2
+    top, left = max(0.0, top - max(0.0, bottom - h)), max(0.0, left - max(0.0, right - w))  # moved inside
+    t, lft = max(0, int(round(top))), max(0, int(round(left)))
+    b, r = min(h, t + int(round(bh))), min(w, lft + int(round(bw)))
+    if b - t < 8 or r - lft < 8 or _fit(b - t, r - lft, size) < min_gain * _fit(h, w, size):
+        return None
+    return t, lft, b, r
+
+
+def parse_box(
+    module: Any,
+    size: tuple[int, int],
+    image: np.ndarray | torch.Tensor,
+    box: Box,
+    crf: str,
+    view: Any = None,
+    tta: str = "none",
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+    """Parse the photo's crop ``box`` (``module``: a ParsingModule) → its labels (bh, bw), decoded garment set,
+    presence logits (K,) or None, and the crop's logits (K, h', w') at network size (not padded)."""
+    t, left, b, r = box
+    crop = image[t:b, left:r]
+    crop = crop.contiguous() if isinstance(crop, torch.Tensor) else np.ascontiguousarray(crop)
+    x = fit_photo(crop.numpy() if isinstance(crop, torch.Tensor) else crop, size)  # (3, h', w')
+    device = next(module.parameters()).device
+    logits, presence = module.infer(x[None].to(device), tta)
+    p = None if presence is None else presence[0]
+    labels, chosen = module.parse_photo(logits[0], p, (b - t, r - left), crop, crf, view)
+    return labels, chosen, p, logits[0]
+
+
+def paste(labels: torch.Tensor, inner: torch.Tensor, box: Box) -> torch.Tensor:
+    """The label map (h, w) with the box's own parse ``inner`` (bh, bw) in place of its part (a new tensor)."""
+    t, left, b, r = box
+    out = labels.clone()
+    out[t:b, left:r] = inner.to(out.dtype)
+    return out
+
+
+def scale_box(box: Box, source: tuple[int, int], target: tuple[int, int]) -> Box:
+    """A box on a (h, w) photo → the same box on the photo at ``target`` size (H, W)."""
+    sy, sx = target[0] / source[0], target[1] / source[1]
+    t, left, b, r = box
+    return round(t * sy), round(left * sx), round(b * sy), round(r * sx)

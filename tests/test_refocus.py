@@ -1,0 +1,87 @@
+"""Refocus: a second parse of the box around a small person."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from parsing.io import read_image
+from parsing.predict import DEFAULT_CHECKPOINT, load_parser, main, parse_image
+from parsing.refocus import paste, person_box, scale_box
+
+SIZE = (512, 352)
+
+
+def person(h: int, w: int, box: tuple[int, int, int, int]) -> torch.Tensor:
+    labels = torch.zeros(h, w, dtype=torch.long)
+    t, left, b, r = box
+    labels[t:b, left:r] = 41  # skin
+    return labels
+
+
+def test_small_person_gets_a_box_at_the_network_aspect():
+    labels = person(1000, 700, (400, 300, 600, 360))  # 200 px tall in a 1000 px photo
+    t, left, b, r = person_box(labels, SIZE, min_gain=1.5)
+    assert t <= 400 and b >= 600 and left <= 300 and r >= 360  # the whole person, with a margin
+    assert (b - t) < 300 and abs((r - left) / (b - t) - 352 / 512) < 0.02  # portrait, the network's aspect
+    assert t >= 0 and left >= 0 and b <= 1000 and r <= 700
+
+
+def test_box_stays_inside_the_photo_at_its_edge():
+    labels = person(1000, 700, (0, 0, 150, 40))  # in the top-left corner
+    t, left, b, r = person_box(labels, SIZE, min_gain=1.5)
+    assert (t, left) == (0, 0) and b >= 150 and r >= 40
+
+
+def test_no_box_when_the_person_fills_the_photo_or_is_absent():
+    assert person_box(person(600, 400, (30, 60, 580, 340)), SIZE, min_gain=1.5) is None
+    assert person_box(torch.zeros(600, 400, dtype=torch.long), SIZE, min_gain=1.5) is None
+
+
+def test_stray_pixels_do_not_widen_the_box():
+    labels = person(1000, 700, (400, 300, 600, 360))
+    labels[5, 690] = 3  # one far-away speck
+    t, left, b, r = person_box(labels, SIZE, min_gain=1.5)
+    assert t > 300 and r < 500
+
+
+def test_paste_and_scale_box():
+    labels = torch.zeros(10, 10, dtype=torch.uint8)
+    out = paste(labels, torch.full((2, 3), 7), (4, 5, 6, 8))
+    assert int(out.sum()) == 6 * 7 and out[4:6, 5:8].eq(7).all() and labels.sum() == 0
+    assert scale_box((4, 5, 6, 8), (10, 10), (20, 30)) == (8, 15, 12, 24)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_parser(DEFAULT_CHECKPOINT)
+
+
+def test_a_person_shrunk_on_a_canvas_is_parsed_again(shipped, ccp_root, tmp_path, capsys):
+    module, size = shipped
+    photo = read_image(ccp_root / "photos" / "0009.jpg")  # a validation photo
+    h, w = photo.shape[:2]
+    small = np.asarray(Image.fromarray(photo).resize((w // 3, h // 3)))
+    canvas = np.full((h, w, 3), 235, np.uint8)
+    top, left = h // 3, w // 3
+    canvas[top : top + h // 3, left : left + w // 3] = small
+    plain = parse_image(module, size, canvas)
+    refocused = parse_image(module, size, canvas, refocus=1.5)
+    assert plain["box"] is None and refocused["box"] is not None
+    t, lft, b, r = refocused["box"]
+    assert t <= top + h // 12 and b >= top + h // 4  # the box holds most of the person
+    outside = np.ones((h, w), bool)
+    outside[t:b, lft:r] = False
+    assert (refocused["labels"][outside] == plain["labels"][outside]).all()
+    assert (refocused["labels"][~outside] != plain["labels"][~outside]).any()  # a new parse inside
+    assert parse_image(module, size, photo, refocus=1.5)["box"] is None  # a full-body photo: no second parse
+    Image.fromarray(canvas).save(tmp_path / "canvas.png")
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "canvas.png"), "-o", str(out), "--refocus", "1.5", "--no-progress", "--probs"]) == 0
+    record = json.loads((out / "summary.jsonl").read_text())
+    assert record["refocus"] == list(refocused["box"])
+    with Image.open(out / "masks" / "canvas.png") as mask:
+        assert (np.asarray(mask) == refocused["labels"]).mean() > 0.999  # the same parse as parse_image
+    assert np.load(out / "probs" / "canvas.npy").shape == (module.num_classes, h, w)
