@@ -33,7 +33,7 @@ from parsing.io import read_image
 from parsing.labels import LabelSet
 from parsing.metrics import confusion_matrix, scores
 from parsing.overlay import overlay
-from parsing.predict import load_parser, parse_image
+from parsing.predict import REFOCUS, load_parser, parse_image
 
 NULL = 0
 Pair = tuple[np.ndarray, np.ndarray]  # photo (h, w, 3) uint8, mask (h, w) CCP ids
@@ -102,7 +102,13 @@ FRAMINGS: dict[str, Callable[[np.ndarray, np.ndarray, np.random.Generator], Pair
 
 
 def run_model(
-    checkpoint: Path, photos: list[tuple[Path, Path]], framings: list[str], crf: str, seed: int, tta: str = "none"
+    checkpoint: Path,
+    photos: list[tuple[Path, Path]],
+    framings: list[str],
+    crf: str,
+    seed: int,
+    tta: str = "none",
+    refocus: float = REFOCUS,
 ) -> dict:
     module, size = load_parser(checkpoint)
     k = module.num_classes
@@ -113,6 +119,7 @@ def run_model(
     fine = {name: confusion_matrix(k) for name in framings}
     grouped = {name: confusion_matrix(len(coarse)) for name in framings}
     seconds = dict.fromkeys(framings, 0.0)
+    refocused = dict.fromkeys(framings, 0)
     for n, (photo, mask_path) in enumerate(photos):
         image, mask = read_image(photo), read_raw_mask(mask_path)
         for name in framings:
@@ -120,7 +127,9 @@ def run_model(
             im, ms = FRAMINGS[name](image, mask, rng)
             im, ms = np.ascontiguousarray(im), torch.from_numpy(np.ascontiguousarray(ms)).long()
             start = time.perf_counter()
-            labels = torch.from_numpy(parse_image(module, size, im, crf=crf, tta=tta)["labels"]).long()
+            parse = parse_image(module, size, im, crf=crf, tta=tta, refocus=refocus)
+            refocused[name] += parse["box"] is not None
+            labels = torch.from_numpy(parse["labels"]).long()
             seconds[name] += time.perf_counter() - start
             fine[name].update(labels.flatten(), ms.flatten())
             grouped[name].update(lut[labels].flatten(), lut[ms].flatten())
@@ -133,6 +142,7 @@ def run_model(
             "coarse_fg_acc": round(100.0 * float(g["fg_acc"]), 2),
             "coarse_miou": round(100.0 * float(g["miou"]), 2),
             "s_per_photo": round(seconds[name] / len(photos), 3),
+            "refocused": refocused[name],
         }
     return rows
 
@@ -170,7 +180,8 @@ def markdown(result: dict) -> str:
         f"# Robustness benchmark — {meta['photos']} CCP validation photos under {len(meta['framings'])} framings",
         "",
         f"Each photo parsed at its transformed resolution by `parse_image` (the `parsing-predict` path), CRF "
-        f"`{meta['crf']}`, TTA `{meta.get('tta', 'none')}`; scores over all pixels of all photos, 59 labels and "
+        f"`{meta['crf']}`, TTA `{meta.get('tta', 'none')}`, refocus {meta.get('refocus', 0) or 'off'}; "
+        "scores over all pixels of all photos, 59 labels and "
         "`ccp-coarse` (17 groups). "
         f"Δ = fg acc (coarse mIoU) minus the same model's on the original photos. {meta['cpu']}, torch "
         f"{meta['torch']}.",
@@ -208,6 +219,7 @@ def main() -> None:
     parser.add_argument("--framings", nargs="+", default=list(FRAMINGS), choices=list(FRAMINGS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tta", choices=("none", "flip"), default="none", help="test-time augmentation")
+    parser.add_argument("--refocus", type=float, default=REFOCUS, help="parse_image's refocus gain (0 = off)")
     parser.add_argument("--previous", type=Path, default=None, help="an earlier result JSON whose models to keep")
     parser.add_argument("--picture", type=Path, default=None, help="also draw overlays of one photo (--photo) here")
     parser.add_argument("--photo", default="0009", help="the validation photo of --picture")
@@ -230,12 +242,15 @@ def main() -> None:
         previous = json.loads(args.previous.read_text())
         if previous["meta"]["photos"] != len(photos) or previous["meta"]["seed"] != args.seed:
             parser.error(f"{args.previous}: scored other photos (count or seed differ)")
-        same = previous["meta"]["crf"] == args.crf and previous["meta"].get("tta", "none") == args.tta
+        options = (args.crf, args.tta, args.refocus)
+        same = options == tuple(
+            previous["meta"].get(k, d) for k, d in (("crf", None), ("tta", "none"), ("refocus", 0.0))
+        )
         if not set(args.framings) <= set(previous["meta"]["framings"]) or not same:
-            parser.error(f"{args.previous}: scored other framings, another CRF or another TTA")
+            parser.error(f"{args.previous}: scored other framings, another CRF, TTA or refocus")
         models = previous["models"]
     for name, checkpoint in zip(names, args.checkpoints, strict=True):
-        rows = run_model(checkpoint, photos, args.framings, args.crf, args.seed, args.tta)
+        rows = run_model(checkpoint, photos, args.framings, args.crf, args.seed, args.tta, args.refocus)
         models.append({"name": name, "checkpoint": shown(checkpoint), "rows": rows})
     meta = {
         "photos": len(photos),
@@ -243,6 +258,7 @@ def main() -> None:
         "framings": args.framings,
         "crf": args.crf,
         "tta": args.tta,
+        "refocus": args.refocus,
         "seed": args.seed,
         **machine(),
     }

@@ -90,6 +90,7 @@ def collect_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[Job
 
 
 MAX_PIXELS = 8_000_000  # photos above this are parsed at this many pixels; their masks are upsampled to full size
+REFOCUS = 1.5  # a person this many times smaller than the frame allows is parsed again in a box (parsing.refocus)
 
 
 def shrink(image: np.ndarray, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -167,7 +168,7 @@ def parse_image(
     merge: str | dict[str, list[str]] | None = None,
     tta: str = "none",
     max_pixels: int = MAX_PIXELS,
-    refocus: float = 0.0,
+    refocus: float = REFOCUS,
 ) -> dict[str, Any]:
     """One photo (H, W, 3) uint8 → ``labels`` (H, W) uint8, the decoded garment set ``outfit`` (names) and the
     outfit encoder's ``presence`` probabilities (K,) or None — what ``parsing-predict`` writes, in memory. ``crf``:
@@ -459,10 +460,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--refocus",
         type=float,
-        default=0.0,
+        default=REFOCUS,
         metavar="GAIN",
-        help="parse a box around the person again when that enlarges them at least GAIN times (small or distant "
-        "people; e.g. 1.5; 0 = off)",
+        help=f"parse a box around the person again when that enlarges them at least GAIN times (small or distant "
+        f"people; default {REFOCUS}; 0 = off)",
     )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="data-loading processes")

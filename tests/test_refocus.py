@@ -67,8 +67,8 @@ def test_a_person_shrunk_on_a_canvas_is_parsed_again(shipped, ccp_root, tmp_path
     canvas = np.full((h, w, 3), 235, np.uint8)
     top, left = h // 3, w // 3
     canvas[top : top + h // 3, left : left + w // 3] = small
-    plain = parse_image(module, size, canvas)
-    refocused = parse_image(module, size, canvas, refocus=1.5)
+    plain = parse_image(module, size, canvas, refocus=0)
+    refocused = parse_image(module, size, canvas)  # on by default
     assert plain["box"] is None and refocused["box"] is not None
     t, lft, b, r = refocused["box"]
     assert t <= top + h // 12 and b >= top + h // 4  # the box holds most of the person
@@ -76,10 +76,10 @@ def test_a_person_shrunk_on_a_canvas_is_parsed_again(shipped, ccp_root, tmp_path
     outside[t:b, lft:r] = False
     assert (refocused["labels"][outside] == plain["labels"][outside]).all()
     assert (refocused["labels"][~outside] != plain["labels"][~outside]).any()  # a new parse inside
-    assert parse_image(module, size, photo, refocus=1.5)["box"] is None  # a full-body photo: no second parse
+    assert parse_image(module, size, photo)["box"] is None  # a full-body photo: no second parse
     Image.fromarray(canvas).save(tmp_path / "canvas.png")
     out = tmp_path / "out"
-    assert main([str(tmp_path / "canvas.png"), "-o", str(out), "--refocus", "1.5", "--no-progress", "--probs"]) == 0
+    assert main([str(tmp_path / "canvas.png"), "-o", str(out), "--no-progress", "--probs"]) == 0
     record = json.loads((out / "summary.jsonl").read_text())
     assert record["refocus"] == list(refocused["box"])
     with Image.open(out / "masks" / "canvas.png") as mask:
