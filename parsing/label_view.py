@@ -86,9 +86,8 @@ class LabelView:
         summed = torch.zeros(len(out), *logits.shape[1:], device=logits.device)
         summed.index_add_(0, slot, (logits.float() - top).exp())
         merged = summed.clamp(min=1e-30).log() + top  # (L, H, W) log of the summed probabilities (+ a shift)
-        if presence is not None:  # a group is present unless all its members are absent
-            absent = torch.zeros(len(out), device=logits.device)
-            absent.index_add_(0, slot, torch.nn.functional.logsigmoid(-presence.float()))
+        if presence is not None:
+            absent = _group_log_absent(torch.nn.functional.logsigmoid(-presence.float()), slot, len(out))
             presence = torch.logit(-torch.expm1(absent), eps=1e-6)
         return merged, presence, out
 
@@ -96,9 +95,8 @@ class LabelView:
         """Presence probabilities (K,) → per output label (G,): a group is present unless all members are absent."""
         if probs is None or len(self.names) == len(self.group):
             return probs
-        log_absent = torch.zeros(len(self.names), dtype=torch.float64)
-        log_absent.index_add_(0, self.group, torch.log1p(-probs.double().cpu().clamp(max=1 - 1e-12)))
-        return (-torch.expm1(log_absent)).float()
+        log_absent = torch.log1p(-probs.double().cpu().clamp(max=1 - 1e-12))  # (K,)
+        return (-torch.expm1(_group_log_absent(log_absent, self.group, len(self.names)))).float()
 
 
 def check_garments(garments: Sequence[str] | None, names: Sequence[str]) -> None:
@@ -109,6 +107,13 @@ def check_garments(garments: Sequence[str] | None, names: Sequence[str]) -> None
     unknown = sorted({g for g in garments if g not in valid})
     if unknown:
         raise ValueError(f"unknown garment name(s) {unknown}; valid names: {', '.join(valid)}")
+
+
+def _group_log_absent(log_absent: torch.Tensor, group: torch.Tensor, g: int) -> torch.Tensor:
+    """Members' log P(absent) (K,) → each of the ``g`` groups' (G,): a group is absent only when all its members
+    are (their log-probabilities add up), so it is present unless all its members are absent."""
+    out = torch.zeros(g, dtype=log_absent.dtype, device=log_absent.device)
+    return out.index_add_(0, group.to(log_absent.device), log_absent)
 
 
 def _first_group(merge: str | dict[str, list[str]]) -> str:
