@@ -46,8 +46,9 @@ train-ship: install  ## the shipped model's whole recipe: train, train-hires, cc
 pseudo: install  ## CCP's tag-only photos labelled by the teacher (runs/ccp-ship), restricted to their tags → runs/ccp-pseudo
 	$(VENV)/bin/parsing pseudo-label --ccp ../shared/data/ccp --checkpoint runs/ccp-ship/checkpoints/last.ckpt -o runs/ccp-pseudo
 
-ship: install  ## pack runs/ccp-ship/checkpoints/last.ckpt into the shipped model parsing/assets/ccp-fpn-lite0.ckpt
-	$(PY) -m parsing pack runs/ccp-ship/checkpoints/last.ckpt parsing/assets/ccp-fpn-lite0.ckpt
+ship: install  ## pack the student averaged with its teacher (runs/ccp-student + runs/ccp-ship) into parsing/assets/ccp-fpn-lite0.ckpt
+	$(PY) -m parsing pack runs/ccp-student/checkpoints/last.ckpt parsing/assets/ccp-fpn-lite0.ckpt \
+		--average-with runs/ccp-ship/checkpoints/last.ckpt
 
 train-outfit: install  ## outfit-encoder stages 2 and 3 on top of the default run (configs/ccp-outfit*.yaml)
 	$(PY) -m parsing fit --config configs/ccp-outfit-stage2.yaml

@@ -2,6 +2,10 @@
 
 The packed file loads with ``ParsingModule.load_from_checkpoint`` and ``parsing-predict --checkpoint``; it never
 asks for encoder weights or ``init_from`` again. The shipped model (``parsing/assets``) is made this way.
+
+``--average-with OTHER`` packs the mean of two fine-tuning runs' weights (a "soup"; ``--average-weight`` is
+OTHER's share, 0.5 by default): e.g. a model and the model it was fine-tuned from, which keeps what each does
+better (the shipped model: the pseudo-label student and its teacher, MODEL_CARD.md).
 """
 
 from __future__ import annotations
@@ -16,12 +20,42 @@ from parsing.outfit import exclusion_matrix
 KEEP = ("state_dict", "hyper_parameters", "datamodule_hyper_parameters", "pytorch-lightning_version", "epoch")
 
 
-def pack(source: str | Path, target: str | Path, rules_from: str | Path | None = None) -> dict:
+def average_weights(state: dict, other: dict, weight: float = 0.5) -> dict:
+    """(1 - weight) × ``state`` + weight × ``other`` for floating-point tensors (counters and masks from ``state``);
+    the two must hold the same tensors (names and shapes), else a ValueError says which differ."""
+    if set(state) != set(other):
+        raise ValueError(f"different tensors: {sorted(set(state) ^ set(other))[:5]}")
+    out = {}
+    for key, value in state.items():
+        if value.shape != other[key].shape:
+            raise ValueError(f"{key}: shapes {tuple(value.shape)} and {tuple(other[key].shape)} differ")
+        out[key] = torch.lerp(value, other[key].to(value.dtype), weight) if value.is_floating_point() else value
+    return out
+
+
+def pack(
+    source: str | Path,
+    target: str | Path,
+    rules_from: str | Path | None = None,
+    average_with: str | Path | None = None,
+    average_weight: float = 0.5,
+) -> dict:
     """Write the packed checkpoint; returns it. ``rules_from``: a checkpoint whose exclusive pairs to use when
-    ``source`` has none (older checkpoints)."""
+    ``source`` has none (older checkpoints); ``average_with``: a checkpoint of the same model (labels, network)
+    whose weights are averaged in, with share ``average_weight``."""
     from parsing.module import module_from_checkpoint, read_checkpoint
 
     checkpoint = read_checkpoint(source)
+    if average_with is not None:
+        other = read_checkpoint(average_with)
+        mine, theirs = checkpoint["hyper_parameters"], other["hyper_parameters"]
+        for key in ("class_names", "arch", "encoder", "outfit"):
+            if mine.get(key) != theirs.get(key):
+                raise ValueError(f"{average_with}: another model than {source} ({key} differs)")
+        try:
+            checkpoint["state_dict"] = average_weights(checkpoint["state_dict"], other["state_dict"], average_weight)
+        except ValueError as err:
+            raise ValueError(f"{average_with}: cannot average with {source}: {err}") from None
     packed = {key: checkpoint[key] for key in KEEP if key in checkpoint}
     hparams = dict(packed["hyper_parameters"])
     hparams.update(encoder_weights=None, init_from=None)  # every weight is in the state_dict
@@ -53,8 +87,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("checkpoint", help="a training checkpoint (e.g. runs/ccp/checkpoints/last.ckpt)")
     parser.add_argument("output", help="the packed .ckpt to write")
     parser.add_argument("--rules-from", help="take the exclusive pairs from this checkpoint")
+    parser.add_argument("--average-with", help="average the weights with this checkpoint of the same model")
+    parser.add_argument("--average-weight", type=float, default=0.5, help="--average-with's share (default 0.5)")
     args = parser.parse_args(argv)
-    packed = pack(args.checkpoint, args.output, args.rules_from)
+    packed = pack(args.checkpoint, args.output, args.rules_from, args.average_with, args.average_weight)
     size = Path(args.output).stat().st_size / 2**20
     data = packed.get("datamodule_hyper_parameters", {})
     print(f"{args.output}: {size:.1f} MiB, {len(packed['state_dict'])} tensors, network input {data.get('size')}")

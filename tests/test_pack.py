@@ -1,0 +1,36 @@
+"""``parsing pack``: deployable checkpoints, and the average of two runs' weights."""
+
+import pytest
+import torch
+
+from parsing.pack import average_weights, pack
+from parsing.predict import DEFAULT_CHECKPOINT, load_parser
+
+
+def test_average_weights_mixes_floats_and_keeps_the_rest():
+    a = {"w": torch.zeros(2, 3), "n": torch.tensor(4), "mask": torch.tensor([True, False])}
+    b = {"w": torch.ones(2, 3), "n": torch.tensor(9), "mask": torch.tensor([False, True])}
+    out = average_weights(a, b, 0.25)
+    assert torch.allclose(out["w"], torch.full((2, 3), 0.25))
+    assert int(out["n"]) == 4 and out["mask"].tolist() == [True, False]
+    with pytest.raises(ValueError, match="different tensors"):
+        average_weights(a, {"w": b["w"]})
+    with pytest.raises(ValueError, match="w: shapes"):
+        average_weights(a, {**b, "w": torch.ones(3, 2)})
+
+
+def test_pack_averages_two_checkpoints_of_one_model(tmp_path, capsys):
+    shipped = torch.load(DEFAULT_CHECKPOINT, map_location="cpu", weights_only=False)
+    key = next(k for k, v in shipped["state_dict"].items() if v.is_floating_point() and k.startswith("net."))
+    moved = {**shipped, "state_dict": {**shipped["state_dict"], key: shipped["state_dict"][key] + 1.0}}
+    torch.save(moved, tmp_path / "moved.ckpt")
+    packed = pack(DEFAULT_CHECKPOINT, tmp_path / "soup.ckpt", average_with=tmp_path / "moved.ckpt")
+    assert torch.allclose(packed["state_dict"][key], shipped["state_dict"][key] + 0.5)
+    same = [k for k in shipped["state_dict"] if k != key]
+    assert all(torch.equal(packed["state_dict"][k], shipped["state_dict"][k]) for k in same)
+    module, size = load_parser(tmp_path / "soup.ckpt")  # a deployable checkpoint
+    assert size == (512, 352) and module.num_classes == 59
+    other = {**shipped, "hyper_parameters": {**shipped["hyper_parameters"], "encoder": "timm-tf_efficientnet_lite2"}}
+    torch.save(other, tmp_path / "other.ckpt")
+    with pytest.raises(ValueError, match="another model.*encoder differs"):
+        pack(DEFAULT_CHECKPOINT, tmp_path / "bad.ckpt", average_with=tmp_path / "other.ckpt")
