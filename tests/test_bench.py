@@ -61,3 +61,31 @@ def test_robustness_framings_transform_photo_and_mask_alike():
     assert (im[:20] > 200).all() and (ms[:20] == 0).all()  # the canvas: light, background
     im, ms = robustness.FRAMINGS["studio background"](image, mask, np.random.default_rng(0))
     assert (ms == mask).all() and (im[:, :10] > 200).all()  # the background is now light
+
+
+def test_encoder_bench_reads_curves_and_wall_time(tmp_path):
+    import os
+
+    run = tmp_path / "lite2"
+    (run / "csv" / "version_0").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    config = run / "csv" / "version_0" / "config.yaml"
+    config.write_text(
+        "trainer: {max_epochs: 2}\nmodel: {encoder: timm-tf_efficientnet_lite2}\ndata: {size: [384, 256]}\n"
+    )
+    (run / "csv" / "version_0" / "metrics.csv").write_text(
+        "epoch,step,train/loss,val/fg_acc,val/miou,val/pixel_acc\n0,9,1.0,,,\n0,49,,0.4,0.1,0.8\n1,99,,0.5,0.125,0.85\n"
+    )
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    os.utime(config, (1000, 1000))
+    os.utime(run / "checkpoints" / "last.ckpt", (1600, 1600))  # 10 minutes later
+    args = [sys.executable, str(ROOT / "bench" / "encoders.py"), "--runs", str(run), "--out", str(tmp_path / "out")]
+    out = subprocess.run(args, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads((tmp_path / "out" / "encoders.json").read_text())["runs"][0]
+    assert result["minutes"] == 10.0 and result["steps"] == 100 and result["s_per_step"] == 6.0
+    assert [p["fg_acc"] for p in result["curve"]] == [40.0, 50.0]
+    assert (
+        "| lite2 | timm-tf_efficientnet_lite2 | 384×256 | 2 | 100 | 10.0 |"
+        in (tmp_path / "out" / "encoders.md").read_text()
+    )
