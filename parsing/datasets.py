@@ -164,10 +164,7 @@ class TagDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         image_path, tags_path = self.items[index]
         image = read_image(image_path)
-        tags = read_ccp_tags(tags_path)
-        if tags.size and (tags.min() < 0 or tags.max() >= len(self.labels.source)):
-            top = len(self.labels.source) - 1
-            raise DataError(tags_path, f"tag ids {tags.tolist()} outside the label set (0..{top})")
+        tags = read_ccp_tags(tags_path, len(self.labels.source))
         h, w = image.shape[:2]
         mask = np.full((h, w), IGNORE_INDEX, np.uint8)
         out = self.transform(image=image, mask=mask, valid=np.ones((h, w), np.uint8))

@@ -93,15 +93,20 @@ def read_ccp_mask(path: str | Path) -> np.ndarray:
     return arr.astype(np.uint8)
 
 
-def read_ccp_tags(path: str | Path) -> np.ndarray:
-    """CCP image-level annotation: the ``tags`` label ids (n,)."""
+def read_ccp_tags(path: str | Path, num_labels: int | None = None) -> np.ndarray:
+    """CCP image-level annotation: the ``tags`` label ids (n,); with ``num_labels``, ids outside 0..num_labels-1
+    are a DataError."""
     try:
         tags = scipy.io.loadmat(str(path), variable_names=["tags"]).get("tags")
     except (ValueError, OSError, TypeError) as err:
         raise DataError(path, f"unreadable .mat file ({err})") from None
     if tags is None:
         raise DataError(path, "no 'tags' variable")
-    return np.asarray(tags, dtype=np.int64).reshape(-1)
+    tags = np.asarray(tags, dtype=np.int64).reshape(-1)
+    bad = sorted({int(t) for t in tags if t < 0 or t >= num_labels}) if num_labels is not None else []
+    if bad:
+        raise DataError(path, f"tag ids {bad} outside the label set (0..{num_labels - 1})")
+    return tags
 
 
 def write_mask_png(path: str | Path, mask: np.ndarray, flat_palette: list[int]) -> None:

@@ -77,9 +77,7 @@ def ccp_tagged(root: Path) -> tuple[list[str], dict[str, list[str]], list[dict[s
     photos, tags, failed = [], {}, []
     for photo, mat in ccp_tag_items(root):
         try:
-            ids = read_ccp_tags(mat)
-            if ids.size and (ids.min() < 0 or ids.max() >= len(labels.names)):
-                raise DataError(mat, f"tag ids {ids.tolist()} outside CCP's labels (0..{len(labels.names) - 1})")
+            ids = read_ccp_tags(mat, len(labels.names))
         except DataError as err:
             failed.append({"file": str(mat), "error": err.problem})
             continue

@@ -60,3 +60,15 @@ def test_rgb_mask_is_refused(tmp_path):
     Image.fromarray(np.zeros((3, 3, 3), np.uint8)).save(path)
     with pytest.raises(DataError, match="single-channel"):
         read_png_mask(path)
+
+
+def test_ccp_tags_outside_the_label_set_name_the_file(tmp_path):
+    import scipy.io
+
+    from parsing.io import read_ccp_tags
+
+    path = tmp_path / "1005.mat"
+    scipy.io.savemat(path, {"tags": np.array([[3, 99]])})
+    assert read_ccp_tags(path).tolist() == [3, 99]
+    with pytest.raises(DataError, match=r"1005\.mat: tag ids \[99\] outside the label set \(0\.\.58\)"):
+        read_ccp_tags(path, 59)
