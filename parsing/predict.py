@@ -40,7 +40,7 @@ from parsing.label_view import LabelView, check_garments
 from parsing.labels import MERGES, NON_GARMENTS, flat_palette
 from parsing.module import CheckpointError, ParsingModule, module_from_checkpoint, read_checkpoint
 from parsing.overlay import overlay
-from parsing.refocus import parse_box, paste, person_box, scale_box
+from parsing.refocus import refocused, scale_box
 from parsing.transforms import fit_photo
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "ccp-fpn-lite0.ckpt"
@@ -188,10 +188,7 @@ def parse_image(
         logits, presence = module.infer(x[None].to(device), tta)
         p = None if presence is None else presence[0]
         labels, chosen = module.parse_photo(logits[0], p, (h, w), image, crf, view)  # read only: no copy
-        box = person_box(labels, size, refocus) if refocus else None
-        if box is not None:
-            inner, chosen, p, _ = parse_box(module, size, image, box, crf, view, tta)
-            labels = paste(labels, inner, box)
+        labels, chosen, p, box, _ = refocused(module, size, image, labels, chosen, p, crf, view, tta, refocus)
     names = list(view.names) if view is not None else module.class_names
     labels_np = to_size(labels.to(torch.uint8).cpu().numpy(), full)
     counts = np.bincount(labels_np.ravel(), minlength=len(names))
@@ -591,10 +588,9 @@ def predict(args: argparse.Namespace) -> int:
                     work = tuple(image.shape[:2])  # the photo's size, or less above --max-pixels
                     z = logits[i, :, :vh, :vw]
                     labels, chosen = module.parse_photo(z, p, work, image, args.crf, view)
-                    box = person_box(labels, size, args.refocus) if args.refocus else None
-                    if box is not None:
-                        inner, chosen, p, z_box = parse_box(module, size, image, box, args.crf, view, args.tta)
-                        labels = paste(labels, inner, box)
+                    labels, chosen, p, box, z_box = refocused(
+                        module, size, image, labels, chosen, p, args.crf, view, args.tta, args.refocus
+                    )
                     work_labels = labels.to(torch.uint8).cpu().numpy()
                     labels_np = to_size(work_labels, batch["size"][i])
                     paths = out.paths(key)

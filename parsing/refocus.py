@@ -4,8 +4,8 @@ The network is trained at CCP's framing (a full-body person filling the frame's 
 garments when they are small in the photo: a distant shot, a person on a big canvas, a group photo. After the
 first parse, ``person_box`` finds the box around every non-background pixel, adds a margin, widens it to the
 network's aspect ratio and keeps it when fitting just the box into the network would enlarge the person at least
-``min_gain`` times more than fitting the whole photo. ``parse_box`` parses that crop at the network's full size;
-the caller pastes its labels into the first parse (outside the box, the first parse stays).
+``min_gain`` times more than fitting the whole photo. ``parse_box`` parses that crop at the network's full size
+and ``refocused`` pastes its labels into the first parse (outside the box, the first parse stays).
 """
 
 from __future__ import annotations
@@ -88,6 +88,27 @@ def parse_box(
     p = None if presence is None else presence[0]
     labels, chosen = module.parse_photo(logits[0], p, (b - t, r - left), crop, crf, view)
     return labels, chosen, p, logits[0]
+
+
+def refocused(
+    module: Any,
+    size: tuple[int, int],
+    image: np.ndarray | torch.Tensor,
+    labels: torch.Tensor,
+    chosen: torch.Tensor | None,
+    presence: torch.Tensor | None,
+    crf: str,
+    view: Any = None,
+    tta: str = "none",
+    min_gain: float = 1.5,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, Box | None, torch.Tensor | None]:
+    """The first parse of a photo (its labels (h, w), garment set, presence logits) → the same after refocusing
+    (``min_gain`` 0: never), with the box parsed again and its logits (K, h', w'), or None for both."""
+    box = person_box(labels, size, min_gain) if min_gain else None
+    if box is None:
+        return labels, chosen, presence, None, None
+    inner, chosen, presence, box_logits = parse_box(module, size, image, box, crf, view, tta)
+    return paste(labels, inner, box), chosen, presence, box, box_logits
 
 
 def paste(labels: torch.Tensor, inner: torch.Tensor, box: Box) -> torch.Tensor:
