@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_info
-from segmentation_models_pytorch.losses import DiceLoss
+from segmentation_models_pytorch.losses import DiceLoss, LovaszLoss
 from torch import nn
 from torchmetrics import MeanMetric
 
@@ -44,7 +44,10 @@ class ParsingModule(pl.LightningModule):
         encoder_weights: ``None``; ``"imagenet"`` (smp download, online); ``"imagenet-offline"`` (PyPI
             efficientnet-lite0/1/2 packages, for ``timm-tf_efficientnet_liteN``); or a path to a state_dict.
         num_classes, class_names, palette: the label set (linked from the datamodule by the CLI).
-        loss: cross-entropy, or cross-entropy + ``dice_weight`` × Dice; class_weights: per-class CE weights.
+        loss: cross-entropy, or cross-entropy + ``dice_weight`` × Dice, or cross-entropy + ``lovasz_weight`` ×
+            Lovász-softmax (a surrogate of the mean IoU over the labels in the batch; computed on every
+            ``lovasz_stride``-th pixel of each axis, as its sort over all pixels costs as much as the network on a
+            CPU). class_weights: per-class CE weights.
         schedule: ``onecycle`` (warm-up then cosine annealing, per step), ``cosine`` or ``constant``.
         channels_last: NHWC memory layout (faster training on CPU for convolutional encoders).
         input_mean, input_std: override the normalisation that belongs to the encoder weights.
@@ -83,8 +86,10 @@ class ParsingModule(pl.LightningModule):
         num_classes: int | None = None,
         class_names: list[str] | None = None,
         palette: list[list[int]] | None = None,
-        loss: Literal["ce", "ce+dice"] = "ce",
+        loss: Literal["ce", "ce+dice", "ce+lovasz"] = "ce",
         dice_weight: float = 0.5,
+        lovasz_weight: float = 0.5,
+        lovasz_stride: int = 2,
         class_weights: list[float] | None = None,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
@@ -166,6 +171,7 @@ class ParsingModule(pl.LightningModule):
             weight = torch.tensor(hp.class_weights, dtype=torch.float32)
         self.ce = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_INDEX)
         self.dice = DiceLoss("multiclass", ignore_index=IGNORE_INDEX) if hp.loss == "ce+dice" else None
+        self.lovasz = LovaszLoss("multiclass", ignore_index=IGNORE_INDEX) if hp.loss == "ce+lovasz" else None
 
     def configure_metrics(self) -> None:
         def stage_metrics() -> nn.ModuleDict:
@@ -255,6 +261,9 @@ class ParsingModule(pl.LightningModule):
         loss = self.ce(logits, mask)
         if self.dice is not None:
             loss = loss + self.hparams.dice_weight * self.dice(logits, mask)
+        if self.lovasz is not None:
+            k = self.hparams.lovasz_stride
+            loss = loss + self.hparams.lovasz_weight * self.lovasz(logits[..., ::k, ::k], mask[..., ::k, ::k])
         return loss
 
     def presence_loss(self, presence: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:

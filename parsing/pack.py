@@ -17,7 +17,14 @@ import torch
 
 from parsing.outfit import exclusion_matrix
 
-KEEP = ("state_dict", "hyper_parameters", "datamodule_hyper_parameters", "pytorch-lightning_version", "epoch")
+KEEP = (
+    "state_dict",
+    "hyper_parameters",
+    "datamodule_hyper_parameters",
+    "input_size",
+    "pytorch-lightning_version",
+    "epoch",
+)
 
 
 def average_weights(state: dict, other: dict, weight: float = 0.5) -> dict:
@@ -39,10 +46,12 @@ def pack(
     rules_from: str | Path | None = None,
     average_with: str | Path | None = None,
     average_weight: float = 0.5,
+    input_size: tuple[int, int] | None = None,
 ) -> dict:
     """Write the packed checkpoint; returns it. ``rules_from``: a checkpoint whose exclusive pairs to use when
     ``source`` has none (older checkpoints); ``average_with``: a checkpoint of the same model (labels, network)
-    whose weights are averaged in, with share ``average_weight``."""
+    whose weights are averaged in, with share ``average_weight``; ``input_size``: the network input (H, W) that
+    inference uses (``parsing.predict.input_size``; default: the training size, or what ``source`` records)."""
     from parsing.module import module_from_checkpoint, read_checkpoint
 
     checkpoint = read_checkpoint(source)
@@ -57,6 +66,10 @@ def pack(
         except ValueError as err:
             raise ValueError(f"{average_with}: cannot average with {source}: {err}") from None
     packed = {key: checkpoint[key] for key in KEEP if key in checkpoint}
+    if input_size is not None:
+        if len(input_size) != 2 or min(input_size) < 32:
+            raise ValueError(f"input size {input_size}: give (H, W), each at least 32")
+        packed["input_size"] = [int(input_size[0]), int(input_size[1])]
     hparams = dict(packed["hyper_parameters"])
     hparams.update(encoder_weights=None, init_from=None)  # every weight is in the state_dict
     for option in (
@@ -83,17 +96,27 @@ def pack(
 
 
 def main(argv: list[str] | None = None) -> None:
+    from parsing.predict import input_size
+
     parser = argparse.ArgumentParser(prog="parsing pack", description=__doc__)
     parser.add_argument("checkpoint", help="a training checkpoint (e.g. runs/ccp/checkpoints/last.ckpt)")
     parser.add_argument("output", help="the packed .ckpt to write")
     parser.add_argument("--rules-from", help="take the exclusive pairs from this checkpoint")
     parser.add_argument("--average-with", help="average the weights with this checkpoint of the same model")
     parser.add_argument("--average-weight", type=float, default=0.5, help="--average-with's share (default 0.5)")
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="the network input inference uses (default: the training size)",
+    )
     args = parser.parse_args(argv)
-    packed = pack(args.checkpoint, args.output, args.rules_from, args.average_with, args.average_weight)
+    packed = pack(
+        args.checkpoint, args.output, args.rules_from, args.average_with, args.average_weight, args.input_size
+    )
     size = Path(args.output).stat().st_size / 2**20
-    data = packed.get("datamodule_hyper_parameters", {})
-    print(f"{args.output}: {size:.1f} MiB, {len(packed['state_dict'])} tensors, network input {data.get('size')}")
+    print(f"{args.output}: {size:.1f} MiB, {len(packed['state_dict'])} tensors, network input {input_size(packed)}")
 
 
 if __name__ == "__main__":

@@ -150,13 +150,19 @@ def collate_photos(batch: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # --- model --------------------------------------------------------------------------------------------------------
+def input_size(state: dict) -> tuple[int, int]:
+    """A checkpoint's network input size (H, W) for inference: the ``input_size`` ``parsing pack --input-size``
+    recorded (measured for that model), else the size it was trained at."""
+    size = state.get("input_size") or state.get("datamodule_hyper_parameters", {}).get("size", (384, 256))
+    return int(size[0]), int(size[1])
+
+
 def load_parser(checkpoint: str | Path, device: str = "cpu") -> tuple[ParsingModule, tuple[int, int]]:
-    """A trained ParsingModule ready for inference, and its network input size (H, W) from training. The file is
-    read once; a missing, corrupt or foreign file raises ``FileNotFoundError`` / ``CheckpointError``."""
+    """A trained ParsingModule ready for inference, and its network input size (H, W) (``input_size``). The file
+    is read once; a missing, corrupt or foreign file raises ``FileNotFoundError`` / ``CheckpointError``."""
     state = read_checkpoint(checkpoint)
-    size = tuple(state.get("datamodule_hyper_parameters", {}).get("size", (384, 256)))
     module = module_from_checkpoint(state)  # every weight is in the checkpoint
-    return module.eval().to(device), (int(size[0]), int(size[1]))
+    return module.eval().to(device), input_size(state)
 
 
 def parse_image(
@@ -462,6 +468,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"parse a box around the person again when that enlarges them at least GAIN times (small or distant "
         f"people; default {REFOCUS}; 0 = off)",
     )
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("H", "W"),
+        help="the network's input box (portrait; turned for landscape photos); default: the checkpoint's",
+    )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -507,6 +521,11 @@ def predict(args: argparse.Namespace) -> int:
     except (FileNotFoundError, CheckpointError) as err:
         print(f"parsing-predict: {err}", file=sys.stderr)
         return 2
+    if args.input_size is not None:
+        if min(args.input_size) < 32:
+            print(f"parsing-predict: --input-size {args.input_size}: each side must be at least 32", file=sys.stderr)
+            return 2
+        size = (args.input_size[0], args.input_size[1])
     try:
         merge = read_merge(args.merge)
         every = [g.strip() for g in args.garments.split(",") if g.strip()] if args.garments is not None else None

@@ -29,8 +29,21 @@ def test_pack_averages_two_checkpoints_of_one_model(tmp_path, capsys):
     same = [k for k in shipped["state_dict"] if k != key]
     assert all(torch.equal(packed["state_dict"][k], shipped["state_dict"][k]) for k in same)
     module, size = load_parser(tmp_path / "soup.ckpt")  # a deployable checkpoint
-    assert size == (512, 352) and module.num_classes == 59
+    assert size == load_parser(DEFAULT_CHECKPOINT)[1] and module.num_classes == 59
     other = {**shipped, "hyper_parameters": {**shipped["hyper_parameters"], "encoder": "timm-tf_efficientnet_lite2"}}
     torch.save(other, tmp_path / "other.ckpt")
     with pytest.raises(ValueError, match="another model.*encoder differs"):
         pack(DEFAULT_CHECKPOINT, tmp_path / "bad.ckpt", average_with=tmp_path / "other.ckpt")
+
+
+def test_pack_records_the_input_size_inference_uses(tmp_path):
+    trained = torch.load(DEFAULT_CHECKPOINT, map_location="cpu", weights_only=False)
+    trained.pop("input_size", None)
+    torch.save(trained, tmp_path / "trained.ckpt")
+    assert load_parser(tmp_path / "trained.ckpt")[1] == tuple(trained["datamodule_hyper_parameters"]["size"])
+    pack(tmp_path / "trained.ckpt", tmp_path / "big.ckpt", input_size=(576, 384))
+    assert load_parser(tmp_path / "big.ckpt")[1] == (576, 384)
+    pack(tmp_path / "big.ckpt", tmp_path / "again.ckpt")  # packing a packed file keeps it
+    assert load_parser(tmp_path / "again.ckpt")[1] == (576, 384)
+    with pytest.raises(ValueError, match="each at least 32"):
+        pack(tmp_path / "trained.ckpt", tmp_path / "bad.ckpt", input_size=(16, 384))

@@ -137,6 +137,17 @@ def test_missing_checkpoint_is_a_usage_error(tmp_path, capsys):
     assert code == 2 and "checkpoint not found" in capsys.readouterr().err
 
 
+def test_input_size_overrides_the_network_box_and_is_checked(tmp_path, capsys):
+    sizes = make_photos(tmp_path / "photos")
+    out = tmp_path / "out"
+    code = main([str(tmp_path / "photos"), "-o", str(out), "--recursive", "--crf", "none", "--input-size", "64", "32"])
+    assert code == 0 and len(summary(out)) == len(sizes)
+    assert all(tuple(Image.open(out / "masks" / f"{n}.png").size) == wh for n, wh in sizes.items())
+    code = main([str(tmp_path / "photos"), "-o", str(tmp_path / "bad"), "--input-size", "16", "352"])
+    assert code == 2 and "--input-size [16, 352]: each side must be at least 32" in capsys.readouterr().err
+    assert not (tmp_path / "bad" / "summary.jsonl").exists()
+
+
 @pytest.mark.parametrize("crf", ["none", "fast"])
 def test_shipped_model_parses_a_real_ccp_photo(shipped, ccp_root, tmp_path, crf):
     module, _ = shipped
