@@ -33,6 +33,22 @@ def model_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--name", default=name, help="file stem of the results")
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("H", "W"),
+        help="the network input box for every checkpoint (parsing-predict --input-size; default: each checkpoint's)",
+    )
+
+
+def load_model(checkpoint: str | Path, input_size: list[int] | None = None) -> tuple:
+    """A checkpoint's ParsingModule and the network input (H, W) it is scored at: ``input_size`` or its own."""
+    from parsing.predict import load_parser
+
+    module, size = load_parser(checkpoint)
+    return module, (tuple(input_size) if input_size is not None else size)
 
 
 def checkpoint_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:

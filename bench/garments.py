@@ -23,7 +23,7 @@ Writes ``bench/results/garments.{json,md}``.
 from __future__ import annotations
 
 import parsing  # noqa: F401
-from common import checkpoint_names, machine, model_arguments, shown, validation_photos, write_results
+from common import checkpoint_names, load_model, machine, model_arguments, shown, validation_photos, write_results
 import argparse
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from parsing.io import read_image
 from parsing.labels import LabelSet
 from parsing.metrics import PresenceScores, confusion_matrix, scores
 from parsing.outfit import presence_targets
-from parsing.predict import load_parser, outfit_names
+from parsing.predict import outfit_names
 from parsing.transforms import fit_photo
 
 SOURCES = ("outfit encoder", "pooled segmentation", "label map")
@@ -67,8 +67,8 @@ class SetScores:
         }
 
 
-def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str) -> dict:
-    module, size = load_parser(checkpoint)
+def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str, input_size: list[int] | None = None) -> dict:
+    module, size = load_model(checkpoint, input_size)
     k, names = module.num_classes, module.class_names
     garments = torch.from_numpy(LabelSet.identity(names).garments)
     coarse = LabelSet.ccp("ccp-coarse")
@@ -148,7 +148,8 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str) -> di
         for i in top
         if off.flatten()[i] > 0
     ]
-    return {"sets": set_rows, "parses": parse_rows, "confusions": confusions, "default_decoding": default}
+    scored = {"sets": set_rows, "parses": parse_rows, "confusions": confusions, "default_decoding": default}
+    return {"input_size": list(size), **scored}
 
 
 def markdown(result: dict) -> str:
@@ -156,7 +157,10 @@ def markdown(result: dict) -> str:
     lines = [
         f"# Garment-naming benchmark — {meta['photos']} CCP validation photos, full resolution, CRF `{meta['crf']}`",
         "",
-        *[f"- **{m['name']}**: `{m['checkpoint']}`" for m in models],
+        *[
+            f"- **{m['name']}**: `{m['checkpoint']}`, network input {'×'.join(map(str, m['input_size']))}"
+            for m in models
+        ],
         "",
         "## Garment sets (garments covering ≥ 0.1 % of the photo; micro-averaged over photos)",
         "",
@@ -197,7 +201,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     photos = validation_photos(args.data_root, args.limit)
     models = [
-        {"name": name, "checkpoint": shown(c), **run_model(c, photos, args.crf)}
+        {"name": name, "checkpoint": shown(c), **run_model(c, photos, args.crf, args.input_size)}
         for name, c in zip(names, args.checkpoints, strict=True)
     ]
     truth = SetScores()

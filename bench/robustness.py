@@ -16,7 +16,7 @@ package's metrics on the 59 labels and on ``ccp-coarse``. Writes ``bench/results
 from __future__ import annotations
 
 import parsing  # noqa: F401
-from common import checkpoint_names, machine, model_arguments, shown, validation_photos, write_results
+from common import checkpoint_names, load_model, machine, model_arguments, shown, validation_photos, write_results
 import argparse
 import json
 import time
@@ -109,8 +109,9 @@ def run_model(
     seed: int,
     tta: str = "none",
     refocus: float = REFOCUS,
+    input_size: list[int] | None = None,
 ) -> dict:
-    module, size = load_parser(checkpoint)
+    module, size = load_model(checkpoint, input_size)
     k = module.num_classes
     coarse = LabelSet.ccp("ccp-coarse")
     if k != len(coarse.source):
@@ -144,7 +145,7 @@ def run_model(
             "s_per_photo": round(seconds[name] / len(photos), 3),
             "refocused": refocused[name],
         }
-    return rows
+    return {"input_size": list(size), "rows": rows}
 
 
 def picture(
@@ -188,7 +189,8 @@ def markdown(result: dict) -> str:
         "",
     ]
     for model in models:
-        lines.append(f"- **{model['name']}**: `{model['checkpoint']}`")
+        size = "×".join(map(str, model["input_size"])) if "input_size" in model else "its own"
+        lines.append(f"- **{model['name']}**: `{model['checkpoint']}`, network input {size}")
     lines += [
         "",
         "| framing | model | pixel acc | fg acc | Δ fg | mIoU | coarse fg acc | coarse mIoU | Δ coarse | s/photo |",
@@ -250,8 +252,10 @@ def main() -> None:
             parser.error(f"{args.previous}: scored other framings, another CRF, TTA or refocus")
         models = previous["models"]
     for name, checkpoint in zip(names, args.checkpoints, strict=True):
-        rows = run_model(checkpoint, photos, args.framings, args.crf, args.seed, args.tta, args.refocus)
-        models.append({"name": name, "checkpoint": shown(checkpoint), "rows": rows})
+        scored = run_model(
+            checkpoint, photos, args.framings, args.crf, args.seed, args.tta, args.refocus, args.input_size
+        )
+        models.append({"name": name, "checkpoint": shown(checkpoint), **scored})
     meta = {
         "photos": len(photos),
         "split": "CCP validation split (seed 0, 10 %)",
