@@ -23,7 +23,7 @@ def shown(path: str | Path) -> str:
 
 def model_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     """The options of the benchmarks that score checkpoints on the CCP validation photos."""
-    from parsing.predict import DEFAULT_CHECKPOINT
+    from parsing.predict import DEFAULT_CHECKPOINT, add_input_size
 
     parser.add_argument("--checkpoints", type=Path, nargs="+", default=[DEFAULT_CHECKPOINT])
     parser.add_argument("--names", nargs="+", default=None, help="one short name per checkpoint")
@@ -33,14 +33,7 @@ def model_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--name", default=name, help="file stem of the results")
-    parser.add_argument(
-        "--input-size",
-        type=int,
-        nargs=2,
-        default=None,
-        metavar=("H", "W"),
-        help="the network input box for every checkpoint (parsing-predict --input-size; default: each checkpoint's)",
-    )
+    add_input_size(parser, "the network input box for every checkpoint (default: each checkpoint's)")
 
 
 def load_model(checkpoint: str | Path, input_size: list[int] | None = None) -> tuple:

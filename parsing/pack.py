@@ -96,7 +96,7 @@ def pack(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from parsing.predict import input_size
+    from parsing.predict import add_input_size, input_size
 
     parser = argparse.ArgumentParser(prog="parsing pack", description=__doc__)
     parser.add_argument("checkpoint", help="a training checkpoint (e.g. runs/ccp/checkpoints/last.ckpt)")
@@ -104,13 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rules-from", help="take the exclusive pairs from this checkpoint")
     parser.add_argument("--average-with", help="average the weights with this checkpoint of the same model")
     parser.add_argument("--average-weight", type=float, default=0.5, help="--average-with's share (default 0.5)")
-    parser.add_argument(
-        "--input-size",
-        type=int,
-        nargs=2,
-        metavar=("H", "W"),
-        help="the network input inference uses (default: the training size)",
-    )
+    add_input_size(parser, "the network input box inference uses (default: the training size)")
     args = parser.parse_args(argv)
     packed = pack(
         args.checkpoint, args.output, args.rules_from, args.average_with, args.average_weight, args.input_size

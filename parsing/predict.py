@@ -157,6 +157,17 @@ def input_size(state: dict) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
+def _side(text: str) -> int:
+    if not text.isdigit() or int(text) < 32:
+        raise argparse.ArgumentTypeError(f"{text!r}: each side is a whole number of pixels, at least 32")
+    return int(text)
+
+
+def add_input_size(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--input-size H W``, the network's input box, as parsing-predict, pack and the benchmarks take it."""
+    parser.add_argument("--input-size", type=_side, nargs=2, default=None, metavar=("H", "W"), help=help)
+
+
 def load_parser(checkpoint: str | Path, device: str = "cpu") -> tuple[ParsingModule, tuple[int, int]]:
     """A trained ParsingModule ready for inference, and its network input size (H, W) (``input_size``). The file
     is read once; a missing, corrupt or foreign file raises ``FileNotFoundError`` / ``CheckpointError``."""
@@ -468,14 +479,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"parse a box around the person again when that enlarges them at least GAIN times (small or distant "
         f"people; default {REFOCUS}; 0 = off)",
     )
-    parser.add_argument(
-        "--input-size",
-        type=int,
-        nargs=2,
-        default=None,
-        metavar=("H", "W"),
-        help="the network's input box (portrait; turned for landscape photos); default: the checkpoint's",
-    )
+    add_input_size(parser, "the network's input box (portrait; turned for landscape photos); default: the checkpoint's")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -522,9 +526,6 @@ def predict(args: argparse.Namespace) -> int:
         print(f"parsing-predict: {err}", file=sys.stderr)
         return 2
     if args.input_size is not None:
-        if min(args.input_size) < 32:
-            print(f"parsing-predict: --input-size {args.input_size}: each side must be at least 32", file=sys.stderr)
-            return 2
         size = (args.input_size[0], args.input_size[1])
     try:
         merge = read_merge(args.merge)

@@ -143,8 +143,9 @@ def test_input_size_overrides_the_network_box_and_is_checked(tmp_path, capsys):
     code = main([str(tmp_path / "photos"), "-o", str(out), "--recursive", "--crf", "none", "--input-size", "64", "32"])
     assert code == 0 and len(summary(out)) == len(sizes)
     assert all(tuple(Image.open(out / "masks" / f"{n}.png").size) == wh for n, wh in sizes.items())
-    code = main([str(tmp_path / "photos"), "-o", str(tmp_path / "bad"), "--input-size", "16", "352"])
-    assert code == 2 and "--input-size [16, 352]: each side must be at least 32" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path / "photos"), "-o", str(tmp_path / "bad"), "--input-size", "16", "352"])
+    assert stop.value.code == 2 and "--input-size: '16': each side is a whole number" in capsys.readouterr().err
     assert not (tmp_path / "bad" / "summary.jsonl").exists()
 
 
