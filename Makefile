@@ -12,7 +12,7 @@ PIP         := $(VENV)/bin/pip
 export NO_ALBUMENTATIONS_UPDATE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install predict train train-hires train-ship pseudo v3 pseudo2 ship train-outfit resume evaluate check-data export test \
+.PHONY: help install predict train train-hires train-ship pseudo ship train-outfit resume evaluate check-data export test \
         test-fast bench-outfit bench-crf bench-robustness bench-garments bench-predict lint format clean
 
 help:  ## list the targets
@@ -36,28 +36,19 @@ train: install  ## train the default config (CONFIG=configs/ccp.yaml) on CCP
 train-hires: install  ## step 2 of the shipped recipe: the default run fine-tuned at 512x352 (configs/ccp-hires.yaml)
 	$(PY) -m parsing fit --config configs/ccp-hires.yaml
 
-train-ship: install  ## the shipped model's whole recipe: train, train-hires, ccp-ship (the teacher), pseudo, student, v3, pseudo2, student2
+train-ship: install  ## the shipped model's whole recipe: train, train-hires, ccp-ship (the teacher), pseudo, the student
 	$(PY) -m parsing fit --config configs/ccp.yaml
 	$(PY) -m parsing fit --config configs/ccp-hires.yaml
 	$(PY) -m parsing fit --config configs/ccp-ship.yaml
 	$(MAKE) pseudo
 	$(PY) -m parsing fit --config configs/ccp-student.yaml
-	$(MAKE) v3 pseudo2
-	$(PY) -m parsing fit --config configs/ccp-student2.yaml
 
 pseudo: install  ## CCP's tag-only photos labelled by the teacher (runs/ccp-ship), restricted to their tags → runs/ccp-pseudo
 	$(VENV)/bin/parsing pseudo-label --ccp ../shared/data/ccp --checkpoint runs/ccp-ship/checkpoints/last.ckpt -o runs/ccp-pseudo
 
-v3: install  ## the first student averaged with its teacher (runs/ccp-student + runs/ccp-ship) → runs/ccp-v3.ckpt
-	$(PY) -m parsing pack runs/ccp-student/checkpoints/last.ckpt runs/ccp-v3.ckpt \
-		--average-with runs/ccp-ship/checkpoints/last.ckpt
-
-pseudo2: install  ## CCP's tag-only photos labelled again, by v3 (runs/ccp-v3.ckpt) → runs/ccp-pseudo2
-	$(VENV)/bin/parsing pseudo-label --ccp ../shared/data/ccp --checkpoint runs/ccp-v3.ckpt -o runs/ccp-pseudo2
-
-ship: install  ## pack the second student averaged with v3 into parsing/assets/ccp-fpn-lite0.ckpt (parsed at 576x384)
-	$(PY) -m parsing pack runs/ccp-student2/checkpoints/last.ckpt parsing/assets/ccp-fpn-lite0.ckpt \
-		--average-with runs/ccp-v3.ckpt --input-size 576 384
+ship: install  ## pack the student averaged with its teacher (runs/ccp-student + runs/ccp-ship), parsed at 576x384, into parsing/assets
+	$(PY) -m parsing pack runs/ccp-student/checkpoints/last.ckpt parsing/assets/ccp-fpn-lite0.ckpt \
+		--average-with runs/ccp-ship/checkpoints/last.ckpt --input-size 576 384
 
 train-outfit: install  ## outfit-encoder stages 2 and 3 on top of the default run (configs/ccp-outfit*.yaml)
 	$(PY) -m parsing fit --config configs/ccp-outfit-stage2.yaml
