@@ -1,14 +1,18 @@
-"""Outfit-encoder benchmark: plain segmentation vs + outfit gate vs + exclusivity decoding.
+"""Outfit-encoder benchmark: the same training continued under each outfit setting, each scored with each decoding.
 
-Starts from a trained plain model (stage 1, e.g. ``make train``) and follows the paper's schedule:
-stage 2 trains only the outfit encoder (segmentation frozen), stage 3 trains everything end to end, both with
-CCP's tag-only photos mixed in. A control continues the plain model for as many epochs as stage 3, so that
-the comparison is not just "more training". Every model is scored on the CCP validation split at the photos'
-own resolution, without and with exclusivity decoding (from the outfit encoder's presence probabilities, or
-from the segmentation's own label shares). Writes ``bench/results/outfit.json`` and ``bench/results/outfit.md``.
+From one trained checkpoint (``--start``, e.g. the shipped model's last stage), the recipe (``--config``) is
+continued for ``--steps`` steps under every setting of ``--variants``: ``none`` (no branch), ``aux`` (the branch
+learns presence but does not touch the logits), ``gate-multiply`` (the paper's G_c = g_c · F_c) and ``gate-log``
+(adds log g_c). Every variant gets the same steps, data and seed, so the comparison is not "more training".
+``--head-steps`` first trains the branch alone (segmentation frozen, the paper's stage 2) for the gate variants —
+for a start checkpoint without a trained branch. Every model, the start included, is scored on the CCP
+validation split at the photos' own resolution (network at the recipe's ``data.size``, no CRF) without
+exclusivity decoding and with it, from the segmentation's pixels and (with a branch) from the branch's
+presence. Results are rewritten after each variant: ``bench/results/outfit.{json,md}``. Run from the repository
+root (the recipe's paths are relative to it).
 
-    python bench/outfit.py --plain runs/ccp/checkpoints/last.ckpt
-    python bench/outfit.py --plain runs/ccp/checkpoints/last.ckpt --reuse   # re-score trained stages only
+    python bench/outfit.py --start runs/ccp-student/checkpoints/last.ckpt --config configs/ccp-student.yaml
+    python bench/outfit.py --start … --reuse          # re-score variants already trained under --work
 """
 
 # ruff: noqa: I001  (parsing first: it makes torchvision importable before Lightning/torchmetrics import it)
@@ -26,10 +30,11 @@ import yaml
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 
-from common import ROOT, shown
+from common import ROOT, machine, shown
 
 from parsing.datamodule import ParsingDataModule
-from parsing.module import ParsingModule
+from parsing.module import ParsingModule, read_checkpoint
+from parsing.transforms import Framing
 
 COLUMNS = [
     ("pixel_acc", "pixel acc"),
@@ -41,119 +46,151 @@ COLUMNS = [
     ("violation_rate", "violation rate"),
     ("violation_rate_gt", "GT violation rate"),
 ]
+VARIANTS = {  # name → the model's outfit settings
+    "none": dict(outfit="none"),
+    "aux": dict(outfit="aux"),
+    "gate-multiply": dict(outfit="gate", gate_mode="multiply"),
+    "gate-log": dict(outfit="gate", gate_mode="log"),
+}
+DECODINGS = {  # name → the module's decoding settings at test time
+    "off": dict(decode=False),
+    "pixels": dict(decode=True, decode_from="pixels"),
+    "presence": dict(decode=True, decode_from="presence"),
+}
 
 
-def default_recipe(config: Path) -> tuple[dict, dict]:
-    recipe = yaml.safe_load(config.read_text())
-    return dict(recipe.get("data", {})), dict(recipe.get("model", {}))
+def recipe(config: Path) -> tuple[dict, dict]:
+    """A LightningCLI config → its ``data`` and ``model`` arguments."""
+    text = yaml.safe_load(config.read_text())
+    data, model = dict(text.get("data", {})), dict(text.get("model", {}))
+    if isinstance(data.get("framing"), dict):  # what LightningCLI builds from the YAML mapping
+        data["framing"] = Framing(**data["framing"])
+    return data, model
 
 
-def datamodule(data: dict, **overrides) -> ParsingDataModule:
-    return ParsingDataModule(**{**data, **overrides})
-
-
-def fit(name: str, out: Path, data: dict, model: dict, epochs: int, reuse: bool, **overrides) -> tuple[Path, float]:
-    """Train one stage (or, with ``reuse``, take its existing checkpoint); returns it and the wall time."""
-    if reuse and (out / name / "last.ckpt").is_file():
-        return out / name / "last.ckpt", float("nan")
-    dm = datamodule(data, tag_ratio=overrides.pop("tag_ratio", 0.0))
-    module = ParsingModule(**{**model, **overrides}, class_names=dm.class_names, palette=dm.palette)
-    checkpoints = ModelCheckpoint(dirpath=out / name, save_last=True, save_top_k=0)
+def fit(out: Path, data: dict, model: dict, steps: int, reuse: bool) -> tuple[Path, float]:
+    """Train ``steps`` steps into ``out`` (or, with ``reuse``, take what is there) → its checkpoint, minutes."""
+    if reuse and (out / "last.ckpt").is_file():
+        return out / "last.ckpt", float("nan")
+    pl.seed_everything(0)
+    dm = ParsingDataModule(**data)
+    module = ParsingModule(**model, class_names=dm.class_names, palette=dm.palette)
     trainer = pl.Trainer(
-        max_epochs=epochs,
-        callbacks=[checkpoints],
-        logger=CSVLogger(out, name=name),
+        max_steps=steps,
+        limit_val_batches=0,  # scored once at the end, at full resolution (evaluate)
+        callbacks=[ModelCheckpoint(dirpath=out, save_last=True, save_top_k=0)],
+        logger=CSVLogger(out, name="csv"),
         enable_progress_bar=False,
         enable_model_summary=False,
-        num_sanity_val_steps=0,
     )
     start = time.time()
     trainer.fit(module, dm)
-    return out / name / "last.ckpt", time.time() - start
+    return out / "last.ckpt", (time.time() - start) / 60
 
 
 def evaluate(checkpoint: Path, data: dict, **overrides) -> dict[str, float]:
+    """Validation-split scores of a checkpoint, with ``overrides`` of its decoding settings."""
     module = ParsingModule.load_from_checkpoint(checkpoint, map_location="cpu", **overrides)
     trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
-    (result,) = trainer.test(module, datamodule=datamodule(data), verbose=False)
+    (result,) = trainer.test(module, datamodule=ParsingDataModule(**data), verbose=False)
     return {key: float(value) for key, value in result.items() if not key.startswith("test/iou/")}
 
 
-def markdown(rows: list[dict], meta: dict) -> str:
-    head = "| model | " + " | ".join(title for _, title in COLUMNS) + " |"
-    lines = [head, "|" + "---|" * (len(COLUMNS) + 1)]
-    for row in rows:
+def score(name: str, checkpoint: Path, data: dict, decodings: list[str], has_branch: bool) -> list[dict]:
+    rows = []
+    for decoding in decodings:
+        if decoding == "presence" and not has_branch:
+            continue
+        metrics = evaluate(checkpoint, data, **DECODINGS[decoding])
+        rows.append({"model": name, "decoding": decoding, "metrics": metrics})
+        print(f"{name} decoding {decoding}: fg {metrics['test/fg_acc']:.4f} mIoU {metrics['test/miou']:.4f}")
+    return rows
+
+
+def markdown(result: dict) -> str:
+    meta = result["meta"]
+    lines = [
+        "# Outfit encoder benchmark (CCP validation split, full resolution)",
+        "",
+        f"From `{meta['start']}`, `{meta['config']}` continued {meta['steps']} steps (batch {meta['batch_size']}, "
+        f"{'×'.join(map(str, meta['size']))}, lr {meta['lr']}, seed 0) under each outfit setting"
+        + (f", gate variants after {meta['head_steps']} steps of the branch alone" if meta["head_steps"] else "")
+        + f". Scored at {'×'.join(map(str, meta['size']))}, no CRF. Decoding = exclusive garment pairs resolved "
+        "from the segmentation's pixels or from the branch's presence; violation rate = photos whose map holds "
+        f"an exclusive pair. {meta['cpu']}, torch {meta['torch']}.",
+        "",
+        "| model | decoding | " + " | ".join(title for _, title in COLUMNS) + " | train min |",
+        "|" + "---|" * (len(COLUMNS) + 3),
+    ]
+    for row in result["rows"]:
         cells = []
         for key, _ in COLUMNS:
             value = row["metrics"].get(f"test/{key}")
             cells.append("–" if value is None else f"{100 * value:.1f} %")
-        lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
-    notes = "\n".join(f"- {key}: {value}" for key, value in meta.items())
-    return (
-        "# Outfit encoder benchmark (CCP validation split, full resolution)\n\n"
-        + "\n".join(lines)
-        + "\n\n"
-        + notes
-        + "\n"
-    )
+        minutes = result["minutes"].get(row["model"])
+        shown_minutes = "–" if minutes is None or minutes != minutes else f"{minutes:.1f}"
+        lines.append(f"| {row['model']} | {row['decoding']} | " + " | ".join(cells) + f" | {shown_minutes} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--plain", type=Path, required=True, help="stage-1 checkpoint (plain segmentation)")
-    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "ccp.yaml")
-    parser.add_argument("--stage2-epochs", type=int, default=2)
-    parser.add_argument("--stage3-epochs", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=3e-4, help="max learning rate of stages 2 and 3 and control")
-    parser.add_argument("--tag-ratio", type=float, default=0.5)
-    parser.add_argument("--gate-mode", choices=["multiply", "log"], default="multiply")
-    parser.add_argument("--no-control", action="store_true", help="skip continuing the plain model")
-    parser.add_argument("--reuse", action="store_true", help="score stages already trained under --work")
+    parser.add_argument("--start", type=Path, required=True, help="the checkpoint every variant continues")
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "ccp-student.yaml")
+    parser.add_argument("--steps", type=int, default=150, help="training steps of each variant")
+    parser.add_argument("--head-steps", type=int, default=0, help="steps of the branch alone before a gate variant")
+    parser.add_argument("--lr", type=float, default=None, help="max learning rate (default: the recipe's)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--decodings", nargs="+", choices=list(DECODINGS), default=list(DECODINGS))
+    parser.add_argument("--data", nargs="*", default=[], metavar="KEY=YAML", help="data overrides, e.g. size=[384,256]")
+    parser.add_argument("--reuse", action="store_true", help="score variants already trained under --work")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-outfit")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
 
-    pl.seed_everything(0)
     torch.set_float32_matmul_precision("high")
-    data, model = default_recipe(args.config)
-    model.update(lr=args.lr, encoder_weights=None)  # every stage starts from a trained checkpoint
+    data, model = recipe(args.config)
+    for item in args.data:
+        key, _, value = item.partition("=")
+        data[key] = yaml.safe_load(value)
+    model.update(encoder_weights=None, init_from=str(args.start))  # every variant starts from --start
+    if args.lr is not None:
+        model["lr"] = args.lr
+    for key in ("outfit", "gate_mode", "trainable"):
+        model.pop(key, None)
+    has_branch = any(k.startswith("net.outfit.") for k in read_checkpoint(args.start)["state_dict"])
     meta = {
-        "plain checkpoint": shown(args.plain),
-        "recipe": f"{args.config.name}; stage 2 {args.stage2_epochs} ep (outfit encoder only), stage 3 "
-        f"{args.stage3_epochs} ep end to end, lr {args.lr}, tag-only photos {args.tag_ratio}× per labelled photo, "
-        f"gate {args.gate_mode}",
-        "host": f"{torch.get_num_threads()} CPU threads",
+        "start": shown(args.start),
+        "config": shown(args.config),
+        "steps": args.steps,
+        "head_steps": args.head_steps,
+        "lr": model.get("lr"),
+        "size": data.get("size"),
+        "batch_size": data.get("batch_size"),
+        **machine(),
     }
-    off, pixels, presence = dict(decode=False), dict(decode=True, decode_from="pixels"), dict(decode_from="presence")
-    rows = [{"name": "plain (stage 1)", "metrics": evaluate(args.plain, data, **off)}]
-    rows.append({"name": "plain + exclusivity decoding (pixels)", "metrics": evaluate(args.plain, data, **pixels)})
-    if not args.no_control:
-        name = f"plain + {args.stage3_epochs} ep (control)"
-        control, seconds = fit(
-            "control", args.work, data, model, args.stage3_epochs, args.reuse, init_from=str(args.plain)
-        )
-        meta["control wall time"] = f"{seconds / 60:.1f} min"
-        rows.append({"name": name, "metrics": evaluate(control, data, **off)})
-        rows.append({"name": f"{name} + decoding (pixels)", "metrics": evaluate(control, data, **pixels)})
-    outfit = dict(outfit="gate", gate_mode=args.gate_mode, tag_ratio=args.tag_ratio)
-    s2_args = dict(trainable="outfit", init_from=str(args.plain), **outfit)
-    stage2, s2 = fit("stage2", args.work, data, model, args.stage2_epochs, args.reuse, **s2_args)
-    stage3, s3 = fit("stage3", args.work, data, model, args.stage3_epochs, args.reuse, init_from=str(stage2), **outfit)
-    meta["outfit wall time"] = f"{(s2 + s3) / 60:.1f} min"
-    rows.append({"name": "+ outfit gate", "metrics": evaluate(stage3, data, **off)})
-    rows.append({"name": "+ outfit gate + decoding (presence)", "metrics": evaluate(stage3, data, **presence)})
-    rows.append({"name": "+ outfit gate + decoding (pixels)", "metrics": evaluate(stage3, data, **pixels)})
+    result = {"meta": meta, "rows": [], "minutes": {}}
 
-    previous = args.results / "outfit.json"
-    if args.reuse and previous.is_file():  # stages reused: keep the wall times measured when they were trained
-        for key, value in json.loads(previous.read_text())["meta"].items():
-            if "wall time" in key and meta.get(key, "nan").startswith("nan"):
-                meta[key] = value
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "outfit.json").write_text(json.dumps({"rows": rows, "meta": meta}, indent=2))
-    table = markdown(rows, meta)
-    (args.results / "outfit.md").write_text(table)
-    print(table)
+    def write() -> None:
+        args.results.mkdir(parents=True, exist_ok=True)
+        (args.results / "outfit.json").write_text(json.dumps(result, indent=2) + "\n")
+        (args.results / "outfit.md").write_text(markdown(result))
+
+    result["rows"] += score("start", args.start, data, args.decodings, has_branch)
+    write()
+    for variant in args.variants:
+        settings = VARIANTS[variant]
+        minutes, init = 0.0, str(args.start)
+        if args.head_steps and settings["outfit"] == "gate":
+            head = {**model, **settings, "trainable": "outfit"}
+            checkpoint, minutes = fit(args.work / f"{variant}-head", data, head, args.head_steps, args.reuse)
+            init = str(checkpoint)
+        settings = {**model, **settings, "init_from": init}
+        checkpoint, more = fit(args.work / variant, data, settings, args.steps, args.reuse)
+        result["minutes"][variant] = minutes + more
+        result["rows"] += score(variant, checkpoint, data, args.decodings, settings.get("outfit") != "none")
+        write()
+    print(markdown(result))
 
 
 if __name__ == "__main__":

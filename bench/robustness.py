@@ -33,7 +33,7 @@ from parsing.io import read_image
 from parsing.labels import LabelSet
 from parsing.metrics import confusion_matrix, scores
 from parsing.overlay import overlay
-from parsing.predict import REFOCUS, load_parser, parse_image
+from parsing.predict import REFOCUS, WIDEN, load_parser, parse_image
 
 NULL = 0
 Pair = tuple[np.ndarray, np.ndarray]  # photo (h, w, 3) uint8, mask (h, w) CCP ids
@@ -110,6 +110,7 @@ def run_model(
     tta: str = "none",
     refocus: float = REFOCUS,
     input_size: list[int] | None = None,
+    widen: float = WIDEN,
 ) -> dict:
     module, size = load_model(checkpoint, input_size)
     k = module.num_classes
@@ -121,6 +122,7 @@ def run_model(
     grouped = {name: confusion_matrix(len(coarse)) for name in framings}
     seconds = dict.fromkeys(framings, 0.0)
     refocused = dict.fromkeys(framings, 0)
+    widened = dict.fromkeys(framings, 0)
     for n, (photo, mask_path) in enumerate(photos):
         image, mask = read_image(photo), read_raw_mask(mask_path)
         for name in framings:
@@ -128,8 +130,9 @@ def run_model(
             im, ms = FRAMINGS[name](image, mask, rng)
             im, ms = np.ascontiguousarray(im), torch.from_numpy(np.ascontiguousarray(ms)).long()
             start = time.perf_counter()
-            parse = parse_image(module, size, im, crf=crf, tta=tta, refocus=refocus)
+            parse = parse_image(module, size, im, crf=crf, tta=tta, refocus=refocus, widen=widen)
             refocused[name] += parse["box"] is not None
+            widened[name] += parse["widened"]
             labels = torch.from_numpy(parse["labels"]).long()
             seconds[name] += time.perf_counter() - start
             fine[name].update(labels.flatten(), ms.flatten())
@@ -144,8 +147,9 @@ def run_model(
             "coarse_miou": round(100.0 * float(g["miou"]), 2),
             "s_per_photo": round(seconds[name] / len(photos), 3),
             "refocused": refocused[name],
+            "widened": widened[name],
         }
-    return {"input_size": list(size), "rows": rows}
+    return {"input_size": list(size), "widen": widen, "rows": rows}
 
 
 def picture(
@@ -190,7 +194,8 @@ def markdown(result: dict) -> str:
     ]
     for model in models:
         size = "×".join(map(str, model["input_size"])) if "input_size" in model else "its own"
-        lines.append(f"- **{model['name']}**: `{model['checkpoint']}`, network input {size}")
+        widen = f"close-ups widened {model['widen']}×" if model.get("widen", 0) > 1 else "no widening"
+        lines.append(f"- **{model['name']}**: `{model['checkpoint']}`, network input {size}, {widen}")
     lines += [
         "",
         "| framing | model | pixel acc | fg acc | Δ fg | mIoU | coarse fg acc | coarse mIoU | Δ coarse | s/photo |",
@@ -222,6 +227,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tta", choices=("none", "flip"), default="none", help="test-time augmentation")
     parser.add_argument("--refocus", type=float, default=REFOCUS, help="parse_image's refocus gain (0 = off)")
+    parser.add_argument("--widen", type=float, default=WIDEN, help="parse_image's close-up canvas (0 = off)")
     parser.add_argument("--previous", type=Path, default=None, help="an earlier result JSON whose models to keep")
     parser.add_argument("--picture", type=Path, default=None, help="also draw overlays of one photo (--photo) here")
     parser.add_argument("--photo", default="0009", help="the validation photo of --picture")
@@ -253,7 +259,7 @@ def main() -> None:
         models = previous["models"]
     for name, checkpoint in zip(names, args.checkpoints, strict=True):
         scored = run_model(
-            checkpoint, photos, args.framings, args.crf, args.seed, args.tta, args.refocus, args.input_size
+            checkpoint, photos, args.framings, args.crf, args.seed, args.tta, args.refocus, args.input_size, args.widen
         )
         models.append({"name": name, "checkpoint": shown(checkpoint), **scored})
     meta = {

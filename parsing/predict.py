@@ -40,7 +40,7 @@ from parsing.label_view import LabelView, check_garments
 from parsing.labels import MERGES, NON_GARMENTS, flat_palette
 from parsing.module import CheckpointError, ParsingModule, module_from_checkpoint, read_checkpoint
 from parsing.overlay import overlay
-from parsing.refocus import refocused, scale_box
+from parsing.refocus import refocused, scale_box, widened
 from parsing.transforms import fit_photo
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "ccp-fpn-lite0.ckpt"
@@ -91,6 +91,7 @@ def collect_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[Job
 
 MAX_PIXELS = 8_000_000  # photos above this are parsed at this many pixels; their masks are upsampled to full size
 REFOCUS = 1.5  # a person this many times smaller than the frame allows is parsed again in a box (parsing.refocus)
+WIDEN = 1.5  # a person cut by the frame's top edge is also parsed on a canvas this many times wider (parsing.refocus)
 
 
 def shrink(image: np.ndarray, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -186,6 +187,7 @@ def parse_image(
     tta: str = "none",
     max_pixels: int = MAX_PIXELS,
     refocus: float = REFOCUS,
+    widen: float = WIDEN,
 ) -> dict[str, Any]:
     """One photo (H, W, 3) uint8 → ``labels`` (H, W) uint8, the decoded garment set ``outfit`` (names) and the
     outfit encoder's ``presence`` probabilities (K,) or None — what ``parsing-predict`` writes, in memory. ``crf``:
@@ -194,7 +196,9 @@ def parse_image(
     ``tta``: ``flip`` averages the photo's and its mirror image's logits (twice the network's time); a photo above
     ``max_pixels`` is parsed at that many pixels and its labels upsampled to its size; ``refocus``: when the
     person would be enlarged at least this many times by parsing just a box around them, that box is parsed again
-    (``parsing.refocus``; 0 = never), and ``box`` holds it (else None)."""
+    (``parsing.refocus``; 0 = never), and ``box`` holds it (else None); ``widen``: when the person runs into the
+    photo's top edge (a close-up), the photo is also parsed on a canvas this many times its size and the two
+    parses averaged (0 = never), and ``widened`` says whether it was."""
     full = image.shape[:2]
     image = shrink(image, max_pixels)
     h, w = image.shape[:2]
@@ -204,7 +208,8 @@ def parse_image(
     with torch.inference_mode():
         logits, presence = module.infer(x[None].to(device), tta)
         p = None if presence is None else presence[0]
-        labels, chosen = module.parse_photo(logits[0], p, (h, w), image, crf, view)  # read only: no copy
+        z, wide = widened(module, x.to(device), logits[0], widen, tta)  # (K, h', w')
+        labels, chosen = module.parse_photo(z, p, (h, w), image, crf, view)  # read only: no copy
         labels, chosen, p, box, _ = refocused(module, size, image, labels, chosen, p, crf, view, tta, refocus)
     names = list(view.names) if view is not None else module.class_names
     labels_np = to_size(labels.to(torch.uint8).cpu().numpy(), full)
@@ -214,7 +219,7 @@ def parse_image(
         probs = view.presence_probs(probs)
     outfit = outfit_names(names, counts, chosen)
     box = None if box is None else scale_box(box, (h, w), full)
-    return {"labels": labels_np, "names": names, "outfit": outfit, "presence": probs, "box": box}
+    return {"labels": labels_np, "names": names, "outfit": outfit, "presence": probs, "box": box, "widened": wide}
 
 
 def outfit_names(names: list[str], counts: np.ndarray, chosen: torch.Tensor | None) -> list[str]:
@@ -294,11 +299,12 @@ def summary_record(
     tta: str = "none",
     details: dict[int, dict[str, Any]] | None = None,
     box: tuple[int, int, int, int] | None = None,
+    widened: bool = False,
 ) -> dict[str, Any]:
     """One photo's ``summary.jsonl`` line; ``names`` are the labels of ``labels`` (merged ones with ``merge``),
     ``probs`` their presence probabilities (or None), ``garments`` the tags the parse was limited to, ``details``
     label id → extra fields for its entry (``pieces``, ``colours``), ``box`` the refocused box (top, left, bottom,
-    right) at ``labels``' size, if any."""
+    right) at ``labels``' size, if any; ``widened`` whether the photo was also parsed on a wider canvas."""
     counts = np.bincount(labels.ravel(), minlength=len(names))
     probs = probs.tolist() if probs is not None else None
     present = [
@@ -323,6 +329,7 @@ def summary_record(
         "crf": crf,
         "tta": tta,
         "refocus": None if box is None else list(box),
+        "widened": widened,
         "garments": garments,
         "merge": merge,
     }
@@ -479,6 +486,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"parse a box around the person again when that enlarges them at least GAIN times (small or distant "
         f"people; default {REFOCUS}; 0 = off)",
     )
+    parser.add_argument(
+        "--widen",
+        type=float,
+        default=WIDEN,
+        metavar="CANVAS",
+        help=f"a person cut by the photo's top edge (close-ups, lower-body shots) is also parsed on a canvas CANVAS "
+        f"times the photo's size and the two parses averaged (default {WIDEN}; 0 = off)",
+    )
     add_input_size(parser, "the network's input box (portrait; turned for landscape photos); default: the checkpoint's")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
@@ -606,7 +621,8 @@ def predict(args: argparse.Namespace) -> int:
                     palette = [list(c) for c in view.palette] if view is not None else module.palette
                     p = None if presence is None else presence[i]
                     work = tuple(image.shape[:2])  # the photo's size, or less above --max-pixels
-                    z = logits[i, :, :vh, :vw]
+                    x = batch["image"][i, :, :vh, :vw].to(device)  # (3, h', w') without the padding
+                    z, wide = widened(module, x, logits[i, :, :vh, :vw], args.widen, args.tta)  # (K, h', w')
                     labels, chosen = module.parse_photo(z, p, work, image, args.crf, view)
                     labels, chosen, p, box, z_box = refocused(
                         module, size, image, labels, chosen, p, args.crf, view, args.tta, args.refocus
@@ -649,6 +665,7 @@ def predict(args: argparse.Namespace) -> int:
                         args.tta,
                         {label: {k: v for k, v in d.items() if k != "mask"} for label, d in details.items()},
                         None if box is None else scale_box(box, work, batch["size"][i]),
+                        wide,
                     )
                     out.append(out.summary, record)
                     written += 1

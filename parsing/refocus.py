@@ -1,4 +1,5 @@
-"""Refocus: when the parsed person fills only a small part of the photo, parse a crop around them again.
+"""Refocus: parse a photo again at a scale closer to the one the network was trained at, where its person is
+too small (a crop around them) or cut by the frame (the photo on a wider canvas).
 
 The network is trained at CCP's framing (a full-body person filling the frame's height) and loses the person's
 garments when they are small in the photo: a distant shot, a person on a big canvas, a group photo. After the
@@ -6,6 +7,12 @@ first parse, ``person_box`` finds the box around every non-background pixel, add
 network's aspect ratio and keeps it when fitting just the box into the network would enlarge the person at least
 ``min_gain`` times more than fitting the whole photo. ``parse_box`` parses that crop at the network's full size
 and ``refocused`` pastes its labels into the first parse (outside the box, the first parse stays).
+
+The other way round, ``widened``: when the first parse's person runs into the top edge of the photo (a close-up
+cut at the head or the chest, a lower-body shot cut at the waist), the photo is also parsed shrunk onto a canvas
+``canvas`` times its size (filled with the photo's border colour), and the two parses' probabilities averaged.
+Photos cut only at the bottom (head and shoulders visible) are left alone: measured, averaging did not help them
+(README, "Results").
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from parsing.transforms import fit_photo
 
@@ -124,3 +132,37 @@ def scale_box(box: Box, source: tuple[int, int], target: tuple[int, int]) -> Box
     sy, sx = target[0] / source[0], target[1] / source[1]
     t, left, b, r = box
     return round(t * sy), round(left * sx), round(b * sy), round(r * sx)
+
+
+def cut_at_top(logits: torch.Tensor, min_share: float = 0.1, rows: float = 0.02) -> bool:
+    """One photo's logits (K, h', w'), padding cropped → whether its person runs into the frame's top edge: at
+    least ``min_share`` of its top ``rows`` (share of its height) is parsed as something other than background."""
+    top = logits[:, : max(1, round(rows * logits.shape[1]))]  # (K, r, w')
+    return float((top.argmax(0) != 0).float().mean()) >= min_share
+
+
+def on_canvas(x: torch.Tensor, canvas: float) -> tuple[torch.Tensor, Box]:
+    """A network input (3, h', w') → the same photo shrunk ``canvas`` times in the middle of an (h', w') canvas of
+    its border's median colour, and the box (top, left, bottom, right) the photo occupies there."""
+    _, h, w = x.shape
+    sh, sw = max(1, round(h / canvas)), max(1, round(w / canvas))
+    border = torch.cat([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], 1)  # (3, 2h' + 2w')
+    out = border.median(1).values[:, None, None].expand(3, h, w).clone()  # (3, h', w')
+    t, left = (h - sh) // 2, (w - sw) // 2
+    out[:, t : t + sh, left : left + sw] = F.interpolate(x[None], (sh, sw), mode="area")[0]
+    return out, (t, left, t + sh, left + sw)
+
+
+def widened(
+    module: Any, x: torch.Tensor, logits: torch.Tensor, canvas: float = 1.5, tta: str = "none"
+) -> tuple[torch.Tensor, bool]:
+    """A photo's network input (3, h', w') and logits (K, h', w') (padding cropped) → log of the mean of its and
+    its ``canvas``-times-wider view's probabilities when the person is ``cut_at_top`` (else the logits), and
+    whether it was widened (``canvas`` ≤ 1: never)."""
+    if canvas <= 1 or not cut_at_top(logits):
+        return logits, False
+    wide, (t, left, b, r) = on_canvas(x, canvas)
+    wide_logits, _ = module.infer(wide[None].to(logits.device), tta)  # (1, K, h', w')
+    inner = F.interpolate(wide_logits[:, :, t:b, left:r].float(), logits.shape[1:], mode="bilinear")[0]
+    mean = (logits.float().softmax(0) + inner.softmax(0)) / 2  # (K, h', w')
+    return mean.clamp_min(1e-8).log(), True

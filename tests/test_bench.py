@@ -17,14 +17,18 @@ def test_outfit_bench_writes_its_table(ccp_root, tmp_path):
     main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "plain"),
           "--trainer.enable_checkpointing", "true"])  # fmt: skip
     plain = sorted((tmp_path / "plain").glob("**/*.ckpt"))[-1]
-    args = ["--plain", str(plain), "--config", str(config), "--stage2-epochs", "1", "--stage3-epochs", "1"]
-    args += ["--work", str(tmp_path / "work"), "--results", str(tmp_path / "results")]
+    args = ["--start", str(plain), "--config", str(config), "--steps", "2", "--head-steps", "1"]
+    args += ["--variants", "none", "gate-log", "--work", str(tmp_path / "work"), "--results", str(tmp_path / "results")]
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "outfit.py"), *args], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
-    rows = json.loads((tmp_path / "results" / "outfit.json").read_text())["rows"]
-    names = [r["name"] for r in rows]
-    assert names[0] == "plain (stage 1)" and names[-1] == "+ outfit gate + decoding (pixels)"
-    assert all(0.0 <= r["metrics"]["test/pixel_acc"] <= 1.0 for r in rows)
+    result = json.loads((tmp_path / "results" / "outfit.json").read_text())
+    rows = [(r["model"], r["decoding"]) for r in result["rows"]]
+    # a plain start has no branch: no presence decoding for it or for "none"
+    assert rows == [("start", "off"), ("start", "pixels"), ("none", "off"), ("none", "pixels"),
+                    ("gate-log", "off"), ("gate-log", "pixels"), ("gate-log", "presence")]  # fmt: skip
+    assert all(0.0 <= r["metrics"]["test/pixel_acc"] <= 1.0 for r in result["rows"])
+    assert (tmp_path / "work" / "gate-log-head" / "last.ckpt").is_file()  # the branch alone first
+    assert set(result["minutes"]) == {"none", "gate-log"}
     assert "presence mAP" in (tmp_path / "results" / "outfit.md").read_text()
 
 

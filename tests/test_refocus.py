@@ -1,4 +1,4 @@
-"""Refocus: a second parse of the box around a small person."""
+"""Refocus: a second parse of the box around a small person, or of a close-up on a wider canvas."""
 
 import json
 
@@ -9,7 +9,7 @@ from PIL import Image
 
 from parsing.io import read_image
 from parsing.predict import DEFAULT_CHECKPOINT, load_parser, main, parse_image
-from parsing.refocus import paste, person_box, scale_box
+from parsing.refocus import cut_at_top, on_canvas, paste, person_box, scale_box, widened
 
 SIZE = (512, 352)
 
@@ -54,6 +54,54 @@ def test_paste_and_scale_box():
     assert scale_box((4, 5, 6, 8), (10, 10), (20, 30)) == (8, 15, 12, 24)
 
 
+def fg_logits(h: int, w: int, rows: slice, cols: slice) -> torch.Tensor:
+    """Logits (3, h, w): background everywhere but a label-2 block at ``rows``, ``cols``."""
+    logits = torch.zeros(3, h, w)
+    logits[0] = 1.0
+    logits[2, rows, cols] = 5.0
+    return logits
+
+
+def test_cut_at_top_fires_only_when_the_person_reaches_the_top_edge():
+    assert cut_at_top(fg_logits(100, 60, slice(0, 80), slice(10, 50)))  # cut at the head: a close-up
+    assert not cut_at_top(fg_logits(100, 60, slice(5, 100), slice(10, 50)))  # head below the edge, cut at the feet
+    assert not cut_at_top(fg_logits(100, 60, slice(0, 80), slice(28, 31)))  # a sliver (5 % of the edge) only
+
+
+def test_on_canvas_shrinks_the_photo_into_its_border_colour():
+    x = torch.full((3, 60, 40), 0.8)
+    x[:, 10:50, 10:30] = 0.1  # the person, away from the border
+    wide, (t, left, b, r) = on_canvas(x, 2.0)
+    assert wide.shape == x.shape and (b - t, r - left) == (30, 20) and (t, left) == (15, 10)
+    assert torch.allclose(wide[:, :t], torch.tensor(0.8)) and torch.allclose(wide[:, :, :left], torch.tensor(0.8))
+    assert torch.allclose(wide[:, t + 10 : t + 20, left + 7 : left + 13], torch.tensor(0.1))  # the person, halved
+
+
+class Stub:
+    """A module whose network sees label 1 everywhere, and counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, ...]] = []
+
+    def infer(self, x: torch.Tensor, tta: str = "none") -> tuple[torch.Tensor, None]:
+        self.calls.append(tuple(x.shape))
+        logits = torch.zeros(len(x), 3, *x.shape[2:])
+        logits[:, 1] = 4.0
+        return logits, None
+
+
+def test_widened_averages_a_close_up_with_its_wider_view():
+    stub, x = Stub(), torch.rand(3, 60, 40)
+    close_up = fg_logits(60, 40, slice(0, 60), slice(0, 40))
+    z, wide = widened(stub, x, close_up, 1.5)
+    assert wide and stub.calls == [(1, 3, 60, 40)]  # one more pass, at the same network size
+    expected = (close_up.softmax(0) + torch.tensor([0.0, 4.0, 0.0])[:, None, None].softmax(0)) / 2
+    assert torch.allclose(z.softmax(0), expected, atol=1e-5)  # log of the mean probabilities
+    full_body = fg_logits(60, 40, slice(6, 60), slice(10, 30))
+    assert widened(stub, x, full_body, 1.5) == (full_body, False) and len(stub.calls) == 1
+    assert widened(stub, x, close_up, 0) == (close_up, False) and len(stub.calls) == 1  # 0: off
+
+
 @pytest.fixture(scope="module")
 def shipped():
     return load_parser(DEFAULT_CHECKPOINT)
@@ -85,3 +133,24 @@ def test_a_person_shrunk_on_a_canvas_is_parsed_again(shipped, ccp_root, tmp_path
     with Image.open(out / "masks" / "canvas.png") as mask:
         assert (np.asarray(mask) == refocused["labels"]).mean() > 0.999  # the same parse as parse_image
     assert np.load(out / "probs" / "canvas.npy").shape == (module.num_classes, h, w)
+
+
+def test_a_close_up_is_widened_the_same_in_parse_image_and_predict(shipped, ccp_root, tmp_path):
+    module, size = shipped
+    photo = read_image(ccp_root / "photos" / "0009.jpg")  # a validation photo
+    h, w = photo.shape[:2]
+    close_up = np.ascontiguousarray(photo[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4])  # the centre: torso, no head
+    plain = parse_image(module, size, close_up, widen=0)
+    wide = parse_image(module, size, close_up)  # on by default
+    assert not plain["widened"] and wide["widened"]
+    assert (wide["labels"] != plain["labels"]).any()
+    assert not parse_image(module, size, photo)["widened"]  # a full-body photo: one pass
+    Image.fromarray(close_up).save(tmp_path / "close.png")
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "close.png"), "-o", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "summary.jsonl").read_text())["widened"] is True
+    with Image.open(out / "masks" / "close.png") as mask:
+        assert (np.asarray(mask) == wide["labels"]).mean() > 0.999  # the same parse as parse_image
+    out = tmp_path / "off"
+    assert main([str(tmp_path / "close.png"), "-o", str(out), "--no-progress", "--widen", "0"]) == 0
+    assert json.loads((out / "summary.jsonl").read_text())["widened"] is False
