@@ -91,7 +91,7 @@ def collect_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[Job
 
 MAX_PIXELS = 8_000_000  # photos above this are parsed at this many pixels; their masks are upsampled to full size
 REFOCUS = 1.5  # a person this many times smaller than the frame allows is parsed again in a box (parsing.refocus)
-WIDEN = 1.5  # a person cut by the frame's top edge is also parsed on a canvas this many times wider (parsing.refocus)
+WIDEN = 1.5  # a close-up (person cut at top and bottom) is also parsed on a canvas this many times wider (refocus)
 
 
 def shrink(image: np.ndarray, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -196,9 +196,9 @@ def parse_image(
     ``tta``: ``flip`` averages the photo's and its mirror image's logits (twice the network's time); a photo above
     ``max_pixels`` is parsed at that many pixels and its labels upsampled to its size; ``refocus``: when the
     person would be enlarged at least this many times by parsing just a box around them, that box is parsed again
-    (``parsing.refocus``; 0 = never), and ``box`` holds it (else None); ``widen``: when the person runs into the
-    photo's top edge (a close-up), the photo is also parsed on a canvas this many times its size and the two
-    parses averaged (0 = never), and ``widened`` says whether it was."""
+    (``parsing.refocus``; 0 = never), and ``box`` holds it (else None); ``widen``: when the person is cut by the
+    photo's top and bottom edges (a close-up), the photo is also parsed on a canvas this many times its size and
+    the two parses averaged (0 = never), and ``widened`` says whether it was."""
     full = image.shape[:2]
     image = shrink(image, max_pixels)
     h, w = image.shape[:2]
@@ -491,7 +491,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=WIDEN,
         metavar="CANVAS",
-        help=f"a person cut by the photo's top edge (close-ups, lower-body shots) is also parsed on a canvas CANVAS "
+        help=f"a close-up (the person cut by the photo's top and bottom edges) is also parsed on a canvas CANVAS "
         f"times the photo's size and the two parses averaged (default {WIDEN}; 0 = off)",
     )
     add_input_size(parser, "the network's input box (portrait; turned for landscape photos); default: the checkpoint's")

@@ -8,11 +8,10 @@ network's aspect ratio and keeps it when fitting just the box into the network w
 ``min_gain`` times more than fitting the whole photo. ``parse_box`` parses that crop at the network's full size
 and ``refocused`` pastes its labels into the first parse (outside the box, the first parse stays).
 
-The other way round, ``widened``: when the first parse's person runs into the top edge of the photo (a close-up
-cut at the head or the chest, a lower-body shot cut at the waist), the photo is also parsed shrunk onto a canvas
-``canvas`` times its size (filled with the photo's border colour), and the two parses' probabilities averaged.
-Photos cut only at the bottom (head and shoulders visible) are left alone: measured, averaging did not help them
-(README, "Results").
+The other way round, ``widened``: when the first parse's person is cut by both the top and the bottom edge of the
+photo (a close-up: no head, no feet), the photo is also parsed shrunk onto a canvas ``canvas`` times its size
+(filled with the photo's border colour), and the two parses' probabilities averaged. Photos cut at one edge only
+(a waist-up or a lower-body shot) are left alone: measured, averaging did not help them (README, "Results").
 """
 
 from __future__ import annotations
@@ -134,11 +133,13 @@ def scale_box(box: Box, source: tuple[int, int], target: tuple[int, int]) -> Box
     return round(t * sy), round(left * sx), round(b * sy), round(r * sx)
 
 
-def cut_at_top(logits: torch.Tensor, min_share: float = 0.1, rows: float = 0.02) -> bool:
-    """One photo's logits (K, h', w'), padding cropped → whether its person runs into the frame's top edge: at
-    least ``min_share`` of its top ``rows`` (share of its height) is parsed as something other than background."""
-    top = logits[:, : max(1, round(rows * logits.shape[1]))]  # (K, r, w')
-    return float((top.argmax(0) != 0).float().mean()) >= min_share
+def close_up(logits: torch.Tensor, min_share: float = 0.1, rows: float = 0.02) -> bool:
+    """One photo's logits (K, h', w'), padding cropped → whether its person is cut by both the top and the bottom
+    edge of the frame: at least ``min_share`` of its top and of its bottom ``rows`` (share of its height) parsed
+    as something other than background."""
+    r = max(1, round(rows * logits.shape[1]))
+    top, bottom = logits[:, :r].argmax(0) != 0, logits[:, -r:].argmax(0) != 0  # (r, w')
+    return float(top.float().mean()) >= min_share and float(bottom.float().mean()) >= min_share
 
 
 def on_canvas(x: torch.Tensor, canvas: float) -> tuple[torch.Tensor, Box]:
@@ -157,9 +158,9 @@ def widened(
     module: Any, x: torch.Tensor, logits: torch.Tensor, canvas: float = 1.5, tta: str = "none"
 ) -> tuple[torch.Tensor, bool]:
     """A photo's network input (3, h', w') and logits (K, h', w') (padding cropped) → log of the mean of its and
-    its ``canvas``-times-wider view's probabilities when the person is ``cut_at_top`` (else the logits), and
-    whether it was widened (``canvas`` ≤ 1: never)."""
-    if canvas <= 1 or not cut_at_top(logits):
+    its ``canvas``-times-wider view's probabilities when it is a ``close_up`` (else the logits), and whether it
+    was widened (``canvas`` ≤ 1: never)."""
+    if canvas <= 1 or not close_up(logits):
         return logits, False
     wide, (t, left, b, r) = on_canvas(x, canvas)
     wide_logits, _ = module.infer(wide[None].to(logits.device), tta)  # (1, K, h', w')

@@ -9,7 +9,7 @@ from PIL import Image
 
 from parsing.io import read_image
 from parsing.predict import DEFAULT_CHECKPOINT, load_parser, main, parse_image
-from parsing.refocus import cut_at_top, on_canvas, paste, person_box, scale_box, widened
+from parsing.refocus import close_up, on_canvas, paste, person_box, scale_box, widened
 
 SIZE = (512, 352)
 
@@ -62,10 +62,11 @@ def fg_logits(h: int, w: int, rows: slice, cols: slice) -> torch.Tensor:
     return logits
 
 
-def test_cut_at_top_fires_only_when_the_person_reaches_the_top_edge():
-    assert cut_at_top(fg_logits(100, 60, slice(0, 80), slice(10, 50)))  # cut at the head: a close-up
-    assert not cut_at_top(fg_logits(100, 60, slice(5, 100), slice(10, 50)))  # head below the edge, cut at the feet
-    assert not cut_at_top(fg_logits(100, 60, slice(0, 80), slice(28, 31)))  # a sliver (5 % of the edge) only
+def test_close_up_fires_only_when_the_person_runs_through_the_frame():
+    assert close_up(fg_logits(100, 60, slice(0, 100), slice(10, 50)))  # no head, no feet
+    assert not close_up(fg_logits(100, 60, slice(5, 100), slice(10, 50)))  # head below the top edge: waist-up
+    assert not close_up(fg_logits(100, 60, slice(0, 95), slice(10, 50)))  # feet above the bottom edge
+    assert not close_up(fg_logits(100, 60, slice(0, 100), slice(28, 31)))  # a sliver (5 % of the edges) only
 
 
 def test_on_canvas_shrinks_the_photo_into_its_border_colour():
@@ -92,14 +93,14 @@ class Stub:
 
 def test_widened_averages_a_close_up_with_its_wider_view():
     stub, x = Stub(), torch.rand(3, 60, 40)
-    close_up = fg_logits(60, 40, slice(0, 60), slice(0, 40))
-    z, wide = widened(stub, x, close_up, 1.5)
+    cut = fg_logits(60, 40, slice(0, 60), slice(0, 40))
+    z, wide = widened(stub, x, cut, 1.5)
     assert wide and stub.calls == [(1, 3, 60, 40)]  # one more pass, at the same network size
-    expected = (close_up.softmax(0) + torch.tensor([0.0, 4.0, 0.0])[:, None, None].softmax(0)) / 2
+    expected = (cut.softmax(0) + torch.tensor([0.0, 4.0, 0.0])[:, None, None].softmax(0)) / 2
     assert torch.allclose(z.softmax(0), expected, atol=1e-5)  # log of the mean probabilities
     full_body = fg_logits(60, 40, slice(6, 60), slice(10, 30))
     assert widened(stub, x, full_body, 1.5) == (full_body, False) and len(stub.calls) == 1
-    assert widened(stub, x, close_up, 0) == (close_up, False) and len(stub.calls) == 1  # 0: off
+    assert widened(stub, x, cut, 0) == (cut, False) and len(stub.calls) == 1  # 0: off
 
 
 @pytest.fixture(scope="module")
