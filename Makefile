@@ -86,8 +86,8 @@ bench-garments: install  ## garment naming, tags and merges (shipped model or CK
 bench-predict: install  ## parsing-predict throughput per option set → bench/results/predict.*
 	$(PY) bench/predict.py
 
-bench-outfit: install  ## outfit-encoder benchmark from the default run's checkpoint (CKPT) → bench/results/
-	$(PY) bench/outfit.py --plain $(CKPT)
+bench-outfit: install  ## outfit settings, each continuing the shipped model (or CKPT=…) 120 steps; needs make pseudo
+	$(PY) bench/outfit.py --steps 120 $(if $(filter command line,$(origin CKPT)),--start $(CKPT))
 
 lint: install  ## ruff lint + format check
 	$(VENV)/bin/ruff check .

@@ -1,6 +1,6 @@
 """Outfit-encoder benchmark: the same training continued under each outfit setting, each scored with each decoding.
 
-From one trained checkpoint (``--start``, e.g. the shipped model's last stage), the recipe (``--config``) is
+From one trained checkpoint (``--start``, default the shipped model), the recipe (``--config``) is
 continued for ``--steps`` steps under every setting of ``--variants``: ``none`` (no branch), ``aux`` (the branch
 learns presence but does not touch the logits), ``gate-multiply`` (the paper's G_c = g_c · F_c) and ``gate-log``
 (adds log g_c). Every variant gets the same steps, data and seed, so the comparison is not "more training".
@@ -11,8 +11,9 @@ exclusivity decoding and with it, from the segmentation's pixels and (with a bra
 presence. Results are rewritten after each variant: ``bench/results/outfit.{json,md}``. Run from the repository
 root (the recipe's paths are relative to it).
 
-    python bench/outfit.py --start runs/ccp-student/checkpoints/last.ckpt --config configs/ccp-student.yaml
-    python bench/outfit.py --start … --reuse          # re-score variants already trained under --work
+    python bench/outfit.py --steps 120        # the shipped model, configs/ccp-student.yaml (needs make pseudo)
+    python bench/outfit.py --start runs/ccp/checkpoints/last.ckpt --config configs/ccp.yaml --head-steps 50
+    python bench/outfit.py --reuse            # re-score variants already trained under --work
 """
 
 # ruff: noqa: I001  (parsing first: it makes torchvision importable before Lightning/torchmetrics import it)
@@ -34,6 +35,7 @@ from common import ROOT, machine, shown
 
 from parsing.datamodule import ParsingDataModule
 from parsing.module import ParsingModule, read_checkpoint
+from parsing.predict import DEFAULT_CHECKPOINT
 from parsing.transforms import Framing
 
 COLUMNS = [
@@ -135,7 +137,7 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--start", type=Path, required=True, help="the checkpoint every variant continues")
+    parser.add_argument("--start", type=Path, default=DEFAULT_CHECKPOINT, help="the checkpoint every variant continues")
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "ccp-student.yaml")
     parser.add_argument("--steps", type=int, default=150, help="training steps of each variant")
     parser.add_argument("--head-steps", type=int, default=0, help="steps of the branch alone before a gate variant")

@@ -2,7 +2,8 @@
 
 Times the whole command as a user runs it — decoding, network, CRF, writing masks/overlays/summary — after one
 warm-up photo, for each variant: no CRF, the default (fast CRF), flip TTA, a merge, tags (each photo's garments,
-from its mask), pieces and colours (``--describe``), cut-outs, the dense CRF. Writes
+from its mask), pieces and colours (``--describe``), cut-outs, the dense CRF, and the photos' 2× centre crops
+(close-ups, which the default widens: a second network pass each) with and without widening. Writes
 ``bench/results/predict.json`` and ``bench/results/predict.md``.
 
     python bench/predict.py                       # 40 photos per variant, 10 with the dense CRF
@@ -48,7 +49,10 @@ VARIANTS: dict[str, list[str]] = {  # parsing-predict options; "{tags}" = a tags
     "describe": ["--describe"],
     "cutouts": ["--cutouts", "--describe"],
     "dense CRF": ["--crf", "dense"],
+    "close-ups": [],  # the photos' 2x centre crops: widened (a second network pass each)
+    "close-ups, --widen 0": ["--widen", "0"],
 }
+CLOSE_UPS = ("close-ups", "close-ups, --widen 0")
 
 
 def write_tags(val: list, path: str) -> None:
@@ -99,16 +103,31 @@ def memory_rows(args: argparse.Namespace, photo: Path) -> list[dict]:
     return rows
 
 
+def write_close_ups(photos: list[str], folder: Path) -> list[str]:
+    """Each photo's centre (h/2, w/2) window as a JPEG in ``folder``: the person cut at the head and the knees."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for photo in photos:
+        image = cv2.imread(photo)
+        h, w = image.shape[:2]
+        path = folder / Path(photo).name
+        crop = image[h // 4 : h // 4 + h // 2, w // 4 : w // 4 + w // 2]
+        cv2.imwrite(str(path), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        out.append(str(path))
+    return out
+
+
 def run(args: argparse.Namespace) -> dict:
     data = ParsingDataModule(root=args.data_root)
     _, val = data.split(data.items())
-    photos = [str(photo) for photo, _ in val]
+    whole = [str(photo) for photo, _ in val]
     rows = []
     for name in args.variants:
         count = args.dense_photos if name == "dense CRF" else args.photos
         if count <= 0:
             continue
         with tempfile.TemporaryDirectory() as tmp:
+            photos = write_close_ups(whole[: count + 1], Path(tmp) / "close-ups") if name in CLOSE_UPS else whole
             tags = os.path.join(tmp, "tags.jsonl")
             write_tags(val, tags)
             options = [o.replace("{tags}", tags) for o in VARIANTS[name]]
@@ -163,6 +182,12 @@ def markdown(result: dict) -> str:
         f"| {r['variant']} | `{r['options']}` | {r['photos']} | {r['seconds']:.1f} | {r['photos_per_s']:.2f} |"
         for r in result["rows"]
     ]
+    if any(r["variant"] in CLOSE_UPS for r in result["rows"]):
+        lines += [
+            "",
+            "close-ups: each photo's centre (h/2, w/2) window (~275×410), a person cut at the head and the knees; the "
+            "default parses each twice (`--widen`: once more on a 1.5× canvas).",
+        ]
     if result.get("memory"):
         lines += [
             "",
