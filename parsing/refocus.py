@@ -10,8 +10,8 @@ and ``refocused`` pastes its labels into the first parse (outside the box, the f
 
 The other way round, ``widened``: when the first parse's person is cut by both the top and the bottom edge of the
 photo (a close-up: no head, no feet), the photo is also parsed shrunk onto a canvas ``canvas`` times its size
-(filled with the photo's border colour), and the two parses' probabilities averaged. Photos cut at one edge only
-(a waist-up or a lower-body shot) are left alone: measured, averaging did not help them (README, "Results").
+(filled with the photo's border colour), and the two parses' logits averaged. Photos cut at one edge only
+(a waist-up or a lower-body shot) are left alone: measured, a wider view did not help them (README, "Results").
 """
 
 from __future__ import annotations
@@ -157,13 +157,12 @@ def on_canvas(x: torch.Tensor, canvas: float) -> tuple[torch.Tensor, Box]:
 def widened(
     module: Any, x: torch.Tensor, logits: torch.Tensor, canvas: float = 1.5, tta: str = "none"
 ) -> tuple[torch.Tensor, bool]:
-    """A photo's network input (3, h', w') and logits (K, h', w') (padding cropped) → log of the mean of its and
-    its ``canvas``-times-wider view's probabilities when it is a ``close_up`` (else the logits), and whether it
-    was widened (``canvas`` ≤ 1: never)."""
+    """A photo's network input (3, h', w') and logits (K, h', w') (padding cropped) → the mean of its and its
+    ``canvas``-times-wider view's logits when it is a ``close_up`` (else its own logits), and whether it was
+    widened (``canvas`` ≤ 1: never)."""
     if canvas <= 1 or not close_up(logits):
         return logits, False
     wide, (t, left, b, r) = on_canvas(x, canvas)
     wide_logits, _ = module.infer(wide[None].to(logits.device), tta)  # (1, K, h', w')
     inner = F.interpolate(wide_logits[:, :, t:b, left:r].float(), logits.shape[1:], mode="bilinear")[0]
-    mean = (logits.float().softmax(0) + inner.softmax(0)) / 2  # (K, h', w')
-    return mean.clamp_min(1e-8).log(), True
+    return (logits.float() + inner) / 2, True  # (K, h', w'): the mean logits, as flip TTA takes them
