@@ -187,10 +187,10 @@ def main() -> None:
             head = {**model, **settings, "trainable": "outfit"}
             checkpoint, minutes = fit(args.work / f"{variant}-head", data, head, args.head_steps, args.reuse)
             init = str(checkpoint)
-        settings = {**model, **settings, "init_from": init}
-        checkpoint, more = fit(args.work / variant, data, settings, args.steps, args.reuse)
+        hparams = {**model, **settings, "init_from": init}
+        checkpoint, more = fit(args.work / variant, data, hparams, args.steps, args.reuse)
         result["minutes"][variant] = minutes + more
-        result["rows"] += score(variant, checkpoint, data, args.decodings, settings.get("outfit") != "none")
+        result["rows"] += score(variant, checkpoint, data, args.decodings, settings["outfit"] != "none")
         write()
     print(markdown(result))
 

@@ -203,12 +203,12 @@ def parse_image(
     image = shrink(image, max_pixels)
     h, w = image.shape[:2]
     view = module.label_view(merge, garments) if garments is not None or merge is not None else None
-    x = fit_photo(image, size)  # (3, h', w')
     device = next(module.parameters()).device
+    x = fit_photo(image, size).to(device)  # (3, h', w')
     with torch.inference_mode():
-        logits, presence = module.infer(x[None].to(device), tta)
+        logits, presence = module.infer(x[None], tta)
         p = None if presence is None else presence[0]
-        z, wide = widened(module, x.to(device), logits[0], widen, tta)  # (K, h', w')
+        z, wide = widened(module, x, logits[0], widen, tta)  # (K, h', w')
         labels, chosen = module.parse_photo(z, p, (h, w), image, crf, view)  # read only: no copy
         labels, chosen, p, box, _ = refocused(module, size, image, labels, chosen, p, crf, view, tta, refocus)
     names = list(view.names) if view is not None else module.class_names
@@ -612,7 +612,8 @@ def predict(args: argparse.Namespace) -> int:
         if not batch["path"]:
             continue
         with torch.inference_mode():
-            logits, presence = module.infer(batch["image"].to(device), args.tta)
+            images = batch["image"].to(device)  # (B, 3, H, W), padded
+            logits, presence = module.infer(images, args.tta)
             for i, (vh, vw) in enumerate(batch["valid"]):
                 photo, key, image = batch["path"][i], batch["key"][i], batch["full_image"][i]
                 try:
@@ -621,8 +622,8 @@ def predict(args: argparse.Namespace) -> int:
                     palette = [list(c) for c in view.palette] if view is not None else module.palette
                     p = None if presence is None else presence[i]
                     work = tuple(image.shape[:2])  # the photo's size, or less above --max-pixels
-                    x = batch["image"][i, :, :vh, :vw].to(device)  # (3, h', w') without the padding
-                    z, wide = widened(module, x, logits[i, :, :vh, :vw], args.widen, args.tta)  # (K, h', w')
+                    x, z = images[i, :, :vh, :vw], logits[i, :, :vh, :vw]  # (3, h', w'), (K, h', w'): no padding
+                    z, wide = widened(module, x, z, args.widen, args.tta)
                     labels, chosen = module.parse_photo(z, p, work, image, args.crf, view)
                     labels, chosen, p, box, z_box = refocused(
                         module, size, image, labels, chosen, p, args.crf, view, args.tta, args.refocus
