@@ -352,13 +352,17 @@ class ParsingModule(pl.LightningModule):
         top = argmax(logits, 0)  # (h', w') the network's labels at its own size
         if hp.decode and bool(exclusive.any()):
             source = self.decoding_source(presence)
-            if source == "presence":
-                chosen = decode_outfit(torch.sigmoid(presence), exclusive, hp.presence_threshold)
-            elif source == "pooled":
-                chosen = decode_outfit(self.pooled_presence(logits[None])[0], exclusive, hp.presence_threshold)
-            else:
+            if source == "pixels":
                 chosen = pixel_outfit(logits, exclusive, hp.min_fraction, top)
-            banned = banned_labels(chosen, exclusive)
+                banned = banned_labels(chosen, exclusive)
+            else:
+                probs = torch.sigmoid(presence) if source == "presence" else self.pooled_presence(logits[None])[0]
+                chosen = decode_outfit(probs, exclusive, hp.presence_threshold)
+                # Labels below the threshold that the pixels still show must not form a pair either: solve
+                # them from the pixels among what the chosen set allows (the two together have no pair).
+                allowed = suppress_excluded(logits, chosen, exclusive)
+                shown = pixel_outfit(allowed, exclusive, hp.min_fraction)
+                banned = banned_labels(chosen | shown.to(chosen.device), exclusive)
         valid = tuple(logits.shape[-2:])
         if crf != "none" and image is None:
             raise ValueError(f"crf={crf!r} needs the photo at its original size")

@@ -67,8 +67,10 @@ def pack(
             raise ValueError(f"{average_with}: cannot average with {source}: {err}") from None
     packed = {key: checkpoint[key] for key in KEEP if key in checkpoint}
     if input_size is not None:
-        if len(input_size) != 2 or min(input_size) < 32:
-            raise ValueError(f"input size {input_size}: give (H, W), each at least 32")
+        from parsing.predict import MIN_SIDE
+
+        if len(input_size) != 2 or min(input_size) < MIN_SIDE:
+            raise ValueError(f"input size {input_size}: give (H, W), each at least {MIN_SIDE}")
         packed["input_size"] = [int(input_size[0]), int(input_size[1])]
     hparams = dict(packed["hyper_parameters"])
     hparams.update(encoder_weights=None, init_from=None)  # every weight is in the state_dict

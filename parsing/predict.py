@@ -158,9 +158,12 @@ def input_size(state: dict) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
+MIN_SIDE = 32  # the encoders' total stride: a smaller box has no deepest feature cell
+
+
 def _side(text: str) -> int:
-    if not text.isdigit() or int(text) < 32:
-        raise argparse.ArgumentTypeError(f"{text!r}: each side is a whole number of pixels, at least 32")
+    if not text.isdigit() or int(text) < MIN_SIDE:
+        raise argparse.ArgumentTypeError(f"{text!r}: each side is a whole number of pixels, at least {MIN_SIDE}")
     return int(text)
 
 

@@ -163,3 +163,18 @@ def test_smoke_fit_from_the_repository_root_leaves_the_tree_clean(ccp_root):
     assert done.returncode == 0, done.stderr[-2000:]
     after = subprocess.run(status, cwd=ROOT, capture_output=True, text=True)
     assert after.stdout == before.stdout  # nothing new: the saved config went to runs/smoke (ignored)
+
+
+def test_test_fits_photos_into_a_packed_checkpoints_input_size(fitted, tmp_path):
+    _, ckpt, common = fitted
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    checkpoint["input_size"] = [128, 96]  # as `parsing pack --input-size 128 96` records it; smoke trains at 96×64
+    packed = tmp_path / "packed.ckpt"
+    torch.save(checkpoint, packed)
+    cli = main(["test", *common, "--ckpt_path", str(packed)])
+    assert tuple(cli.datamodule.hparams.size) == (128, 96)
+    assert tuple(cli.datamodule.test_dataloader().dataset[0]["image"].shape[-2:]) == (128, 96)
+    cli = main(["test", *common, "--ckpt_path", str(packed), "--data.size", "[64, 64]"])  # the command line wins
+    assert tuple(cli.datamodule.hparams.size) == (64, 64)
+    cli = main(["validate", *common, "--ckpt_path", str(ckpt)])  # a training checkpoint: the config's size
+    assert tuple(cli.datamodule.hparams.size) == (96, 64)

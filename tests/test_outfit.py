@@ -230,3 +230,18 @@ def test_pooled_presence_reads_the_top_cells_inside_the_photo():
     region[0, 30:, 30:] = False
     pooled = module.pooled_presence(logits, region)[0]
     assert pooled[1] > 0.99 and pooled[2] < 0.01
+
+
+@pytest.mark.parametrize("source", ["presence", "pooled"])
+def test_presence_decoding_leaves_no_pair_among_labels_below_the_threshold(source):
+    module = ParsingModule(
+        encoder_weights=None, class_names=["null", "dress", "skirt"], exclusions=[["dress", "skirt"]], outfit="aux"
+    )
+    module.hparams.decode_from, module.hparams.presence_threshold = source, 0.99  # nothing is chosen
+    logits = torch.zeros(1, 3, 8, 8)
+    logits[0, 1, :5] = 3.0  # dress on 5 rows
+    logits[0, 2, 5:] = 3.0  # skirt on 3
+    presence = torch.full((1, 3), -5.0)  # every label improbable: the presence set is empty
+    (labels,) = module.label_maps(logits, presence, {"valid": [(8, 8)], "size": [(16, 16)]})
+    shown = set(labels.unique().tolist())
+    assert 1 in shown and 2 not in shown  # the pixels' larger garment, alone
