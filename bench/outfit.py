@@ -22,6 +22,7 @@ from __future__ import annotations
 import parsing  # noqa: F401
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -172,6 +173,8 @@ def main() -> None:
         **machine(),
     }
     result = {"meta": meta, "rows": [], "minutes": {}}
+    earlier = args.results / "outfit.json"  # --reuse: the training minutes its variants were measured with
+    trained = json.loads(earlier.read_text()).get("minutes", {}) if args.reuse and earlier.is_file() else {}
 
     def write() -> None:
         args.results.mkdir(parents=True, exist_ok=True)
@@ -189,7 +192,8 @@ def main() -> None:
             init = str(checkpoint)
         hparams = {**model, **settings, "init_from": init}
         checkpoint, more = fit(args.work / variant, data, hparams, args.steps, args.reuse)
-        result["minutes"][variant] = minutes + more
+        spent = minutes + more  # NaN when reused
+        result["minutes"][variant] = trained.get(variant, spent) if math.isnan(spent) else spent
         result["rows"] += score(variant, checkpoint, data, args.decodings, settings["outfit"] != "none")
         write()
     print(markdown(result))

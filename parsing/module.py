@@ -34,6 +34,7 @@ from parsing.outfit import (
     violations,
 )
 from parsing.resize import upsample_labels, upsample_logits
+from parsing.transfer import matching_labels, transfer_state
 
 
 class ParsingModule(pl.LightningModule):
@@ -59,7 +60,8 @@ class ParsingModule(pl.LightningModule):
             trained with BCE towards the label's presence. This is how tag-only photos (``data.tag_ratio``) teach
             the decoder which garments a photo does *not* hold. 0 = off.
         trainable: ``all``, or ``outfit`` to train only the outfit encoder (the paper's second stage).
-        init_from: a checkpoint whose weights start this fit (e.g. stage 1 → stage 2); missing keys stay new.
+        init_from: a checkpoint whose weights start this fit (e.g. stage 1 → stage 2, or the shipped model for your
+            own labels: output rows carry over for labels named alike, see ``parsing.transfer``); missing keys stay new.
         exclusions: garment pairs that cannot be worn together, e.g. ``[[dress, skirt]]``; when unset they are
             learned from the training masks (``exclusion_min_count``, ``exclusion_min_expected``,
             ``exclusion_max_ratio``: see ``parsing.outfit.learn_exclusions``). Stored in the checkpoint.
@@ -202,9 +204,14 @@ class ParsingModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         hp = self.hparams
         if stage == "fit" and hp.init_from:
-            state = read_checkpoint(hp.init_from)["state_dict"]
+            source = read_checkpoint(hp.init_from)
+            names = source["hyper_parameters"]["class_names"]
+            state, fresh = transfer_state(source["state_dict"], self.state_dict(), names, self.class_names)
             missing, unexpected = self.load_state_dict(state, strict=False)
             rank_zero_info(f"init_from {hp.init_from}: new {sorted(missing)}; unused {sorted(unexpected)}")
+            if names != self.class_names:
+                kept = [self.class_names[i] for i, _ in matching_labels(names, self.class_names)]
+                rank_zero_info(f"init_from: other labels; output rows taken for {kept}, fresh: {sorted(fresh)}")
         datamodule = getattr(self.trainer, "datamodule", None)
         learn = stage != "predict" and hp.exclusions is None and not self.exclusive.any()
         if learn and hasattr(datamodule, "presence_table"):  # a ParsingDataModule: it has the label set too

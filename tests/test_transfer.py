@@ -1,0 +1,46 @@
+"""init_from across label sets: encoder/decoder whole, output rows by label name, the rest fresh."""
+
+import torch
+from conftest import ROOT
+
+from parsing.cli import main
+from parsing.module import ParsingModule
+from parsing.transfer import matching_labels, transfer_state
+
+SHIPPED = ROOT / "parsing" / "assets" / "ccp-fpn-lite0.ckpt"
+HEAD = "net.seg.segmentation_head.0.weight"
+
+
+def test_labels_match_by_name_and_background():
+    assert matching_labels(["null", "skin", "Dress", "bag"], ["background", "dress", "shoes"]) == [(0, 0), (1, 2)]
+
+
+def test_output_rows_follow_the_label_names():
+    torch.manual_seed(0)
+    source = ParsingModule(encoder_weights=None, class_names=["null", "skin", "dress", "bag"], outfit="aux")
+    target = ParsingModule(encoder_weights=None, class_names=["background", "dress", "shoes"], outfit="aux")
+    fresh_row = target.state_dict()[HEAD][2].clone()
+    state, fresh = transfer_state(source.state_dict(), target.state_dict(), source.class_names, target.class_names)
+    missing, unexpected = target.load_state_dict(state, strict=False)
+    assert not unexpected and set(missing) == {"exclusive"} and fresh == ["exclusive"]
+    src, dst = source.state_dict(), target.state_dict()
+    for key in (HEAD, "net.seg.segmentation_head.0.bias", "net.outfit.out.weight", "net.outfit.out.bias"):
+        assert torch.equal(dst[key][0], src[key][0]) and torch.equal(dst[key][1], src[key][2]), key
+    assert torch.equal(dst[HEAD][2], fresh_row)  # shoes: not in the source, left as initialised
+    encoder = [k for k in src if k.startswith("net.seg.encoder.")]
+    assert encoder and all(torch.equal(dst[k], src[k]) for k in encoder)
+
+
+def test_same_labels_load_unchanged():
+    source = ParsingModule(encoder_weights=None, class_names=["null", "dress"])
+    own = ParsingModule(encoder_weights=None, class_names=["null", "dress"]).state_dict()
+    state, fresh = transfer_state(source.state_dict(), own, ["null", "dress"], ["null", "dress"])
+    assert fresh == [] and state is not None and all(torch.equal(state[k], v) for k, v in source.state_dict().items())
+
+
+def test_fit_a_merged_label_set_from_the_shipped_model(ccp_root, tmp_path):
+    config = str(ROOT / "configs" / "smoke.yaml")
+    args = ["fit", "--config", config, "--data.root", str(ccp_root), "--trainer.default_root_dir", str(tmp_path)]
+    cli = main([*args, "--data.merge", "ccp-coarse", "--model.init_from", str(SHIPPED)])
+    assert cli.model.num_classes == 17 and cli.model.class_names[5] == "dress"
+    assert torch.isfinite(cli.trainer.callback_metrics["val/miou"])
