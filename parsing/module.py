@@ -34,7 +34,7 @@ from parsing.outfit import (
     violations,
 )
 from parsing.resize import upsample_labels, upsample_logits
-from parsing.transfer import matching_labels, transfer_state
+from parsing.transfer import checkpoint_path, matching_labels, transfer_state
 
 
 class ParsingModule(pl.LightningModule):
@@ -61,7 +61,8 @@ class ParsingModule(pl.LightningModule):
             the decoder which garments a photo does *not* hold. 0 = off.
         trainable: ``all``, or ``outfit`` to train only the outfit encoder (the paper's second stage).
         init_from: a checkpoint whose weights start this fit (e.g. stage 1 → stage 2, or the shipped model for your
-            own labels: output rows carry over for labels named alike, see ``parsing.transfer``); missing keys stay new.
+            own labels, ``shipped``: output rows carry over for labels named alike, see ``parsing.transfer``); missing
+            keys stay new.
         exclusions: garment pairs that cannot be worn together, e.g. ``[[dress, skirt]]``; when unset they are
             learned from the training masks (``exclusion_min_count``, ``exclusion_min_expected``,
             ``exclusion_max_ratio``: see ``parsing.outfit.learn_exclusions``). Stored in the checkpoint.
@@ -204,7 +205,7 @@ class ParsingModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         hp = self.hparams
         if stage == "fit" and hp.init_from:
-            source = read_checkpoint(hp.init_from)
+            source = read_checkpoint(checkpoint_path(hp.init_from))
             names = source["hyper_parameters"]["class_names"]
             state, fresh = transfer_state(source["state_dict"], self.state_dict(), names, self.class_names)
             missing, unexpected = self.load_state_dict(state, strict=False)

@@ -41,9 +41,10 @@ from parsing.labels import MERGES, NON_GARMENTS, flat_palette
 from parsing.module import CheckpointError, ParsingModule, module_from_checkpoint, read_checkpoint
 from parsing.overlay import overlay
 from parsing.refocus import refocused, scale_box, widened
+from parsing.transfer import SHIPPED
 from parsing.transforms import fit_photo
 
-DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "ccp-fpn-lite0.ckpt"
+DEFAULT_CHECKPOINT = SHIPPED
 Job = tuple[Path, Path]  # (photo, output key: relative path without suffix)
 
 

@@ -4,15 +4,25 @@ A user's own label set (``data.labels``, a ``data.merge``, a COCO category list)
 the encoder and decoder carry over whole; the per-label tensors — the segmentation head's and the outfit encoder's
 output rows — are copied row by row for the labels both sets name alike (case-insensitive; ``null`` =
 ``background``), the other rows keep their fresh initialisation; the exclusive garment pairs are learned afresh.
+``init_from: shipped`` names the model inside the package (``parsing-predict``'s default).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+
+SHIPPED = Path(__file__).parent / "assets" / "ccp-fpn-lite0.ckpt"
 
 PER_LABEL = ("net.seg.segmentation_head.", "net.outfit.out.")  # tensors whose first axis is the label axis
 RELEARNED = ("exclusive",)  # (K, K) garment pairs: learned again from the new training masks
 BACKGROUND = frozenset({"null", "background"})
+
+
+def checkpoint_path(init_from: str | Path) -> Path:
+    """``init_from``'s file: ``shipped`` is the package's own model."""
+    return SHIPPED if str(init_from) == "shipped" else Path(init_from)
 
 
 def _key(name: str) -> str:

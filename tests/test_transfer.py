@@ -1,13 +1,12 @@
 """init_from across label sets: encoder/decoder whole, output rows by label name, the rest fresh."""
 
 import torch
-from conftest import ROOT
+from conftest import ROOT, blocks, write_folder_root
 
 from parsing.cli import main
 from parsing.module import ParsingModule
-from parsing.transfer import matching_labels, transfer_state
+from parsing.transfer import SHIPPED, checkpoint_path, matching_labels, transfer_state
 
-SHIPPED = ROOT / "parsing" / "assets" / "ccp-fpn-lite0.ckpt"
 HEAD = "net.seg.segmentation_head.0.weight"
 
 
@@ -41,6 +40,23 @@ def test_same_labels_load_unchanged():
 def test_fit_a_merged_label_set_from_the_shipped_model(ccp_root, tmp_path):
     config = str(ROOT / "configs" / "smoke.yaml")
     args = ["fit", "--config", config, "--data.root", str(ccp_root), "--trainer.default_root_dir", str(tmp_path)]
-    cli = main([*args, "--data.merge", "ccp-coarse", "--model.init_from", str(SHIPPED)])
+    cli = main([*args, "--data.merge", "ccp-coarse", "--model.init_from", "shipped"])  # the package's model
     assert cli.model.num_classes == 17 and cli.model.class_names[5] == "dress"
     assert torch.isfinite(cli.trainer.callback_metrics["val/miou"])
+
+
+def test_shipped_names_the_packaged_model():
+    assert checkpoint_path("shipped") == SHIPPED and SHIPPED.is_file()
+    assert checkpoint_path("runs/x.ckpt").name == "x.ckpt"
+
+
+def test_finetune_config_trains_your_labels_from_the_shipped_model(tmp_path, monkeypatch):
+    masks = {f"p{i}": blocks(64, 48, [0, 1, 2, 3], seed=i) for i in range(4)}
+    root = write_folder_root(tmp_path / "shop", masks)
+    monkeypatch.chdir(tmp_path)  # the config's runs/finetune lands here
+    args = ["--config", str(ROOT / "configs" / "finetune.yaml"), "--data.root", str(root)]
+    args += ["--data.labels", "[background, skin, dress, widget]", "--data.size", "[64, 64]"]
+    args += ["--data.val_fraction", "0.25", "--data.batch_size", "2", "--data.num_workers", "0"]
+    cli = main(["fit", *args, "--trainer.max_epochs", "1"])
+    assert cli.model.class_names == ["background", "skin", "dress", "widget"]
+    assert (tmp_path / "runs" / "finetune" / "checkpoints" / "last.ckpt").is_file()
