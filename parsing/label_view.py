@@ -83,8 +83,12 @@ class LabelView:
             return logits[order], None if presence is None else presence[order], out
         slot = torch.searchsorted(out, group)  # (K',) each kept label's row in the output
         top = logits.max(0, keepdim=True).values.float()  # (1, H, W) for a stable log-sum-exp
-        summed = torch.zeros(len(out), *logits.shape[1:], device=logits.device)
-        summed.index_add_(0, slot, (logits.float() - top).exp())
+        members = torch.zeros(len(group), len(out), device=logits.device)  # (K', L) one-hot: label → group
+        members[torch.arange(len(group), device=logits.device), slot] = 1.0
+        # Sum as one (H·W, K') @ (K', L) product: the network's channels-last logits make that view free, and it
+        # is twice as fast as index_add_ over the label axis (measured, 576×384, 2 threads).
+        exp = (logits.float() - top).exp().permute(1, 2, 0)  # (H, W, K')
+        summed = (exp.reshape(-1, len(group)) @ members).reshape(*exp.shape[:2], len(out)).permute(2, 0, 1)
         merged = summed.clamp(min=1e-30).log() + top  # (L, H, W) log of the summed probabilities (+ a shift)
         if presence is not None:
             absent = _group_log_absent(torch.nn.functional.logsigmoid(-presence.float()), slot, len(out))
