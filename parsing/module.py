@@ -60,9 +60,9 @@ class ParsingModule(pl.LightningModule):
             trained with BCE towards the label's presence. This is how tag-only photos (``data.tag_ratio``) teach
             the decoder which garments a photo does *not* hold. 0 = off.
         trainable: ``all``, or ``outfit`` to train only the outfit encoder (the paper's second stage).
-        init_from: a checkpoint whose weights start this fit (e.g. stage 1 → stage 2, or the shipped model for your
-            own labels, ``shipped``: output rows carry over for labels named alike, see ``parsing.transfer``); missing
-            keys stay new.
+        init_from: a checkpoint whose weights start this fit (e.g. stage 1 → stage 2), or ``shipped`` (the package's
+            model); with other labels than this model's, output rows carry over for labels named alike
+            (``parsing.transfer``); missing keys stay new.
         exclusions: garment pairs that cannot be worn together, e.g. ``[[dress, skirt]]``; when unset they are
             learned from the training masks (``exclusion_min_count``, ``exclusion_min_expected``,
             ``exclusion_max_ratio``: see ``parsing.outfit.learn_exclusions``). Stored in the checkpoint.
