@@ -12,7 +12,7 @@ PIP         := $(VENV)/bin/pip
 export NO_ALBUMENTATIONS_UPDATE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install predict train train-hires train-ship pseudo ship train-outfit resume evaluate check-data export test \
+.PHONY: help install predict train train-hires train-ship pseudo ship train-outfit finetune resume evaluate check-data export test \
         test-fast bench-outfit bench-crf bench-robustness bench-garments bench-predict lint format clean
 
 help:  ## list the targets
@@ -53,6 +53,11 @@ ship: install  ## pack the student averaged with its teacher (runs/ccp-student +
 train-outfit: install  ## outfit-encoder stages 2 and 3 on top of the default run (configs/ccp-outfit*.yaml)
 	$(PY) -m parsing fit --config configs/ccp-outfit-stage2.yaml
 	$(PY) -m parsing fit --config configs/ccp-outfit.yaml
+
+finetune: install  ## your photos + labels from the shipped model: make finetune DATA=/data/shop LABELS="[background, …]"
+	$(if $(and $(DATA),$(LABELS)),,$(error give DATA=folder (images/ + masks/) and LABELS="[names in mask-value order]"))
+	$(PY) -m parsing fit --config configs/finetune.yaml --data.root $(DATA) --data.labels "$(LABELS)" \
+	  $(if $(RESUME),--ckpt_path runs/finetune/checkpoints/last.ckpt)
 
 resume: install  ## continue a killed run of CONFIG from its last.ckpt (e.g. CONFIG=configs/ccp-ship.yaml)
 	$(PY) -m parsing fit --config $(CONFIG) --ckpt_path runs/$(basename $(notdir $(CONFIG)))/checkpoints/last.ckpt
