@@ -17,6 +17,7 @@ import torch
 
 from parsing.outfit import exclusion_matrix
 
+DECODE_FROM = ("pixels", "pooled", "presence", "auto")  # ParsingModule's decode_from
 KEEP = (
     "state_dict",
     "hyper_parameters",
@@ -47,11 +48,13 @@ def pack(
     average_with: str | Path | None = None,
     average_weight: float = 0.5,
     input_size: tuple[int, int] | None = None,
+    decode_from: str | None = None,
 ) -> dict:
-    """Write the packed checkpoint; returns it. ``rules_from``: a checkpoint whose exclusive pairs to use when
-    ``source`` has none (older checkpoints); ``average_with``: a checkpoint of the same model (labels, network)
+    """Write the packed checkpoint; returns it. ``rules_from``: a checkpoint or a rules YAML (``parsing rules``)
+    whose exclusive pairs replace the source's; ``average_with``: a checkpoint of the same model (labels, network)
     whose weights are averaged in, with share ``average_weight``; ``input_size``: the network input (H, W) that
-    inference uses (``parsing.predict.input_size``; default: the training size, or what ``source`` records)."""
+    inference uses (``parsing.predict.input_size``; default: the training size, or what ``source`` records);
+    ``decode_from``: where inference reads the garment set from (``pixels``, ``pooled``, ``presence``, ``auto``)."""
     from parsing.module import module_from_checkpoint, read_checkpoint
 
     checkpoint = read_checkpoint(source)
@@ -74,6 +77,10 @@ def pack(
         packed["input_size"] = [int(input_size[0]), int(input_size[1])]
     hparams = dict(packed["hyper_parameters"])
     hparams.update(encoder_weights=None, init_from=None)  # every weight is in the state_dict
+    if decode_from is not None:
+        if decode_from not in DECODE_FROM:
+            raise ValueError(f"decode_from {decode_from!r}: choose one of {', '.join(DECODE_FROM)}")
+        hparams["decode_from"] = decode_from
     for option in (
         "crf",
         "crf_params",
@@ -85,9 +92,9 @@ def pack(
     packed["hyper_parameters"] = hparams
     state = packed["state_dict"]
     if rules_from is not None:
-        from parsing.rules import checkpoint_pairs
+        from parsing.rules import rule_pairs
 
-        state["exclusive"] = exclusion_matrix(checkpoint_pairs(str(rules_from)), hparams["class_names"])
+        state["exclusive"] = exclusion_matrix(rule_pairs(str(rules_from)), hparams["class_names"])
     if "exclusive" not in state or not state["exclusive"].any():
         raise ValueError(f"{source}: no exclusive garment pairs; pass rules_from (a checkpoint that has them)")
     module = module_from_checkpoint(packed)  # the current model: drops what it no longer has
@@ -103,13 +110,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="parsing pack", description=__doc__)
     parser.add_argument("checkpoint", help="a training checkpoint (e.g. runs/ccp/checkpoints/last.ckpt)")
     parser.add_argument("output", help="the packed .ckpt to write")
-    parser.add_argument("--rules-from", help="take the exclusive pairs from this checkpoint")
+    parser.add_argument("--rules-from", help="take the exclusive pairs from this checkpoint or rules YAML")
+    parser.add_argument("--decode-from", choices=DECODE_FROM, help="the garment set's source at inference")
     parser.add_argument("--average-with", help="average the weights with this checkpoint of the same model")
     parser.add_argument("--average-weight", type=float, default=0.5, help="--average-with's share (default 0.5)")
     add_input_size(parser, "the network input box inference uses (default: the training size)")
     args = parser.parse_args(argv)
     packed = pack(
-        args.checkpoint, args.output, args.rules_from, args.average_with, args.average_weight, args.input_size
+        args.checkpoint,
+        args.output,
+        args.rules_from,
+        args.average_with,
+        args.average_weight,
+        args.input_size,
+        args.decode_from,
     )
     size = Path(args.output).stat().st_size / 2**20
     print(f"{args.output}: {size:.1f} MiB, {len(packed['state_dict'])} tensors, network input {input_size(packed)}")

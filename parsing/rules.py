@@ -24,6 +24,17 @@ def checkpoint_pairs(path: str) -> list[tuple[str, str]]:
     return exclusion_pairs(exclusive, names)
 
 
+def rule_pairs(path: str) -> list[tuple[str, str]]:
+    """The exclusive pairs of a checkpoint, or of a rules YAML (``exclusions: [[a, b], …]``, what this prints)."""
+    if not str(path).endswith((".yaml", ".yml")):
+        return checkpoint_pairs(path)
+    with open(path) as f:
+        rules = yaml.safe_load(f)
+    if not isinstance(rules, dict) or not isinstance(rules.get("exclusions"), list):
+        raise ValueError(f"{path}: not a rules file (expected 'exclusions: [[a, b], ...]', as `parsing rules` prints)")
+    return [tuple(pair) for pair in rules["exclusions"]]
+
+
 def data_pairs(root: str, merge: str | None, min_count: int, min_expected: float, max_ratio: float) -> list:
     from parsing.datamodule import ParsingDataModule
 

@@ -47,3 +47,19 @@ def test_pack_records_the_input_size_inference_uses(tmp_path):
     assert load_parser(tmp_path / "again.ckpt")[1] == (576, 384)
     with pytest.raises(ValueError, match="each at least 32"):
         pack(tmp_path / "trained.ckpt", tmp_path / "bad.ckpt", input_size=(16, 384))
+
+
+def test_pack_takes_rules_from_a_yaml_and_the_decoding_source(tmp_path):
+    from parsing.outfit import exclusion_pairs
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("# 2 exclusive garment pairs\nexclusions:\n- [dress, skirt]\n- [bag, purse]\n")
+    pack(DEFAULT_CHECKPOINT, tmp_path / "p.ckpt", rules_from=rules, decode_from="pooled")
+    module, _ = load_parser(tmp_path / "p.ckpt")
+    assert exclusion_pairs(module.exclusive, module.class_names) == [("bag", "purse"), ("dress", "skirt")]
+    assert module.hparams.decode_from == "pooled"
+    rules.write_text("pairs: []\n")
+    with pytest.raises(ValueError, match="not a rules file"):
+        pack(DEFAULT_CHECKPOINT, tmp_path / "q.ckpt", rules_from=rules)
+    with pytest.raises(ValueError, match="choose one of"):
+        pack(DEFAULT_CHECKPOINT, tmp_path / "q.ckpt", decode_from="tags")
