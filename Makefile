@@ -47,8 +47,10 @@ pseudo: install  ## CCP's tag-only photos labelled by the teacher (runs/ccp-ship
 	$(VENV)/bin/parsing pseudo-label --ccp ../shared/data/ccp --checkpoint runs/ccp-ship/checkpoints/last.ckpt -o runs/ccp-pseudo
 
 ship: install  ## pack the student averaged with its teacher (runs/ccp-student + runs/ccp-ship), parsed at 576x384, into parsing/assets
+	$(VENV)/bin/parsing rules --data-root ../shared/data/ccp --max-ratio 0.1 > runs/ship-rules.yaml
 	$(PY) -m parsing pack runs/ccp-student/checkpoints/last.ckpt parsing/assets/ccp-fpn-lite0.ckpt \
-		--average-with runs/ccp-ship/checkpoints/last.ckpt --input-size 576 384
+		--average-with runs/ccp-ship/checkpoints/last.ckpt --input-size 576 384 \
+		--rules-from runs/ship-rules.yaml --decode-from pooled
 
 train-outfit: install  ## outfit-encoder stages 2 and 3 on top of the default run (configs/ccp-outfit*.yaml)
 	$(PY) -m parsing fit --config configs/ccp-outfit-stage2.yaml
