@@ -16,7 +16,7 @@ from segmentation_models_pytorch.losses import DiceLoss, LovaszLoss
 from torch import nn
 from torchmetrics import MeanMetric
 
-from parsing.crf import CRFKind, CRFParams, apply_crf, argmax, refine_labels
+from parsing.crf import CRFKind, CRFParams, apply_crf, argmax, refine_labels, softmax
 from parsing.encoder_weights import OFFLINE
 from parsing.label_view import LabelView
 from parsing.labels import CCP_LABELS, IGNORE_INDEX, NON_GARMENTS, default_palette
@@ -283,7 +283,7 @@ class ParsingModule(pl.LightningModule):
     def pooled_presence(self, logits: torch.Tensor, region: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, K, H, W) → (B, K) image-level probability of each label: the mean softmax probability of its
         top ``min_fraction`` share of cells on a 4× coarser grid (cells outside ``region`` (B, H, W) count as 0)."""
-        probs = logits.float().softmax(1)  # (B, K, H, W)
+        probs = softmax(logits.float(), 1)  # (B, K, H, W)
         if region is not None:
             probs = probs * region[:, None].to(probs.dtype)
         cells = F.avg_pool2d(probs, 4, ceil_mode=True).flatten(2)  # (B, K, h·w)
@@ -368,8 +368,8 @@ class ParsingModule(pl.LightningModule):
                 chosen = decode_outfit(probs, exclusive, hp.presence_threshold)
                 # Labels below the threshold that the pixels still show must not form a pair either: solve
                 # them from the pixels among what the chosen set allows (the two together have no pair).
-                allowed = suppress_excluded(logits, chosen, exclusive)
-                shown = pixel_outfit(allowed, exclusive, hp.min_fraction)
+                excluded = banned_labels(chosen, exclusive)
+                shown = pixel_outfit(logits, exclusive, hp.min_fraction, top, banned=excluded)
                 banned = banned_labels(chosen | shown.to(chosen.device), exclusive)
         valid = tuple(logits.shape[-2:])
         if crf != "none" and image is None:

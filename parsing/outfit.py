@@ -12,12 +12,14 @@
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from parsing.crf import softmax
 from parsing.labels import IGNORE_INDEX
 
 GateMode = Literal["multiply", "log"]
@@ -115,22 +117,41 @@ def decode_outfit(probs: torch.Tensor, exclusive: torch.Tensor, threshold: float
 
 
 def pixel_outfit(
-    logits: torch.Tensor, exclusive: torch.Tensor, min_fraction: float = 0.001, top: torch.Tensor | None = None
+    logits: torch.Tensor,
+    exclusive: torch.Tensor,
+    min_fraction: float = 0.001,
+    top: torch.Tensor | None = None,
+    banned: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The garment set read off the segmentation itself, for one photo: logits (K, H, W) → chosen (K,) bool.
 
     Labels covering at least ``min_fraction`` of the argmax map are candidates, scored by their softmax mass;
     conflicts keep the set with the most mass. For models without an outfit encoder, or to overrule it. ``top``:
-    the argmax map (H, W), when already computed.
+    the argmax map (H, W), when already computed; ``banned`` (K,) bool: labels read as if their logits were −∞.
     """
     k = logits.shape[0]
     top = logits.max(0).indices if top is None else top
+    if banned is not None:
+        top = allowed_argmax(logits, top, banned)
     candidates = presence_targets(top[None], k, min_fraction)[0].bool()  # (K,)
     exclusive = exclusive.to(candidates.device)
     if not (exclusive & candidates[:, None] & candidates[None, :]).any():  # no conflict: the mass is not needed
         return consistent_set(candidates, torch.zeros(k), exclusive)
-    mass = logits.float().softmax(0).sum((1, 2))
+    z = logits.float() if banned is None else logits.float().masked_fill(banned.to(logits.device)[:, None, None], -1e9)
+    mass = softmax(z, 0).sum((1, 2))
     return consistent_set(candidates, mass, exclusive)
+
+
+def allowed_argmax(logits: torch.Tensor, top: torch.Tensor, banned: torch.Tensor) -> torch.Tensor:
+    """The argmax map (H, W) of logits (K, H, W) whose ``banned`` (K,) labels may not win, from their plain argmax
+    ``top``: only the pixels a banned label won are looked at again (no copy of all K maps)."""
+    banned = banned.to(top.device)
+    ys, xs = banned[top].nonzero(as_tuple=True)
+    if not len(ys):
+        return top
+    top = top.clone()
+    top[ys, xs] = logits[:, ys, xs].float().masked_fill(banned[:, None], -math.inf).max(0).indices
+    return top
 
 
 def consistent_set(candidates: torch.Tensor, score: torch.Tensor, exclusive: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from parsing.crf import argmax
+from parsing.outfit import allowed_argmax
 
 
 def upsample_logits(logits: torch.Tensor, valid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
@@ -41,9 +42,7 @@ def upsample_labels(
     banned = banned if banned is not None and bool(banned.any()) else None
     if banned is not None:
         banned = banned.to(z.device)
-        ys, xs = banned[top].nonzero(as_tuple=True)  # network pixels whose winner is banned: the next allowed
-        top = top.clone()
-        top[ys, xs] = argmax(z[:, ys, xs].masked_fill(banned[:, None], -math.inf), 0)
+        top = allowed_argmax(z, top, banned)  # network pixels whose winner is banned: the next allowed label
     upper, lower = top[y0], top[y1]  # (h, w') the corners' rows
     labels = upper[:, x0]  # (h, w) the top-left corner's label
     mixed = (labels != upper[:, x1]) | (labels != lower[:, x0]) | (labels != lower[:, x1])

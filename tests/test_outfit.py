@@ -245,3 +245,24 @@ def test_presence_decoding_leaves_no_pair_among_labels_below_the_threshold(sourc
     (labels,) = module.label_maps(logits, presence, {"valid": [(8, 8)], "size": [(16, 16)]})
     shown = set(labels.unique().tolist())
     assert 1 in shown and 2 not in shown  # the pixels' larger garment, alone
+
+
+def test_allowed_argmax_equals_the_argmax_of_masked_logits():
+    from parsing.outfit import allowed_argmax
+
+    torch.manual_seed(0)
+    logits = torch.randn(6, 9, 7)
+    banned = torch.tensor([False, True, False, True, False, False])
+    top = logits.max(0).indices
+    expected = logits.masked_fill(banned[:, None, None], float("-inf")).max(0).indices
+    assert torch.equal(allowed_argmax(logits, top, banned), expected)
+    assert allowed_argmax(logits, top, torch.zeros(6, dtype=torch.bool)) is top  # nothing banned: no copy
+
+
+def test_softmax_over_channels_last_logits_matches_torch():
+    from parsing.crf import softmax
+
+    logits = torch.randn(2, 7, 12, 9).contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(softmax(logits, 1), logits.softmax(1), atol=1e-6)
+    assert torch.allclose(softmax(logits[0], 0), logits[0].softmax(0), atol=1e-6)
+    assert softmax(logits, 1).is_contiguous(memory_format=torch.channels_last)
