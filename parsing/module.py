@@ -36,6 +36,8 @@ from parsing.outfit import (
 from parsing.resize import upsample_labels, upsample_logits
 from parsing.transfer import checkpoint_path, matching_labels, transfer_state
 
+DecodeFrom = Literal["auto", "presence", "pixels", "pooled"]  # where the exclusive-pair decoding reads the set
+
 
 class ParsingModule(pl.LightningModule):
     """Clothing parser.
@@ -111,7 +113,7 @@ class ParsingModule(pl.LightningModule):
         exclusion_min_expected: float = 3.0,
         exclusion_max_ratio: float = 0.0,
         decode: bool = True,
-        decode_from: Literal["auto", "presence", "pixels", "pooled"] = "auto",
+        decode_from: DecodeFrom = "auto",
         presence_threshold: float = 0.5,
         min_fraction: float = 0.001,
         crf: CRFKind = "none",

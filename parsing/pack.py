@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import get_args
 
 import torch
 
 from parsing.outfit import exclusion_matrix
 
-DECODE_FROM = ("pixels", "pooled", "presence", "auto")  # ParsingModule's decode_from
 KEEP = (
     "state_dict",
     "hyper_parameters",
@@ -55,7 +55,7 @@ def pack(
     whose weights are averaged in, with share ``average_weight``; ``input_size``: the network input (H, W) that
     inference uses (``parsing.predict.input_size``; default: the training size, or what ``source`` records);
     ``decode_from``: where inference reads the garment set from (``pixels``, ``pooled``, ``presence``, ``auto``)."""
-    from parsing.module import module_from_checkpoint, read_checkpoint
+    from parsing.module import DecodeFrom, module_from_checkpoint, read_checkpoint
 
     checkpoint = read_checkpoint(source)
     if average_with is not None:
@@ -78,8 +78,8 @@ def pack(
     hparams = dict(packed["hyper_parameters"])
     hparams.update(encoder_weights=None, init_from=None)  # every weight is in the state_dict
     if decode_from is not None:
-        if decode_from not in DECODE_FROM:
-            raise ValueError(f"decode_from {decode_from!r}: choose one of {', '.join(DECODE_FROM)}")
+        if decode_from not in get_args(DecodeFrom):
+            raise ValueError(f"decode_from {decode_from!r}: choose one of {', '.join(get_args(DecodeFrom))}")
         hparams["decode_from"] = decode_from
     for option in (
         "crf",
@@ -105,13 +105,14 @@ def pack(
 
 
 def main(argv: list[str] | None = None) -> None:
+    from parsing.module import DecodeFrom
     from parsing.predict import add_input_size, input_size
 
     parser = argparse.ArgumentParser(prog="parsing pack", description=__doc__)
     parser.add_argument("checkpoint", help="a training checkpoint (e.g. runs/ccp/checkpoints/last.ckpt)")
     parser.add_argument("output", help="the packed .ckpt to write")
     parser.add_argument("--rules-from", help="take the exclusive pairs from this checkpoint or rules YAML")
-    parser.add_argument("--decode-from", choices=DECODE_FROM, help="the garment set's source at inference")
+    parser.add_argument("--decode-from", choices=get_args(DecodeFrom), help="the garment set's source at inference")
     parser.add_argument("--average-with", help="average the weights with this checkpoint of the same model")
     parser.add_argument("--average-weight", type=float, default=0.5, help="--average-with's share (default 0.5)")
     add_input_size(parser, "the network input box inference uses (default: the training size)")
