@@ -25,11 +25,13 @@ from __future__ import annotations
 import parsing  # noqa: F401
 from common import checkpoint_names, load_model, machine, model_arguments, shown, validation_photos, write_results
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from parsing.confidence import label_confidence
 from parsing.datasets import read_raw_mask
 from parsing.io import read_image
 from parsing.labels import LabelSet
@@ -67,6 +69,50 @@ class SetScores:
         }
 
 
+class ConfidenceScores:
+    """How well a garment's ``confidence`` (``parsing.confidence``) tells right names from wrong ones: the garments
+    of the label map (≥ 0.1 % of the photo), each right when the mask holds it too."""
+
+    BINS = (0.0, 0.4, 0.6, 0.8, 1.01)
+
+    def __init__(self) -> None:
+        self.confidence: list[float] = []
+        self.right: list[bool] = []
+        self.alternative_right: list[bool] = []
+
+    def update(self, shown: set[int], truth: set[int], sure: dict[int, dict], names: list[str]) -> None:
+        for label in sorted(shown & sure.keys()):
+            self.confidence.append(sure[label]["confidence"])
+            self.right.append(label in truth)
+            self.alternative_right.append(label not in truth and names.index(sure[label]["alternative"]) in truth)
+
+    def compute(self) -> dict:
+        from torchmetrics.functional.classification import binary_auroc
+
+        conf, right = torch.tensor(self.confidence), torch.tensor(self.right)
+        wrong = int((~right).sum())
+        bins = []
+        for lo, hi in zip(self.BINS, self.BINS[1:], strict=False):
+            inside = (conf >= lo) & (conf < hi)
+            bins.append(
+                {
+                    "from": lo,
+                    "to": min(hi, 1.0),
+                    "garments": int(inside.sum()),
+                    "right": round(float(right[inside].float().mean()), 3) if inside.any() else None,
+                }
+            )
+        flagged = conf < 0.5
+        return {
+            "garments": len(conf),
+            "auroc": round(float(binary_auroc(conf, right.long())), 3),
+            "bins": bins,
+            "wrong_flagged_below_0.5": round(float(flagged[~right].float().mean()), 3),
+            "right_flagged_below_0.5": round(float(flagged[right].float().mean()), 3),
+            "wrong_with_right_alternative": round(sum(self.alternative_right) / max(wrong, 1), 3),
+        }
+
+
 def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str, input_size: list[int] | None = None) -> dict:
     module, size = load_model(checkpoint, input_size)
     k, names = module.num_classes, module.class_names
@@ -85,6 +131,7 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str, input
         "fine argmax → groups": confusion_matrix(len(coarse)),
         "summed per group": confusion_matrix(len(coarse)),
     }
+    confidence = ConfidenceScores()
     for n, (photo, mask_path) in enumerate(photos):
         image, truth = read_image(photo), torch.from_numpy(read_raw_mask(mask_path)).long()
         h, w = truth.shape
@@ -102,6 +149,7 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str, input
             told = module.label_view(garments=module.garments_in(truth))
             told_labels, _ = module.parse_photo(z, p, (h, w), torch.from_numpy(image), crf, told)
             merged, _ = module.parse_photo(z, p, (h, w), torch.from_numpy(image), crf, merged_view)
+            sure = label_confidence(labels, [(z, None)], names)
         in_map = presence_targets(labels[None].long(), k, mf)[0].bool() & garments
         truth_ids = set(truth_set.nonzero().flatten().tolist())
         found = {"label map": in_map, "pooled segmentation": (pooled > 0.5) & garments}
@@ -109,6 +157,7 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str, input
             found["outfit encoder"] = (torch.sigmoid(p) > 0.5) & garments
             maps["outfit encoder"].update(torch.sigmoid(p)[None], truth_set[None].long())
         maps["pooled segmentation"].update(pooled[None], truth_set[None].long())
+        confidence.update(set(in_map.nonzero().flatten().tolist()), truth_ids, sure, names)
         for source, chosen_set in found.items():
             sets[source].update(set(chosen_set.nonzero().flatten().tolist()), truth_ids)
         for decoder, (decoded_labels, decoded_set) in decoded_maps.items():
@@ -148,7 +197,13 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str, input
         for i in top
         if off.flatten()[i] > 0
     ]
-    scored = {"sets": set_rows, "parses": parse_rows, "confusions": confusions, "default_decoding": default}
+    scored = {
+        "sets": set_rows,
+        "parses": parse_rows,
+        "confusions": confusions,
+        "confidence": confidence.compute(),
+        "default_decoding": default,
+    }
     return {"input_size": list(size), **scored}
 
 
@@ -186,6 +241,29 @@ def markdown(result: dict) -> str:
             label = name if "group" not in name else f"ccp-coarse, {name}"
             cells = " | ".join(f"{r[key]:.1f}" for key in ("pixel_acc", "fg_acc", "miou", "f1"))
             lines.append(f"| {m['name']} | {label} | {cells} |")
+    lines += [
+        "",
+        "## Confidence: can a garment's `confidence` tell a right name from a wrong one?",
+        "",
+        "Each garment of the label map (default decoding, ≥ 0.1 % of the photo) with its `confidence` (its mean",
+        "probability over its own pixels, `parsing.confidence`, as `summary.jsonl` reports it); right = the mask holds",
+        "that garment. AUROC: how well confidence ranks right names above wrong ones (0.5: not at all).",
+        "",
+        "| model | garments | AUROC | right at < 0.4 | 0.4–0.6 | 0.6–0.8 | ≥ 0.8 | wrong ones < 0.5 | right ones < 0.5 "
+        "| wrong ones whose `alternative` is right |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in models:
+        c = m.get("confidence")
+        if c is None:
+            continue
+        bins = " | ".join(
+            "–" if b["right"] is None else f"{100 * b['right']:.0f} % of {b['garments']}" for b in c["bins"]
+        )
+        lines.append(
+            f"| {m['name']} | {c['garments']} | {c['auroc']:.3f} | {bins} | {100 * c['wrong_flagged_below_0.5']:.0f} % "
+            f"| {100 * c['right_flagged_below_0.5']:.0f} % | {100 * c['wrong_with_right_alternative']:.0f} % |"
+        )
     lines += ["", "## Top garment confusions (share of all pixels)", ""]
     for m in models:
         pairs = ", ".join(f"{c['truth']}→{c['predicted']} {100 * c['share']:.2f} %" for c in m["confusions"])
@@ -196,6 +274,9 @@ def markdown(result: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     model_arguments(parser, "garments")
+    parser.add_argument(
+        "--add", action="store_true", help="keep the other models of the existing results; replace same-named ones"
+    )
     args = parser.parse_args()
     names = checkpoint_names(parser, args)
     torch.set_num_threads(args.threads)
@@ -204,6 +285,10 @@ def main() -> None:
         {"name": name, "checkpoint": shown(c), **run_model(c, photos, args.crf, args.input_size)}
         for name, c in zip(names, args.checkpoints, strict=True)
     ]
+    existing = args.out / f"{args.name}.json"
+    if args.add and existing.is_file():
+        kept = [m for m in json.loads(existing.read_text())["models"] if m["name"] not in names]
+        models = kept + models
     truth = SetScores()
     garments = torch.from_numpy(LabelSet.ccp().garments)
     for _, mask in photos:

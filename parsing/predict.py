@@ -33,6 +33,7 @@ import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader, Dataset
 
+from parsing.confidence import label_confidence
 from parsing.crf import CRFParams
 from parsing.datasets import list_images
 from parsing.io import IMAGE_SUFFIXES, DataError, read_photo, write_mask_png
@@ -214,8 +215,9 @@ def parse_image(
         p = None if presence is None else presence[0]
         z, wide = widened(module, x, logits[0], widen, tta)  # (K, h', w')
         labels, chosen = module.parse_photo(z, p, (h, w), image, crf, view)  # read only: no copy
-        labels, chosen, p, box, _ = refocused(module, size, image, labels, chosen, p, crf, view, tta, refocus)
-    names = list(view.names) if view is not None else module.class_names
+        labels, chosen, p, box, z_box = refocused(module, size, image, labels, chosen, p, crf, view, tta, refocus)
+        names = list(view.names) if view is not None else module.class_names
+        sure = label_confidence(labels, [(z, None)] if box is None else [(z, None), (z_box, box)], names, view)
     labels_np = to_size(labels.to(torch.uint8).cpu().numpy(), full)
     counts = np.bincount(labels_np.ravel(), minlength=len(names))
     probs = None if p is None else torch.sigmoid(p).cpu()
@@ -223,7 +225,16 @@ def parse_image(
         probs = view.presence_probs(probs)
     outfit = outfit_names(names, counts, chosen)
     box = None if box is None else scale_box(box, (h, w), full)
-    return {"labels": labels_np, "names": names, "outfit": outfit, "presence": probs, "box": box, "widened": wide}
+    confidence = {names[label]: fields for label, fields in sure.items()}
+    return {
+        "labels": labels_np,
+        "names": names,
+        "outfit": outfit,
+        "presence": probs,
+        "confidence": confidence,
+        "box": box,
+        "widened": wide,
+    }
 
 
 def outfit_names(names: list[str], counts: np.ndarray, chosen: torch.Tensor | None) -> list[str]:
@@ -317,6 +328,7 @@ def summary_record(
             "id": int(i),
             "share": round(float(counts[i]) / labels.size, 5),
             "presence": None if probs is None else round(probs[i], 4),
+            **dict.fromkeys(("confidence", "alternative", "alternative_confidence")),  # too small to sample
             **(details or {}).get(int(i), {}),
         }
         for i in np.argsort(-counts)
@@ -632,6 +644,8 @@ def predict(args: argparse.Namespace) -> int:
                     labels, chosen, p, box, z_box = refocused(
                         module, size, image, labels, chosen, p, args.crf, view, args.tta, args.refocus
                     )
+                    parts = [(z, None)] if box is None else [(z, None), (z_box, box)]
+                    sure = label_confidence(labels, parts, names, view)
                     work_labels = labels.to(torch.uint8).cpu().numpy()
                     labels_np = to_size(work_labels, batch["size"][i])
                     paths = out.paths(key)
@@ -668,7 +682,13 @@ def predict(args: argparse.Namespace) -> int:
                         garments,
                         args.merge,
                         args.tta,
-                        {label: {k: v for k, v in d.items() if k != "mask"} for label, d in details.items()},
+                        {
+                            label: {
+                                **sure.get(label, {}),
+                                **{k: v for k, v in details.get(label, {}).items() if k != "mask"},
+                            }
+                            for label in sure.keys() | details.keys()
+                        },
                         None if box is None else scale_box(box, work, batch["size"][i]),
                         wide,
                     )
