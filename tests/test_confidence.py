@@ -80,7 +80,7 @@ def test_summary_reports_confidence_for_every_label(ccp_root, tmp_path):
     record = json.loads((out / "summary.jsonl").read_text().splitlines()[0])
     names = {lab["label"] for lab in record["labels"]}
     for lab in record["labels"]:
-        if lab["confidence"] is None:  # too small to be sampled on the network's grid
+        if lab["confidence"] is None:  # no sampled cell of the network grid fell on it
             assert lab["share"] < 0.001 and lab["alternative"] is None
             continue
         assert lab["alternative_confidence"] >= 0 and lab["confidence"] + lab["alternative_confidence"] <= 1.001
