@@ -65,6 +65,8 @@ def test_robustness_framings_transform_photo_and_mask_alike():
     assert (im[:20] > 200).all() and (ms[:20] == 0).all()  # the canvas: light, background
     im, ms = robustness.FRAMINGS["studio background"](image, mask, np.random.default_rng(0))
     assert (ms == mask).all() and (im[:, :10] > 200).all()  # the background is now light
+    im, ms = robustness.FRAMINGS["waist-up studio"](image, mask, np.random.default_rng(0))
+    assert (ms == mask[:50]).all() and (im[:, :10] > 200).all()  # the upper half, on a light background
 
 
 def test_encoder_bench_reads_curves_and_wall_time(tmp_path):
