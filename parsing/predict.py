@@ -194,8 +194,10 @@ def parse_image(
     refocus: float = REFOCUS,
     widen: float = WIDEN,
 ) -> dict[str, Any]:
-    """One photo (H, W, 3) uint8 → ``labels`` (H, W) uint8, the decoded garment set ``outfit`` (names) and the
-    outfit encoder's ``presence`` probabilities (K,) or None — what ``parsing-predict`` writes, in memory. ``crf``:
+    """One photo (H, W, 3) uint8 → ``labels`` (H, W) uint8, the decoded garment set ``outfit`` (names), the
+    outfit encoder's ``presence`` probabilities (K,) or None and ``confidence``: label name → its ``confidence``,
+    ``alternative`` and ``alternative_confidence`` (``parsing.confidence``) — what ``parsing-predict`` writes, in
+    memory. ``crf``:
     ``fast`` (default), ``dense`` or ``none``; ``garments``: the only garments the photo may hold (tags);
     ``merge``: a label merge (``ccp-coarse`` or ``{group: [labels]}``): ``labels``/``names`` are then the groups';
     ``tta``: ``flip`` averages the photo's and its mirror image's logits (twice the network's time); a photo above
