@@ -19,9 +19,12 @@ def overlay(
     alpha: float = 0.55,
     hide: tuple[str, ...] = ("null", "background"),
     min_share: float = 0.001,
+    notes: dict[int, str] | None = None,
 ) -> Image.Image:
     """Photo (H, W, 3) uint8 + label map (H, W) → a PIL image: the blend, and to its right a legend of the labels
-    cover at least ``min_share`` (largest first; ``hide`` left uncoloured and out of the legend)."""
+    cover at least ``min_share`` (largest first; ``hide`` left uncoloured and out of the legend); ``notes``: label
+    id → a text after its legend entry (``parsing-predict``: the likelier alternative of an unsure name)."""
+    notes = notes or {}
     colours = colourise(labels, palette).astype(np.float32)
     shown = ~np.isin(labels, [i for i, n in enumerate(names) if n in hide])
     blend = image.astype(np.float32)
@@ -32,13 +35,15 @@ def overlay(
     present = [i for i in np.argsort(-counts) if counts[i] >= min_share * labels.size and names[i] not in hide]
     font = ImageFont.load_default()
     row, swatch, pad = 16, 12, 6
-    width = 8 + swatch + pad + max([int(font.getlength(f"{names[i]}  100.0%")) for i in present] + [60]) + 8
+    texts = {
+        i: f"{names[i]}  {100.0 * counts[i] / max(labels.size, 1):.1f}%  {notes.get(i, '')}".rstrip() for i in present
+    }
+    width = 8 + swatch + pad + max([int(font.getlength(t)) for t in texts.values()] + [60]) + 8
     canvas = Image.new("RGB", (photo.width + width, max(photo.height, pad + row * len(present))), "white")
     canvas.paste(photo, (0, 0))
     draw = ImageDraw.Draw(canvas)
-    total = max(labels.size, 1)
     for n, i in enumerate(present):
         x, y = photo.width + 8, pad + n * row
         draw.rectangle((x, y, x + swatch, y + swatch), fill=tuple(int(c) for c in palette[i]), outline="black")
-        draw.text((x + swatch + pad, y), f"{names[i]}  {100.0 * counts[i] / total:.1f}%", fill="black", font=font)
+        draw.text((x + swatch + pad, y), texts[i], fill="black", font=font)
     return canvas

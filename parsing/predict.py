@@ -33,7 +33,7 @@ import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader, Dataset
 
-from parsing.confidence import label_confidence
+from parsing.confidence import label_confidence, unsure_notes
 from parsing.crf import CRFParams
 from parsing.datasets import list_images
 from parsing.io import IMAGE_SUFFIXES, DataError, read_photo, write_mask_png
@@ -653,7 +653,7 @@ def predict(args: argparse.Namespace) -> int:
                     paths = out.paths(key)
                     colours = flat_palette(palette)
                     _atomic_write(paths["mask"], lambda tmp, m=labels_np, f=colours: write_mask_png(tmp, m, f))
-                    picture = overlay(image.numpy(), work_labels, palette, names)
+                    picture = overlay(image.numpy(), work_labels, palette, names, notes=unsure_notes(sure, names))
                     _atomic_write(paths["overlay"], lambda tmp, im=picture: im.save(tmp, format="JPEG", quality=90))
                     details = {}
                     if args.describe or args.cutouts:

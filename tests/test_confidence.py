@@ -86,3 +86,24 @@ def test_summary_reports_confidence_for_every_label(ccp_root, tmp_path):
         assert lab["alternative_confidence"] >= 0 and lab["confidence"] + lab["alternative_confidence"] <= 1.001
         assert lab["alternative"] != lab["label"]
     assert "skin" in names and next(lab for lab in record["labels"] if lab["label"] == "skin")["confidence"] > 0.5
+
+
+def test_overlay_legend_names_the_likelier_alternative_of_unsure_garments():
+    import numpy as np
+
+    from parsing.confidence import unsure_notes
+    from parsing.overlay import overlay
+
+    sure = {
+        1: {"confidence": 0.2, "alternative": "dress", "alternative_confidence": 0.1},  # skin: not a garment
+        2: {"confidence": 0.3, "alternative": "skirt", "alternative_confidence": 0.6},
+        3: {"confidence": 0.9, "alternative": "dress", "alternative_confidence": 0.05},
+        4: {"confidence": 0.4, "alternative": "null", "alternative_confidence": 0.5},  # background is no name
+    }
+    notes = unsure_notes(sure, NAMES)
+    assert notes == {2: "(skirt?)"}
+    image, labels = np.zeros((40, 30, 3), np.uint8), np.zeros((40, 30), np.uint8)
+    labels[10:30] = 2
+    palette = [[i * 40, 0, 0] for i in range(len(NAMES))]
+    plain, marked = overlay(image, labels, palette, NAMES), overlay(image, labels, palette, NAMES, notes=notes)
+    assert marked.width > plain.width and marked.height == plain.height
