@@ -149,7 +149,7 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str, input
             told = module.label_view(garments=module.garments_in(truth))
             told_labels, _ = module.parse_photo(z, p, (h, w), torch.from_numpy(image), crf, told)
             merged, _ = module.parse_photo(z, p, (h, w), torch.from_numpy(image), crf, merged_view)
-            sure = label_confidence(labels, [(z, None)], names)
+            sure = label_confidence(labels, z, names)
         in_map = presence_targets(labels[None].long(), k, mf)[0].bool() & garments
         truth_ids = set(truth_set.nonzero().flatten().tolist())
         found = {"label map": in_map, "pooled segmentation": (pooled > 0.5) & garments}
@@ -275,20 +275,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     model_arguments(parser, "garments")
     parser.add_argument(
-        "--add", action="store_true", help="keep the other models of the existing results; replace same-named ones"
+        "--previous", type=Path, default=None, help="an earlier result JSON whose other-named models to keep"
     )
     args = parser.parse_args()
     names = checkpoint_names(parser, args)
     torch.set_num_threads(args.threads)
     photos = validation_photos(args.data_root, args.limit)
-    models = [
+    kept = []
+    if args.previous is not None:  # as bench/robustness.py --previous; a model named again is scored anew
+        previous = json.loads(args.previous.read_text())
+        if (previous["meta"]["photos"], previous["meta"]["crf"]) != (len(photos), args.crf):
+            parser.error(f"{args.previous}: scored other photos or another CRF")
+        kept = [m for m in previous["models"] if m["name"] not in names]
+    models = kept + [
         {"name": name, "checkpoint": shown(c), **run_model(c, photos, args.crf, args.input_size)}
         for name, c in zip(names, args.checkpoints, strict=True)
     ]
-    existing = args.out / f"{args.name}.json"
-    if args.add and existing.is_file():
-        kept = [m for m in json.loads(existing.read_text())["models"] if m["name"] not in names]
-        models = kept + models
     truth = SetScores()
     garments = torch.from_numpy(LabelSet.ccp().garments)
     for _, mask in photos:

@@ -61,24 +61,25 @@ def probability_sums(
 
 def label_confidence(
     labels: torch.Tensor,
-    parts: list[tuple[torch.Tensor, Box | None]],
+    logits: torch.Tensor,
     names: list[str],
     view: Any = None,
+    box: Box | None = None,
+    box_logits: torch.Tensor | None = None,
     stride: int = 2,
 ) -> dict[int, dict[str, Any]]:
-    """A finished label map (h, w) and the logits (K, h', w') it was decoded from — the whole photo's (box None)
-    and a box parsed again on its own, if any — → label id → ``confidence``, ``alternative`` (a name) and
-    ``alternative_confidence`` for every label the sampled cells show (``names``: the map's labels; ``view``: the
-    ``LabelView`` the map was made with, if any)."""
+    """A finished label map (h, w) and the photo's logits (K, h', w') it was decoded from → label id →
+    ``confidence``, ``alternative`` (a name) and ``alternative_confidence`` for every label the sampled cells show.
+    ``names``: the map's labels; ``view``: the ``LabelView`` the map was made with, if any; ``box``: a part of the
+    map parsed again on its own (refocus), read from its ``box_logits`` (K, h'', w'') instead."""
     n = len(names)
     sums, counts = torch.zeros(n, n), torch.zeros(n, dtype=torch.long)
-    boxes = [box for _, box in parts if box is not None]
-    for logits, box in parts:
-        ids = torch.arange(logits.shape[0])
+    sources = [(logits, None, box)] if box is None else [(logits, None, box), (box_logits, box, None)]
+    for z, covers, skip in sources:  # (logits, the part of the map they cover, a part they leave to others)
+        ids = torch.arange(z.shape[0])
         if view is not None and not view.identity:
-            logits, _, ids = view.select(logits, None)  # (L, h', w') the labels the map could take
-        skip = boxes[0] if box is None and boxes else None
-        s, c = probability_sums(labels, logits, ids, n, box, skip, stride)
+            z, _, ids = view.select(z, None)  # (L, h', w') the labels the map could take
+        s, c = probability_sums(labels, z, ids, n, covers, skip, stride)
         sums, counts = sums + s, counts + c
     out = {}
     for label in counts.nonzero().flatten().tolist():

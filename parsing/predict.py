@@ -219,7 +219,7 @@ def parse_image(
         labels, chosen = module.parse_photo(z, p, (h, w), image, crf, view)  # read only: no copy
         labels, chosen, p, box, z_box = refocused(module, size, image, labels, chosen, p, crf, view, tta, refocus)
         names = list(view.names) if view is not None else module.class_names
-        sure = label_confidence(labels, [(z, None)] if box is None else [(z, None), (z_box, box)], names, view)
+        sure = label_confidence(labels, z, names, view, box, z_box)
     labels_np = to_size(labels.to(torch.uint8).cpu().numpy(), full)
     counts = np.bincount(labels_np.ravel(), minlength=len(names))
     probs = None if p is None else torch.sigmoid(p).cpu()
@@ -646,8 +646,7 @@ def predict(args: argparse.Namespace) -> int:
                     labels, chosen, p, box, z_box = refocused(
                         module, size, image, labels, chosen, p, args.crf, view, args.tta, args.refocus
                     )
-                    parts = [(z, None)] if box is None else [(z, None), (z_box, box)]
-                    sure = label_confidence(labels, parts, names, view)
+                    sure = label_confidence(labels, z, names, view, box, z_box)
                     work_labels = labels.to(torch.uint8).cpu().numpy()
                     labels_np = to_size(work_labels, batch["size"][i])
                     paths = out.paths(key)

@@ -24,13 +24,13 @@ def test_confidence_is_the_mean_probability_over_the_labels_pixels_and_names_the
     labels = torch.zeros(16, 16, dtype=torch.long)  # the map at twice the network's size
     labels[:8], labels[8:] = 2, 1
     probs = logits.softmax(0)
-    sure = label_confidence(labels, [(logits, None)], NAMES, stride=1)
+    sure = label_confidence(labels, logits, NAMES, stride=1)
     assert set(sure) == {1, 2}
     assert sure[2]["confidence"] == pytest.approx(float(probs[2, 0, 0]), abs=1e-3)
     assert sure[2]["alternative"] == "skirt"
     assert sure[2]["alternative_confidence"] == pytest.approx(float(probs[3, 0, 0]), abs=1e-3)
     assert sure[1]["alternative"] == "null"
-    strided = label_confidence(labels, [(logits, None)], NAMES)  # every 2nd cell: the same uniform regions
+    strided = label_confidence(labels, logits, NAMES)  # every 2nd cell: the same uniform regions
     assert strided[2]["confidence"] == sure[2]["confidence"]
 
 
@@ -39,7 +39,7 @@ def test_a_label_the_map_overrules_gets_low_confidence():
     logits = two_halves()
     labels = torch.ones(8, 8, dtype=torch.long)
     labels[:4] = 3
-    sure = label_confidence(labels, [(logits, None)], NAMES, stride=1)
+    sure = label_confidence(labels, logits, NAMES, stride=1)
     assert sure[3]["confidence"] < 0.5 and sure[3]["alternative"] == "dress"
 
 
@@ -50,7 +50,7 @@ def test_a_refocused_box_is_read_from_its_own_logits():
     box_logits[4] = 5.0  # the box parsed again: blouse
     labels = torch.ones(8, 8, dtype=torch.long)
     labels[2:6, 2:6] = 4
-    sure = label_confidence(labels, [(whole, None), (box_logits, (2, 2, 6, 6))], NAMES, stride=1)
+    sure = label_confidence(labels, whole, NAMES, box=(2, 2, 6, 6), box_logits=box_logits, stride=1)
     assert sure[4]["confidence"] > 0.9  # from the box's logits, not the whole photo's (where blouse is ~0)
     assert sure[1]["confidence"] > 0.9  # outside the box only
     sums, counts = probability_sums(labels, whole, torch.arange(len(NAMES)), len(NAMES), skip=(2, 2, 6, 6), stride=1)
@@ -65,9 +65,9 @@ def test_merged_groups_are_scored_by_their_summed_probability():
                             "top": ["blouse", "t-shirt"]})  # fmt: skip
     top = list(view.names).index("top")
     labels = torch.full((4, 4), top)
-    sure = label_confidence(labels, [(logits, None)], list(view.names), view, stride=1)
+    sure = label_confidence(labels, logits, list(view.names), view, stride=1)
     assert sure[top]["confidence"] > 0.99
-    plain = label_confidence(torch.full((4, 4), 4), [(logits, None)], NAMES, stride=1)
+    plain = label_confidence(torch.full((4, 4), 4), logits, NAMES, stride=1)
     assert plain[4]["confidence"] == pytest.approx(0.5, abs=1e-3) and plain[4]["alternative"] == "t-shirt"
 
 
