@@ -74,8 +74,10 @@ def label_confidence(
     map parsed again on its own (refocus), read from its ``box_logits`` (K, h'', w'') instead."""
     n = len(names)
     sums, counts = torch.zeros(n, n), torch.zeros(n, dtype=torch.long)
-    sources = [(logits, None, box)] if box is None else [(logits, None, box), (box_logits, box, None)]
-    for z, covers, skip in sources:  # (logits, the part of the map they cover, a part they leave to others)
+    sources = [(logits, None, box)]  # (logits, the part of the map they cover, a part they leave to others)
+    if box is not None:
+        sources.append((box_logits, box, None))
+    for z, covers, skip in sources:
         ids = torch.arange(z.shape[0])
         if view is not None and not view.identity:
             z, _, ids = view.select(z, None)  # (L, h', w') the labels the map could take
