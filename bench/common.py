@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
@@ -58,6 +58,32 @@ def validation_photos(root: str, limit: int | None = None) -> list:
 
     dm = ParsingDataModule(root=root, num_workers=0)
     return dm.split(dm.items())[1][:limit]
+
+
+# Meta keys that older result files lack, with the value they were scored with.
+META_DEFAULTS = {"tta": "none", "refocus": 0.0}
+
+
+def previous_models(
+    parser: argparse.ArgumentParser, path: Path | None, expected: dict, names: Sequence[str] = ()
+) -> list[dict]:
+    """The models of an earlier result JSON (``--previous``; none without one) other than those in ``names``, which
+    are scored anew. Refused when its meta differs from ``expected``: a list value must be a subset of the earlier
+    one (framings), any other value equal."""
+    if path is None:
+        return []
+    previous = json.loads(path.read_text())
+    meta = previous["meta"]
+
+    def differs(key: str, value: object) -> bool:
+        if isinstance(value, list):
+            return not set(value) <= set(meta.get(key, ()))
+        return meta.get(key, META_DEFAULTS.get(key)) != value
+
+    other = [key for key, value in expected.items() if differs(key, value)]
+    if other:
+        parser.error(f"{path}: scored with another {', '.join(other)} than this run")
+    return [m for m in previous["models"] if m["name"] not in names]
 
 
 def machine() -> dict[str, str]:

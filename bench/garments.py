@@ -23,9 +23,17 @@ Writes ``bench/results/garments.{json,md}``.
 from __future__ import annotations
 
 import parsing  # noqa: F401
-from common import checkpoint_names, load_model, machine, model_arguments, shown, validation_photos, write_results
+from common import (
+    checkpoint_names,
+    load_model,
+    machine,
+    model_arguments,
+    previous_models,
+    shown,
+    validation_photos,
+    write_results,
+)
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -281,12 +289,7 @@ def main() -> None:
     names = checkpoint_names(parser, args)
     torch.set_num_threads(args.threads)
     photos = validation_photos(args.data_root, args.limit)
-    kept = []
-    if args.previous is not None:  # as bench/robustness.py --previous; a model named again is scored anew
-        previous = json.loads(args.previous.read_text())
-        if (previous["meta"]["photos"], previous["meta"]["crf"]) != (len(photos), args.crf):
-            parser.error(f"{args.previous}: scored other photos or another CRF")
-        kept = [m for m in previous["models"] if m["name"] not in names]
+    kept = previous_models(parser, args.previous, {"photos": len(photos), "crf": args.crf}, names)
     models = kept + [
         {"name": name, "checkpoint": shown(c), **run_model(c, photos, args.crf, args.input_size)}
         for name, c in zip(names, args.checkpoints, strict=True)

@@ -16,9 +16,17 @@ package's metrics on the 59 labels and on ``ccp-coarse``. Writes ``bench/results
 from __future__ import annotations
 
 import parsing  # noqa: F401
-from common import checkpoint_names, load_model, machine, model_arguments, shown, validation_photos, write_results
+from common import (
+    checkpoint_names,
+    load_model,
+    machine,
+    model_arguments,
+    previous_models,
+    shown,
+    validation_photos,
+    write_results,
+)
 import argparse
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -259,18 +267,8 @@ def main() -> None:
         print(f"→ {args.picture}")
         if args.picture_only:
             return
-    models = []
-    if args.previous is not None:
-        previous = json.loads(args.previous.read_text())
-        if previous["meta"]["photos"] != len(photos) or previous["meta"]["seed"] != args.seed:
-            parser.error(f"{args.previous}: scored other photos (count or seed differ)")
-        options = (args.crf, args.tta, args.refocus)
-        same = options == tuple(
-            previous["meta"].get(k, d) for k, d in (("crf", None), ("tta", "none"), ("refocus", 0.0))
-        )
-        if not set(args.framings) <= set(previous["meta"]["framings"]) or not same:
-            parser.error(f"{args.previous}: scored other framings, another CRF, TTA or refocus")
-        models = previous["models"]
+    expected = {"photos": len(photos), "seed": args.seed, "framings": args.framings, "crf": args.crf}
+    models = previous_models(parser, args.previous, {**expected, "tta": args.tta, "refocus": args.refocus}, names)
     for name, checkpoint in zip(names, args.checkpoints, strict=True):
         scored = run_model(
             checkpoint, photos, args.framings, args.crf, args.seed, args.tta, args.refocus, args.input_size, args.widen

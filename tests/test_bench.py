@@ -95,3 +95,23 @@ def test_encoder_bench_reads_curves_and_wall_time(tmp_path):
         "| lite2 | timm-tf_efficientnet_lite2 | 384×256 | 2 | 100 | 10.0 |"
         in (tmp_path / "out" / "encoders.md").read_text()
     )
+
+
+def test_previous_results_are_kept_only_when_scored_alike(tmp_path):
+    import argparse
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from common import previous_models
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    earlier = tmp_path / "earlier.json"
+    meta = {"photos": 90, "seed": 0, "framings": ["original", "upper-half"], "crf": "fast"}  # older: no tta key
+    earlier.write_text(json.dumps({"meta": meta, "models": [{"name": "old"}, {"name": "new"}]}))
+    parser = argparse.ArgumentParser()
+    assert previous_models(parser, None, {"photos": 90}) == []
+    same = {"photos": 90, "seed": 0, "framings": ["upper-half"], "crf": "fast", "tta": "none"}
+    assert previous_models(parser, earlier, same, names=["new"]) == [{"name": "old"}]  # "new" is scored anew
+    for other in ({"crf": "dense"}, {"tta": "flip"}, {"framings": ["zoom-in 2x"]}, {"photos": 10}):
+        with pytest.raises(SystemExit):
+            previous_models(parser, earlier, {**same, **other})
