@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_info
-from segmentation_models_pytorch.losses import DiceLoss, LovaszLoss
+from segmentation_models_pytorch.losses import LovaszLoss
 from torch import nn
 from torchmetrics import MeanMetric
 
@@ -20,6 +20,7 @@ from parsing.crf import CRFKind, CRFParams, apply_crf, argmax, refine_labels, so
 from parsing.encoder_weights import OFFLINE
 from parsing.label_view import LabelView
 from parsing.labels import CCP_LABELS, IGNORE_INDEX, NON_GARMENTS, default_palette
+from parsing.losses import cross_entropy, dice_loss, log_probs
 from parsing.metrics import PresenceScores, confusion_matrix, scores
 from parsing.model import UNUSED_HEADS, Arch, Outfit, build_model
 from parsing.outfit import (
@@ -174,8 +175,8 @@ class ParsingModule(pl.LightningModule):
             if len(hp.class_weights) != self.num_classes:
                 raise ValueError(f"{len(hp.class_weights)} class_weights for {self.num_classes} classes")
             weight = torch.tensor(hp.class_weights, dtype=torch.float32)
+        # CE and Dice read one shared log-softmax (parsing.losses); ``ce`` keeps the class weights (as before).
         self.ce = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_INDEX)
-        self.dice = DiceLoss("multiclass", ignore_index=IGNORE_INDEX) if hp.loss == "ce+dice" else None
         self.lovasz = LovaszLoss("multiclass", ignore_index=IGNORE_INDEX) if hp.loss == "ce+lovasz" else None
 
     def configure_metrics(self) -> None:
@@ -265,12 +266,21 @@ class ParsingModule(pl.LightningModule):
         logits = (logits[:n] + logits[n:].flip(-1)) / 2
         return logits, None if presence is None else (presence[:n] + presence[n:]) / 2
 
-    def segmentation_loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def segmentation_loss(
+        self,
+        logits: torch.Tensor,
+        mask: torch.Tensor,
+        lp: torch.Tensor | None = None,
+        probs: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """CE (+ Dice or Lovász) of logits (B, K, H, W) against a mask (B, H, W); ``lp`` / ``probs``: their
+        ``parsing.losses.log_probs`` (B, H, W, K) and its exp, when the step already has them."""
         if not (mask != IGNORE_INDEX).any():  # a batch of tag-only photos
             return logits.sum() * 0.0
-        loss = self.ce(logits, mask)
-        if self.dice is not None:
-            loss = loss + self.hparams.dice_weight * self.dice(logits, mask)
+        lp = log_probs(logits) if lp is None else lp
+        loss = cross_entropy(lp, mask, self.ce.weight)
+        if self.hparams.loss == "ce+dice":
+            loss = loss + self.hparams.dice_weight * dice_loss(lp.exp() if probs is None else probs, mask)
         if self.lovasz is not None:
             k = self.hparams.lovasz_stride
             loss = loss + self.hparams.lovasz_weight * self.lovasz(logits[..., ::k, ::k], mask[..., ::k, ::k])
@@ -282,19 +292,24 @@ class ParsingModule(pl.LightningModule):
         bce = F.binary_cross_entropy_with_logits(presence, batch["presence"], weight=known, reduction="sum")
         return bce / known.sum().clamp(min=1)
 
-    def pooled_presence(self, logits: torch.Tensor, region: torch.Tensor | None = None) -> torch.Tensor:
+    def pooled_presence(
+        self, logits: torch.Tensor, region: torch.Tensor | None = None, probs: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits (B, K, H, W) → (B, K) image-level probability of each label: the mean softmax probability of its
-        top ``min_fraction`` share of cells on a 4× coarser grid (cells outside ``region`` (B, H, W) count as 0)."""
-        probs = softmax(logits.float(), 1)  # (B, K, H, W)
+        top ``min_fraction`` share of cells on a 4× coarser grid (cells outside ``region`` (B, H, W) count as 0).
+        ``probs``: the softmax (B, K, H, W), when already computed."""
+        probs = softmax(logits.float(), 1) if probs is None else probs  # (B, K, H, W)
         if region is not None:
             probs = probs * region[:, None].to(probs.dtype)
         cells = F.avg_pool2d(probs, 4, ceil_mode=True).flatten(2)  # (B, K, h·w)
         top = max(1, round(self.hparams.min_fraction * cells.shape[-1]))
         return cells.topk(top, dim=-1).values.mean(-1)  # (B, K)
 
-    def pooled_loss(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
-        """BCE of the pooled label probabilities against the known presence targets."""
-        pooled = self.pooled_presence(logits, batch.get("region")).clamp(1e-6, 1 - 1e-6)
+    def pooled_loss(
+        self, logits: torch.Tensor, batch: dict[str, Any], probs: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """BCE of the pooled label probabilities against the known presence targets (``probs``: as above)."""
+        pooled = self.pooled_presence(logits, batch.get("region"), probs).clamp(1e-6, 1 - 1e-6)
         known = batch["known"].float()
         # as logits: binary_cross_entropy on probabilities is refused under autocast (mixed precision on a GPU)
         bce = F.binary_cross_entropy_with_logits(torch.logit(pooled), batch["presence"], weight=known, reduction="sum")
@@ -303,16 +318,19 @@ class ParsingModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         logits, presence = self.forward_with_presence(batch["image"])
         n = len(logits)
-        loss = self.segmentation_loss(logits, batch["mask"])
+        hp = self.hparams
+        lp = log_probs(logits)  # (B, H, W, K) one softmax for every loss below
+        probs = lp.exp() if hp.loss == "ce+dice" or hp.pooled_weight > 0 else None
+        loss = self.segmentation_loss(logits, batch["mask"], lp, probs)
         self.log("train/seg_loss", loss, batch_size=n)
-        if self.hparams.pooled_weight > 0:
-            pooled = self.pooled_loss(logits, batch)
+        if hp.pooled_weight > 0:
+            pooled = self.pooled_loss(logits, batch, probs.movedim(-1, 1))
             self.log("train/pooled_loss", pooled, batch_size=n)
-            loss = loss + self.hparams.pooled_weight * pooled
+            loss = loss + hp.pooled_weight * pooled
         if presence is not None:
             bce = self.presence_loss(presence, batch)
             self.log("train/presence_loss", bce, batch_size=n)
-            loss = loss + self.hparams.presence_weight * bce
+            loss = loss + hp.presence_weight * bce
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         return loss
 
