@@ -267,8 +267,15 @@ def main() -> None:
         print(f"→ {args.picture}")
         if args.picture_only:
             return
-    expected = {"photos": len(photos), "seed": args.seed, "framings": args.framings, "crf": args.crf}
-    models = previous_models(parser, args.previous, {**expected, "tta": args.tta, "refocus": args.refocus}, names)
+    expected = {
+        "photos": len(photos),
+        "seed": args.seed,
+        "framings": args.framings,
+        "crf": args.crf,
+        "tta": args.tta,
+        "refocus": args.refocus,
+    }
+    models = previous_models(parser, args.previous, expected, names)
     for name, checkpoint in zip(names, args.checkpoints, strict=True):
         scored = run_model(
             checkpoint, photos, args.framings, args.crf, args.seed, args.tta, args.refocus, args.input_size, args.widen
