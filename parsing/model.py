@@ -10,12 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from parsing.context import ContextBlock
 from parsing.encoder_weights import OFFLINE, load_encoder_file, normalisation, offline_weights_file
 from parsing.fcn import FCN8s
 from parsing.outfit import GateMode, OutfitEncoder, gate
 
 Arch = Literal["unet", "fpn", "deeplabv3plus", "fcn8s"]
 Outfit = Literal["none", "aux", "gate"]
+Context = Literal["none", "attention"]
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "unet": smp.Unet,
     "fpn": smp.FPN,
@@ -29,7 +31,8 @@ class ParsingNet(nn.Module):
 
     The input is padded bottom/right to a multiple of the encoder's stride (32) and the logits cropped back.
     ``outfit``: no outfit encoder (``none``); the branch trained as an auxiliary task (``aux``); or the branch
-    gating the logits per class (``gate``, the paper's outfit filter).
+    gating the logits per class (``gate``, the paper's outfit filter). ``context``: ``attention`` puts a
+    self-attention block over the deepest features (``parsing.context``) before the decoder and the outfit branch.
     """
 
     def __init__(
@@ -42,12 +45,15 @@ class ParsingNet(nn.Module):
         encoder_weights: str | None = None,
         outfit: Outfit = "none",
         gate_mode: GateMode = "multiply",
+        context: Context = "none",
     ) -> None:
         super().__init__()
         if outfit not in ("none", "aux", "gate"):
             raise ValueError(f"unknown outfit mode {outfit!r}; choose none, aux or gate")
         if arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
+        if context not in ("none", "attention"):
+            raise ValueError(f"unknown context {context!r}; choose none or attention")
         smp_weights = encoder_weights if encoder_weights == "imagenet" else None
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*`timm-` encoders are deprecated.*")
@@ -57,15 +63,20 @@ class ParsingNet(nn.Module):
         elif encoder_weights not in (None, "imagenet"):
             load_encoder_file(self.seg.encoder, encoder_weights)
         _drop_unused_head(self.seg.encoder)
-        self.outfit = OutfitEncoder(self.seg.encoder.out_channels[-1], num_classes) if outfit != "none" else None
+        deepest = self.seg.encoder.out_channels[-1]
+        self.context = ContextBlock(deepest) if context == "attention" else None
+        self.outfit = OutfitEncoder(deepest, num_classes) if outfit != "none" else None
         self.gate_mode = gate_mode if outfit == "gate" else None
         self.stride = 32
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Normalised, padded input → the encoder's 6 feature maps (strides 1 … 32)."""
-        return self.seg.encoder((x - self.mean) / self.std)
+        """Normalised, padded input → the encoder's 6 feature maps (strides 1 … 32), the deepest with context."""
+        features = self.seg.encoder((x - self.mean) / self.std)
+        if self.context is not None:
+            features = [*features[:-1], self.context(features[-1])]
+        return features
 
     def forward_with_presence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (B, K, H, W), gated if the outfit encoder gates, and presence logits (B, K) or None."""
@@ -102,8 +113,9 @@ def build_model(
     std: tuple[float, ...] | None = None,
     outfit: Outfit = "none",
     gate_mode: GateMode = "multiply",
+    context: Context = "none",
 ) -> ParsingNet:
     """The network with its encoder weights loaded; normalisation defaults to the weights' own."""
     default_mean, default_std = normalisation(encoder, encoder_weights)
     mean, std = mean or default_mean, std or default_std
-    return ParsingNet(arch, encoder, num_classes, mean, std, encoder_weights, outfit, gate_mode)
+    return ParsingNet(arch, encoder, num_classes, mean, std, encoder_weights, outfit, gate_mode, context)

@@ -22,7 +22,7 @@ from parsing.label_view import LabelView
 from parsing.labels import CCP_LABELS, IGNORE_INDEX, NON_GARMENTS, default_palette
 from parsing.losses import cross_entropy, dice_loss, log_probs
 from parsing.metrics import PresenceScores, confusion_matrix, scores
-from parsing.model import UNUSED_HEADS, Arch, Outfit, build_model
+from parsing.model import UNUSED_HEADS, Arch, Context, Outfit, build_model
 from parsing.outfit import (
     GateMode,
     banned_labels,
@@ -57,6 +57,8 @@ class ParsingModule(pl.LightningModule):
         input_mean, input_std: override the normalisation that belongs to the encoder weights.
         outfit: the outfit encoder: ``none``, ``aux`` (trained on presence only) or ``gate`` (it also gates the
             logits; ``gate_mode`` ``multiply`` is the paper's G_c = g_c · F_c, ``log`` adds log g_c).
+        context: ``attention`` adds a self-attention block over the deepest features (``parsing.context``): every
+            cell sees the whole outfit before the decoder names it. Starts as the identity.
         presence_weight: weight of the presence BCE next to the segmentation loss.
         pooled_weight: image-level supervision of the segmentation itself: each label's softmax probability,
             pooled over the photo's pixels (mean of the top ``min_fraction`` share, on a 4× coarser grid), is
@@ -105,6 +107,7 @@ class ParsingModule(pl.LightningModule):
         input_std: tuple[float, float, float] | None = None,
         outfit: Outfit = "none",
         gate_mode: GateMode = "multiply",
+        context: Context = "none",
         presence_weight: float = 0.5,
         pooled_weight: float = 0.0,
         trainable: Literal["all", "outfit"] = "all",
@@ -158,11 +161,14 @@ class ParsingModule(pl.LightningModule):
             hp.input_std,
             hp.outfit,
             hp.gate_mode,
+            hp.context,
         )
         if hp.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         if hp.trainable == "outfit":
             self.net.seg.requires_grad_(False)
+            if self.net.context is not None:
+                self.net.context.requires_grad_(False)
         exclusive = torch.zeros(self.num_classes, self.num_classes, dtype=torch.bool)
         if hp.exclusions is not None:
             exclusive = exclusion_matrix(hp.exclusions, self.class_names)

@@ -61,8 +61,9 @@ def pack(
     if average_with is not None:
         other = read_checkpoint(average_with)
         mine, theirs = checkpoint["hyper_parameters"], other["hyper_parameters"]
-        for key in ("class_names", "arch", "encoder", "outfit"):
-            if mine.get(key) != theirs.get(key):
+        for key in ("class_names", "arch", "encoder", "outfit", "context"):
+            default = "none" if key == "context" else None  # checkpoints from before the context option
+            if mine.get(key, default) != theirs.get(key, default):
                 raise ValueError(f"{average_with}: another model than {source} ({key} differs)")
         try:
             checkpoint["state_dict"] = average_weights(checkpoint["state_dict"], other["state_dict"], average_weight)

@@ -85,15 +85,15 @@ def test_encoder_bench_reads_curves_and_wall_time(tmp_path):
     (run / "checkpoints" / "last.ckpt").write_bytes(b"")
     os.utime(config, (1000, 1000))
     os.utime(run / "checkpoints" / "last.ckpt", (1600, 1600))  # 10 minutes later
-    args = [sys.executable, str(ROOT / "bench" / "encoders.py"), "--runs", str(run), "--out", str(tmp_path / "out")]
+    args = [sys.executable, str(ROOT / "bench" / "proxies.py"), "--runs", str(run), "--out", str(tmp_path / "out")]
     out = subprocess.run(args, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads((tmp_path / "out" / "encoders.json").read_text())["runs"][0]
+    result = json.loads((tmp_path / "out" / "proxies.json").read_text())["runs"][0]
     assert result["minutes"] == 10.0 and result["steps"] == 100 and result["s_per_step"] == 6.0
     assert [p["fg_acc"] for p in result["curve"]] == [40.0, 50.0]
     assert (
-        "| lite2 | timm-tf_efficientnet_lite2 | 384×256 | 2 | 100 | 10.0 |"
-        in (tmp_path / "out" / "encoders.md").read_text()
+        "| lite2 | fpn, timm-tf_efficientnet_lite2 | 384×256 | 2 | 100 | 10.0 |"
+        in (tmp_path / "out" / "proxies.md").read_text()
     )
 
 

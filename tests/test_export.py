@@ -41,3 +41,14 @@ def test_torchscript_matches_torch(gated, photo, tmp_path):
     path = export_torchscript(gated, tmp_path / "model.pt", (384, 256))
     assert torchscript_parity(gated, path, photo) < 1e-4
     assert torchscript_parity(gated, path, torch.rand(1, 3, 256, 320)) < 1e-4
+
+
+def test_onnx_with_outfit_context_at_two_sizes(photo, tmp_path):
+    torch.manual_seed(0)
+    module = ParsingModule(encoder_weights=None, context="attention", channels_last=False).eval()
+    with torch.no_grad():  # a block that is not the identity
+        module.net.context.out.weight.normal_(0, 0.1)
+    path = export_onnx(module, tmp_path / "model.onnx", (384, 256))
+    assert onnx_parity(module, path, photo) < 1e-3
+    other = torch.nn.functional.interpolate(photo, size=(320, 448), mode="bilinear")  # another number of cells
+    assert onnx_parity(module, path, other) < 1e-3

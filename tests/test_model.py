@@ -68,3 +68,29 @@ def test_offline_weights_only_for_lite_encoders():
 def test_unknown_architecture():
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model("segformer", LITE0, None, num_classes=3)
+
+
+def test_context_block_starts_as_the_identity_then_learns():
+    torch.manual_seed(0)
+    plain = build_model("fpn", LITE0, None, num_classes=5).eval()
+    context = build_model("fpn", LITE0, None, num_classes=5, context="attention").eval()
+    missing = context.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("context.") for k in missing)  # trained weights load; the block is new
+    x = torch.rand(2, 3, 70, 45)
+    with torch.no_grad():
+        assert torch.allclose(context(x), plain(x), atol=1e-5)  # zero-initialised output: the identity
+    context.train()
+    torch.nn.functional.cross_entropy(context(x), torch.randint(0, 5, (2, 70, 45))).backward()
+    assert context.context.out.weight.grad.abs().sum() > 0
+    block = context.context.eval()
+    with torch.no_grad():
+        block.out.weight.normal_(0, 0.1)
+        cells = torch.rand(1, block.norm.normalized_shape[0], 6, 4)  # (B, C, h, w) deepest features
+        moved = cells.clone()
+        moved[0, :, 5, 3] = torch.rand(cells.shape[1])  # change only the far corner cell
+        assert (block(cells) - block(moved))[..., 0, 0].abs().max() > 1e-4  # the opposite corner sees it
+
+
+def test_unknown_context():
+    with pytest.raises(ValueError, match="unknown context"):
+        build_model("fpn", LITE0, None, num_classes=3, context="transformer")

@@ -1,10 +1,11 @@
-"""Encoder proxy runs compared at (about) equal wall time: their validation curves and cost, from the run folders.
+"""Proxy training runs (encoders, architectures, context blocks) compared: validation curves and cost, from the run
+folders.
 
 Each run is a finished ``python -m parsing fit`` whose CSV logger wrote ``csv/version_*/metrics.csv`` and whose
 checkpoints are in ``checkpoints/``; its wall time is from the config Lightning saved at the start to the newest
 checkpoint. Validation here is Lightning's own (network at training size + exclusivity decoding, no CRF).
 
-    python bench/encoders.py --runs runs/lite0 runs/lite2 --names lite0 lite2
+    python bench/proxies.py --runs runs/lite0 runs/lite2 --names lite0 lite2 --name encoders
 """
 
 # ruff: noqa: I001  (parsing first: it makes torchvision importable before Lightning/torchmetrics import it)
@@ -20,7 +21,7 @@ import yaml
 
 
 def read_run(folder: Path) -> dict:
-    """One run folder → its encoder, size, epochs, steps, wall time and validation curve."""
+    """One run folder → its network, size, epochs, steps, wall time and validation curve."""
     logs = sorted(folder.glob("csv/version_*/metrics.csv"))
     if not logs:
         raise FileNotFoundError(f"{folder}: no csv/version_*/metrics.csv (a run with the CSV logger)")
@@ -39,8 +40,11 @@ def read_run(folder: Path) -> dict:
         for row in csv.DictReader(log.open())
         if row.get("val/fg_acc")
     ]
+    model = config["model"]
     return {
-        "encoder": config["model"]["encoder"],
+        "arch": model.get("arch", "fpn"),
+        "encoder": model["encoder"],
+        "context": model.get("context", "none"),
         "size": config["data"]["size"],
         "max_epochs": config["trainer"]["max_epochs"],
         "steps": curve[-1]["step"] if curve else 0,
@@ -50,20 +54,26 @@ def read_run(folder: Path) -> dict:
     }
 
 
+def network(run: dict) -> str:
+    """``fpn, timm-tf_efficientnet_lite0`` (+ ``, context attention`` when the run has one)."""
+    context = "" if run.get("context", "none") == "none" else f", context {run['context']}"
+    return f"{run.get('arch', 'fpn')}, {run['encoder']}{context}"
+
+
 def markdown(result: dict) -> str:
     lines = [
-        "# Encoder proxy runs — validation (90 CCP photos, network size, no CRF) at about equal wall time",
+        "# Proxy training runs — validation (90 CCP photos, network size, no CRF)",
         "",
         f"{result['meta']['cpu']}, torch {result['meta']['torch']}. Wall time: from the run's saved config to its "
         "newest checkpoint (validation included).",
         "",
-        "| run | encoder | input | epochs | steps | minutes | s/step | pixel acc | fg acc | mIoU |",
+        "| run | network | input | epochs | steps | minutes | s/step | pixel acc | fg acc | mIoU |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in result["runs"]:
         last = run["curve"][-1]
         lines.append(
-            f"| {run['name']} | {run['encoder']} | {run['size'][0]}×{run['size'][1]} | {last['epoch'] + 1} | "
+            f"| {run['name']} | {network(run)} | {run['size'][0]}×{run['size'][1]} | {last['epoch'] + 1} | "
             f"{run['steps']} | {run['minutes']} | {run['s_per_step']} | {last['pixel_acc']:.1f} | "
             f"{last['fg_acc']:.1f} | {last['miou']:.1f} |"
         )
@@ -79,7 +89,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, nargs="+", required=True, help="run folders (default_root_dir)")
     parser.add_argument("--names", nargs="+", default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    parser.add_argument("--name", default="encoders")
+    parser.add_argument("--name", default="proxies", help="results file name (bench/results/NAME.{json,md})")
     args = parser.parse_args()
     names = args.names or [run.name for run in args.runs]
     if len(names) != len(args.runs):
