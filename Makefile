@@ -36,15 +36,33 @@ train: install  ## train the default config (CONFIG=configs/ccp.yaml) on CCP
 train-hires: install  ## step 2 of the shipped recipe: the default run fine-tuned at 512x352 (configs/ccp-hires.yaml)
 	$(PY) -m parsing fit --config configs/ccp-hires.yaml
 
-train-ship: install  ## the shipped model's whole recipe: train, train-hires, ccp-ship (the teacher), pseudo, the student
-	$(PY) -m parsing fit --config configs/ccp.yaml
-	$(PY) -m parsing fit --config configs/ccp-hires.yaml
-	$(PY) -m parsing fit --config configs/ccp-ship.yaml
-	$(MAKE) pseudo
-	$(PY) -m parsing fit --config configs/ccp-student.yaml
+# The shipped recipe as stages. Run `make train-ship` again after a kill and it goes on where it stopped: a stage
+# with its runs/STAGE.done is skipped, a killed one resumes from its last.ckpt (or, for pseudo, skips the photos
+# done). A stage never starts over a run it did not start (runs/STAGE.started): it stops and says so instead.
+# Delete runs/STAGE.* and runs/STAGE/ to train a stage afresh.
+STAGE_GUARD = mkdir -p runs; if [ ! -e runs/$(1).started ] && [ -e runs/$(1) ]; then \
+	echo "runs/$(1) holds a run that train-ship did not start: move it away, or touch runs/$(1).started to continue it" >&2; \
+	exit 1; fi; touch runs/$(1).started
+PSEUDO = $(VENV)/bin/parsing pseudo-label --ccp ../shared/data/ccp --checkpoint runs/ccp-ship/checkpoints/last.ckpt \
+	-o runs/ccp-pseudo
+FIT_STAGE = $(call STAGE_GUARD,$(1)); $(PY) -m parsing fit --config configs/$(1).yaml \
+	$$([ -e runs/$(1)/checkpoints/last.ckpt ] && echo --ckpt_path runs/$(1)/checkpoints/last.ckpt) && touch runs/$(1).done
+
+train-ship: install runs/ccp-student.done  ## the shipped model's whole recipe, resumable: train, train-hires, ccp-ship (the teacher), pseudo, the student
+
+runs/ccp.done:
+	$(call FIT_STAGE,ccp)
+runs/ccp-hires.done: | runs/ccp.done
+	$(call FIT_STAGE,ccp-hires)
+runs/ccp-ship.done: | runs/ccp-hires.done
+	$(call FIT_STAGE,ccp-ship)
+runs/ccp-pseudo.done: | runs/ccp-ship.done
+	$(call STAGE_GUARD,ccp-pseudo); $(PSEUDO) && touch $@
+runs/ccp-student.done: | runs/ccp-pseudo.done
+	$(call FIT_STAGE,ccp-student)
 
 pseudo: install  ## CCP's tag-only photos labelled by the teacher (runs/ccp-ship), restricted to their tags → runs/ccp-pseudo
-	$(VENV)/bin/parsing pseudo-label --ccp ../shared/data/ccp --checkpoint runs/ccp-ship/checkpoints/last.ckpt -o runs/ccp-pseudo
+	$(PSEUDO)
 
 ship: install  ## pack the student averaged with its teacher (runs/ccp-student + runs/ccp-ship), parsed at 576x384, into parsing/assets
 	$(VENV)/bin/parsing rules --data-root ../shared/data/ccp --max-ratio 0.1 > runs/ship-rules.yaml
