@@ -34,6 +34,13 @@ def test_pack_averages_two_checkpoints_of_one_model(tmp_path, capsys):
     torch.save(other, tmp_path / "other.ckpt")
     with pytest.raises(ValueError, match="another model.*encoder differs"):
         pack(DEFAULT_CHECKPOINT, tmp_path / "bad.ckpt", average_with=tmp_path / "other.ckpt")
+    explicit = {**shipped, "hyper_parameters": {**shipped["hyper_parameters"], "context": "none"}}
+    torch.save(explicit, tmp_path / "explicit.ckpt")  # the shipped checkpoint predates the option: same model
+    pack(DEFAULT_CHECKPOINT, tmp_path / "fine.ckpt", average_with=tmp_path / "explicit.ckpt")
+    attention = {**shipped, "hyper_parameters": {**shipped["hyper_parameters"], "context": "attention"}}
+    torch.save(attention, tmp_path / "attention.ckpt")
+    with pytest.raises(ValueError, match="another model.*context differs"):
+        pack(DEFAULT_CHECKPOINT, tmp_path / "bad.ckpt", average_with=tmp_path / "attention.ckpt")
 
 
 def test_pack_records_the_input_size_inference_uses(tmp_path):
