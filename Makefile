@@ -50,7 +50,7 @@ FIT_STAGE = $(call STAGE_GUARD,$(1)); $(PY) -m parsing fit --config configs/$(1)
 
 train-ship: install runs/ccp-student.done  ## the shipped model's whole recipe, resumable: train, train-hires, ccp-ship (the teacher), pseudo, the student
 
-runs/ccp.done:
+runs/ccp.done: | $(VENV)/.installed
 	$(call FIT_STAGE,ccp)
 runs/ccp-hires.done: | runs/ccp.done
 	$(call FIT_STAGE,ccp-hires)

@@ -56,8 +56,8 @@ def read_run(folder: Path) -> dict:
 
 def network(run: dict) -> str:
     """``fpn, timm-tf_efficientnet_lite0`` (+ ``, context attention`` when the run has one)."""
-    context = "" if run.get("context", "none") == "none" else f", context {run['context']}"
-    return f"{run.get('arch', 'fpn')}, {run['encoder']}{context}"
+    context = "" if run["context"] == "none" else f", context {run['context']}"
+    return f"{run['arch']}, {run['encoder']}{context}"
 
 
 def markdown(result: dict) -> str:
