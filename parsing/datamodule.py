@@ -99,6 +99,8 @@ class ParsingDataModule(pl.LightningDataModule):
         merge: merge labels into a coarser set: a preset name (``"ccp-coarse"``) or ``{new: [old, ...]}``.
         ids: only these CCP ids (file stems); ``limit``: only the first N items (for smoke runs).
         val_fraction, seed: the split; the same items and seed always give the same split.
+        train_fraction: train on this seeded share of the training split only (the val split is unchanged, and a
+            smaller share is a subset of a larger one): a learning curve, i.e. what more labelled photos buy.
         size: network input (H, W), multiples of 32; photos are fitted inside it with their aspect kept.
         scale, rotate, colour_jitter: the whole-photo augmentation (random scale, shift, rotation, colour).
         framing: zoom-in crops, zoom-out canvases, aspect jitter, new backgrounds, degraded photos
@@ -128,6 +130,7 @@ class ParsingDataModule(pl.LightningDataModule):
         ids: list[str] | None = None,
         limit: int | None = None,
         val_fraction: float = 0.1,
+        train_fraction: float = 1.0,
         seed: int = 0,
         size: tuple[int, int] = (384, 256),
         scale: tuple[float, float] = (0.75, 1.25),
@@ -152,6 +155,8 @@ class ParsingDataModule(pl.LightningDataModule):
             raise ValueError(f"size {size} must be multiples of 32")
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        if not 0.0 < train_fraction <= 1.0:
+            raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
         if tag_ratio and format != "ccp":
             raise ValueError("tag_ratio needs format='ccp' (tag-only photos come from annotations/image-level)")
         if format == "ccp":
@@ -195,7 +200,11 @@ class ParsingDataModule(pl.LightningDataModule):
         if n_val >= len(items):
             raise ValueError(f"{self.hparams.root}: {len(items)} item(s) are too few to split off a val set")
         val = sorted(order[:n_val].tolist())
-        train = sorted(order[n_val:].tolist())
+        train = order[n_val:]
+        if self.hparams.train_fraction < 1.0:  # a fixed order of the training split: smaller shares are nested
+            keep = max(1, round(len(train) * self.hparams.train_fraction))
+            train = np.sort(train)[np.random.default_rng(self.hparams.seed + 1).permutation(len(train))[:keep]]
+        train = sorted(train.tolist())
         return [items[i] for i in train], [items[i] for i in val]
 
     def presence_table(self) -> torch.Tensor:

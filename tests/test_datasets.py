@@ -116,3 +116,16 @@ def test_extra_folders_join_training_only_and_are_checked(tmp_path):
     Image.fromarray(np.full((40, 32), 7, np.uint8), mode="L").save(extra / "masks" / "x0.png")
     with pytest.raises(DataProblems, match="x0.png"):
         ParsingDataModule(**kw, extra=[str(extra)]).setup("fit")
+
+
+def test_train_fraction_keeps_val_and_nests(tmp_path):
+    names = ["background", "shirt"]
+    root = write_folder_root(tmp_path / "data", {f"m{i:02d}": blocks(16, 16, [0, 1], seed=i) for i in range(40)})
+    kw = dict(root=str(root), format="folder", labels=names, size=(32, 32), num_workers=0)
+    splits = {f: ParsingDataModule(**kw, train_fraction=f).split(folder_items(root)) for f in (1.0, 0.5, 0.25)}
+    assert len({tuple(val) for _, val in splits.values()}) == 1  # the val split never moves
+    train = {f: {photo.name for photo, _ in tr} for f, (tr, _) in splits.items()}
+    assert [len(train[f]) for f in (1.0, 0.5, 0.25)] == [36, 18, 9]
+    assert train[0.25] < train[0.5] < train[1.0]  # nested: a learning curve adds photos, never swaps them
+    with pytest.raises(ValueError, match="train_fraction"):
+        ParsingDataModule(**kw, train_fraction=0.0)
