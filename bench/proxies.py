@@ -46,6 +46,7 @@ def read_run(folder: Path) -> dict:
         "encoder": model["encoder"],
         "context": model.get("context", "none"),
         "size": config["data"]["size"],
+        "train_fraction": config["data"].get("train_fraction", 1.0),
         "max_epochs": config["trainer"]["max_epochs"],
         "steps": curve[-1]["step"] if curve else 0,
         "minutes": round(seconds / 60, 1),
@@ -67,13 +68,14 @@ def markdown(result: dict) -> str:
         f"{result['meta']['cpu']}, torch {result['meta']['torch']}. Wall time: from the run's saved config to its "
         "newest checkpoint (validation included).",
         "",
-        "| run | network | input | epochs | steps | minutes | s/step | pixel acc | fg acc | mIoU |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| run | network | input | train share | epochs | steps | minutes | s/step | pixel acc | fg acc | mIoU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in result["runs"]:
         last = run["curve"][-1]
         lines.append(
-            f"| {run['name']} | {network(run)} | {run['size'][0]}×{run['size'][1]} | {last['epoch'] + 1} | "
+            f"| {run['name']} | {network(run)} | {run['size'][0]}×{run['size'][1]} | "
+            f"{run.get('train_fraction', 1.0):g} | {last['epoch'] + 1} | "
             f"{run['steps']} | {run['minutes']} | {run['s_per_step']} | {last['pixel_acc']:.1f} | "
             f"{last['fg_acc']:.1f} | {last['miou']:.1f} |"
         )

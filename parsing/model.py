@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from typing import Literal, get_args
 
 import segmentation_models_pytorch as smp
 import torch
@@ -48,12 +48,12 @@ class ParsingNet(nn.Module):
         context: Context = "none",
     ) -> None:
         super().__init__()
-        if outfit not in ("none", "aux", "gate"):
-            raise ValueError(f"unknown outfit mode {outfit!r}; choose none, aux or gate")
+        if outfit not in get_args(Outfit):
+            raise ValueError(f"unknown outfit mode {outfit!r}; choose from {list(get_args(Outfit))}")
         if arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
-        if context not in ("none", "attention"):
-            raise ValueError(f"unknown context {context!r}; choose none or attention")
+        if context not in get_args(Context):
+            raise ValueError(f"unknown context {context!r}; choose from {list(get_args(Context))}")
         smp_weights = encoder_weights if encoder_weights == "imagenet" else None
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*`timm-` encoders are deprecated.*")

@@ -77,7 +77,7 @@ def test_encoder_bench_reads_curves_and_wall_time(tmp_path):
     (run / "checkpoints").mkdir()
     config = run / "csv" / "version_0" / "config.yaml"
     config.write_text(
-        "trainer: {max_epochs: 2}\nmodel: {encoder: timm-tf_efficientnet_lite2}\ndata: {size: [384, 256]}\n"
+        "trainer: {max_epochs: 2}\nmodel: {encoder: timm-tf_efficientnet_lite2}\ndata: {size: [384, 256], train_fraction: 0.5}\n"
     )
     (run / "csv" / "version_0" / "metrics.csv").write_text(
         "epoch,step,train/loss,val/fg_acc,val/miou,val/pixel_acc\n0,9,1.0,,,\n0,49,,0.4,0.1,0.8\n1,99,,0.5,0.125,0.85\n"
@@ -92,7 +92,7 @@ def test_encoder_bench_reads_curves_and_wall_time(tmp_path):
     assert result["minutes"] == 10.0 and result["steps"] == 100 and result["s_per_step"] == 6.0
     assert [p["fg_acc"] for p in result["curve"]] == [40.0, 50.0]
     assert (
-        "| lite2 | fpn, timm-tf_efficientnet_lite2 | 384×256 | 2 | 100 | 10.0 |"
+        "| lite2 | fpn, timm-tf_efficientnet_lite2 | 384×256 | 0.5 | 2 | 100 | 10.0 |"
         in (tmp_path / "out" / "proxies.md").read_text()
     )
 
