@@ -77,7 +77,8 @@ def test_encoder_bench_reads_curves_and_wall_time(tmp_path):
     (run / "checkpoints").mkdir()
     config = run / "csv" / "version_0" / "config.yaml"
     config.write_text(
-        "trainer: {max_epochs: 2}\nmodel: {encoder: timm-tf_efficientnet_lite2}\ndata: {size: [384, 256], train_fraction: 0.5}\n"
+        "trainer: {max_epochs: 2}\nmodel: {encoder: timm-tf_efficientnet_lite2}\n"
+        "data: {size: [384, 256], train_fraction: 0.5}\n"
     )
     (run / "csv" / "version_0" / "metrics.csv").write_text(
         "epoch,step,train/loss,val/fg_acc,val/miou,val/pixel_acc\n0,9,1.0,,,\n0,49,,0.4,0.1,0.8\n1,99,,0.5,0.125,0.85\n"
