@@ -1,5 +1,5 @@
-"""Proxy training runs (encoders, architectures, context blocks) compared: validation curves and cost, from the run
-folders.
+"""Proxy training runs (encoders, architectures, context blocks, shares of the training photos) compared: validation
+curves and cost, from the run folders.
 
 Each run is a finished ``python -m parsing fit`` whose CSV logger wrote ``csv/version_*/metrics.csv`` and whose
 checkpoints are in ``checkpoints/``; its wall time is from the config Lightning saved at the start to the newest
