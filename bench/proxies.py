@@ -75,7 +75,7 @@ def markdown(result: dict) -> str:
         last = run["curve"][-1]
         lines.append(
             f"| {run['name']} | {network(run)} | {run['size'][0]}×{run['size'][1]} | "
-            f"{run.get('train_fraction', 1.0):g} | {last['epoch'] + 1} | "
+            f"{run['train_fraction']:g} | {last['epoch'] + 1} | "
             f"{run['steps']} | {run['minutes']} | {run['s_per_step']} | {last['pixel_acc']:.1f} | "
             f"{last['fg_acc']:.1f} | {last['miou']:.1f} |"
         )
