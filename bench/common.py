@@ -23,7 +23,7 @@ def shown(path: str | Path) -> str:
 
 def model_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     """The options of the benchmarks that score checkpoints on the CCP validation photos."""
-    from parsing.predict import DEFAULT_CHECKPOINT, add_input_size
+    from parsing.commands.predict import DEFAULT_CHECKPOINT, add_input_size
 
     parser.add_argument("--checkpoints", type=Path, nargs="+", default=[DEFAULT_CHECKPOINT])
     parser.add_argument("--names", nargs="+", default=None, help="one short name per checkpoint")
@@ -38,7 +38,7 @@ def model_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 def load_model(checkpoint: str | Path, input_size: list[int] | None = None) -> tuple:
     """A checkpoint's ParsingModule and the network input (H, W) it is scored at: ``input_size`` or its own."""
-    from parsing.predict import load_parser
+    from parsing.commands.predict import load_parser
 
     module, size = load_parser(checkpoint)
     return module, (tuple(input_size) if input_size is not None else size)
@@ -54,7 +54,7 @@ def checkpoint_names(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 
 def validation_photos(root: str, limit: int | None = None) -> list:
     """The CCP validation split's (photo, mask) items (seed 0, 10 %), the first ``limit``."""
-    from parsing.datamodule import ParsingDataModule
+    from parsing.data.datamodule import ParsingDataModule
 
     dm = ParsingDataModule(root=root, num_workers=0)
     return dm.split(dm.items())[1][:limit]

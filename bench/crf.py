@@ -23,11 +23,11 @@ from pathlib import Path
 
 import torch
 
-from parsing.crf import CRFParams
-from parsing.datamodule import ParsingDataModule
-from parsing.metrics import confusion_matrix, scores
-from parsing.outfit import violations
-from parsing.predict import DEFAULT_CHECKPOINT, load_parser
+from parsing.inference.crf import CRFParams
+from parsing.data.datamodule import ParsingDataModule
+from parsing.training.metrics import confusion_matrix, scores
+from parsing.inference.exclusions import violations
+from parsing.commands.predict import DEFAULT_CHECKPOINT, load_parser
 
 VARIANTS: dict[str, tuple[str, dict]] = {
     "none": ("none", {}),

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from parsing.datamodule import ParsingDataModule
-from parsing.predict import DEFAULT_CHECKPOINT, main as predict
+from parsing.data.datamodule import ParsingDataModule
+from parsing.commands.predict import DEFAULT_CHECKPOINT, main as predict
 
 
 def sheet(out: Path, records: list[dict], tile: tuple[int, int] = (150, 200), columns: int = 5) -> Image.Image:

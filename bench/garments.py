@@ -39,14 +39,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from parsing.confidence import label_confidence
-from parsing.datasets import read_raw_mask
-from parsing.io import read_image
+from parsing.inference.confidence import label_confidence
+from parsing.data.datasets import read_raw_mask
+from parsing.data.io import read_image
 from parsing.labels import LabelSet
-from parsing.metrics import PresenceScores, confusion_matrix, scores
-from parsing.outfit import presence_targets
-from parsing.predict import outfit_names
-from parsing.transforms import fit_photo
+from parsing.training.metrics import PresenceScores, confusion_matrix, scores
+from parsing.inference.exclusions import presence_targets
+from parsing.commands.predict import outfit_names
+from parsing.data.transforms import fit_photo
 
 SOURCES = ("outfit encoder", "pooled segmentation", "label map")
 DECODERS = ("pixels", "pooled", "presence")  # model.decode_from: where the exclusive-pair decoding reads the outfit
@@ -78,7 +78,7 @@ class SetScores:
 
 
 class ConfidenceScores:
-    """How well a garment's ``confidence`` (``parsing.confidence``) tells right names from wrong ones: the garments
+    """How well a garment's ``confidence`` (``inference.confidence``) tells right names from wrong ones: the garments
     of the label map (≥ 0.1 % of the photo), each right when the mask holds it too."""
 
     BINS = (0.0, 0.4, 0.6, 0.8, 1.01)
@@ -254,7 +254,7 @@ def markdown(result: dict) -> str:
         "## Confidence: can a garment's `confidence` tell a right name from a wrong one?",
         "",
         "Each garment of the label map (default decoding, ≥ 0.1 % of the photo) with its `confidence` (its mean",
-        "probability over its own pixels, `parsing.confidence`, as `summary.jsonl` reports it); right = the mask holds",
+        "probability over its own pixels, `inference.confidence`, as `summary.jsonl` reports it); right = the mask holds",
         "that garment. AUROC: how well confidence ranks right names above wrong ones (0.5: not at all).",
         "",
         "| model | garments | AUROC | right at < 0.4 | 0.4–0.6 | 0.6–0.8 | ≥ 0.8 | wrong ones < 0.5 | right ones < 0.5 "

@@ -34,10 +34,10 @@ from pytorch_lightning.loggers import CSVLogger
 
 from common import ROOT, machine, shown
 
-from parsing.datamodule import ParsingDataModule
-from parsing.module import ParsingModule, read_checkpoint
-from parsing.predict import DEFAULT_CHECKPOINT
-from parsing.transforms import Framing
+from parsing.data.datamodule import ParsingDataModule
+from parsing.training.module import ParsingModule, read_checkpoint
+from parsing.commands.predict import DEFAULT_CHECKPOINT
+from parsing.data.transforms import Framing
 
 COLUMNS = [
     ("pixel_acc", "pixel acc"),

@@ -36,10 +36,10 @@ import cv2
 import psutil
 import torch
 
-from parsing.datamodule import ParsingDataModule
-from parsing.datasets import read_raw_mask
+from parsing.data.datamodule import ParsingDataModule
+from parsing.data.datasets import read_raw_mask
 from parsing.labels import CCP_LABELS, NON_GARMENTS
-from parsing.predict import DEFAULT_CHECKPOINT, main as predict
+from parsing.commands.predict import DEFAULT_CHECKPOINT, main as predict
 
 VARIANTS: dict[str, list[str]] = {  # parsing-predict options; "{tags}" = a tags file of each photo's garments
     "no CRF": ["--crf", "none"],
@@ -94,7 +94,15 @@ def memory_rows(args: argparse.Namespace, photo: Path) -> list[dict]:
             cv2.imwrite(
                 str(big), cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), [cv2.IMWRITE_JPEG_QUALITY, 90]
             )
-            command = [sys.executable, "-m", "parsing.predict", str(big), "-o", str(Path(tmp) / "out"), "--no-progress"]
+            command = [
+                sys.executable,
+                "-m",
+                "parsing.commands.predict",
+                str(big),
+                "-o",
+                str(Path(tmp) / "out"),
+                "--no-progress",
+            ]
             command += ["--checkpoint", str(args.checkpoint), "--device", args.device]
             code, seconds, peak = peak_memory(command)
         if code != 0:

@@ -36,12 +36,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from parsing.datasets import read_raw_mask
-from parsing.io import read_image
+from parsing.data.datasets import read_raw_mask
+from parsing.data.io import read_image
 from parsing.labels import LabelSet
-from parsing.metrics import confusion_matrix, scores
-from parsing.overlay import overlay
-from parsing.predict import REFOCUS, WIDEN, load_parser, parse_image
+from parsing.training.metrics import confusion_matrix, scores
+from parsing.outputs.overlay import overlay
+from parsing.commands.predict import REFOCUS, WIDEN, load_parser, parse_image
 
 NULL = 0
 Pair = tuple[np.ndarray, np.ndarray]  # photo (h, w, 3) uint8, mask (h, w) CCP ids

@@ -1,3 +1,3 @@
-from parsing.cli import main
+from parsing.commands.cli import main
 
 main()

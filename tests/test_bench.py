@@ -7,7 +7,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-from parsing.cli import main
+from parsing.commands.cli import main
 
 
 @pytest.mark.slow

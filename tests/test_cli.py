@@ -10,9 +10,9 @@ import torch
 import yaml
 from conftest import ROOT
 
-from parsing.cli import main
+from parsing.commands.cli import main
 from parsing.labels import CCP_LABELS, MERGES
-from parsing.module import ParsingModule
+from parsing.training.module import ParsingModule
 
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
 

@@ -10,12 +10,12 @@ from conftest import CCP_IDS, ROOT
 from pycocotools import mask as rle_tools
 from scipy import ndimage
 
-from parsing.check import check_coco
-from parsing.check import main as check_main
-from parsing.cli import main
-from parsing.coco import CocoIndex, coco_items
-from parsing.datasets import read_raw_mask
-from parsing.io import read_ccp_mask
+from parsing.commands.cli import main
+from parsing.data.check import check_coco
+from parsing.data.check import main as check_main
+from parsing.data.coco import CocoIndex, coco_items
+from parsing.data.datasets import read_raw_mask
+from parsing.data.io import read_ccp_mask
 from parsing.labels import CCP_LABELS, IGNORE_INDEX
 
 

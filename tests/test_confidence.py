@@ -1,12 +1,12 @@
-"""Each label's confidence and runner-up (``parsing.confidence``), and their place in ``summary.jsonl``."""
+"""Each label's confidence and runner-up (``parsing.inference.confidence``), and their place in ``summary.jsonl``."""
 
 import json
 
 import pytest
 import torch
 
-from parsing.confidence import label_confidence, probability_sums
-from parsing.label_view import LabelView
+from parsing.inference.confidence import label_confidence, probability_sums
+from parsing.inference.label_view import LabelView
 
 NAMES = ["null", "skin", "dress", "skirt", "blouse", "t-shirt"]
 
@@ -72,7 +72,7 @@ def test_merged_groups_are_scored_by_their_summed_probability():
 
 
 def test_summary_reports_confidence_for_every_label(ccp_root, tmp_path):
-    from parsing.predict import main
+    from parsing.commands.predict import main
 
     out = tmp_path / "out"
     photo = ccp_root / "photos" / "0009.jpg"
@@ -91,8 +91,8 @@ def test_summary_reports_confidence_for_every_label(ccp_root, tmp_path):
 def test_overlay_legend_names_the_likelier_alternative_of_unsure_garments():
     import numpy as np
 
-    from parsing.confidence import unsure_notes
-    from parsing.overlay import overlay
+    from parsing.inference.confidence import unsure_notes
+    from parsing.outputs.overlay import overlay
 
     sure = {
         1: {"confidence": 0.2, "alternative": "dress", "alternative_confidence": 0.1},  # skin: not a garment

@@ -7,12 +7,12 @@ import torch
 from conftest import CCP_IDS, blocks, write_ccp_root, write_folder_root
 from PIL import Image
 
-from parsing.check import DataProblems
-from parsing.datamodule import ParsingDataModule
-from parsing.datasets import SegmentationDataset, ccp_items, collate, folder_items
-from parsing.io import DataError
+from parsing.data.check import DataProblems
+from parsing.data.datamodule import ParsingDataModule
+from parsing.data.datasets import SegmentationDataset, ccp_items, collate, folder_items
+from parsing.data.io import DataError
+from parsing.data.transforms import eval_transform
 from parsing.labels import IGNORE_INDEX, LabelSet
-from parsing.transforms import eval_transform
 
 
 def test_ccp_real_files(ccp_root):

@@ -1,4 +1,4 @@
-"""Garment details: pieces, named colours, cut-outs (``parsing.describe``) and their place in parsing-predict."""
+"""Garment details: pieces, named colours, cut-outs (``outputs.describe``) and their place in parsing-predict."""
 
 import json
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from parsing.describe import colours, cutout, pieces
-from parsing.predict import main
+from parsing.commands.predict import main
+from parsing.outputs.describe import colours, cutout, pieces
 
 
 def garment(colour_of) -> tuple[np.ndarray, np.ndarray]:

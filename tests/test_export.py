@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from parsing.export import export_onnx, export_torchscript, onnx_parity, photo_input, torchscript_parity
-from parsing.module import ParsingModule
+from parsing.commands.export import export_onnx, export_torchscript, onnx_parity, photo_input, torchscript_parity
+from parsing.training.module import ParsingModule
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from parsing.io import DataError, read_image, read_png_mask, write_mask_png
+from parsing.data.io import DataError, read_image, read_png_mask, write_mask_png
 
 
 def test_modes_become_rgb_uint8(tmp_path):
@@ -65,7 +65,7 @@ def test_rgb_mask_is_refused(tmp_path):
 def test_ccp_tags_outside_the_label_set_name_the_file(tmp_path):
     import scipy.io
 
-    from parsing.io import read_ccp_tags
+    from parsing.data.io import read_ccp_tags
 
     path = tmp_path / "1005.mat"
     scipy.io.savemat(path, {"tags": np.array([[3, 99]])})

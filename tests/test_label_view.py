@@ -1,11 +1,11 @@
-"""Known garments (tags) and label merges at predict time: ``parsing.label_view`` and ``parse_photo``."""
+"""Known garments (tags) and label merges at predict time: ``parsing.inference.label_view`` and ``parse_photo``."""
 
 import pytest
 import torch
 
-from parsing.label_view import LabelView
-from parsing.module import ParsingModule
-from parsing.outfit import exclusion_matrix
+from parsing.inference.exclusions import exclusion_matrix
+from parsing.inference.label_view import LabelView
+from parsing.training.module import ParsingModule
 
 NAMES = ["null", "skin", "hair", "dress", "skirt", "blouse", "t-shirt", "bag"]
 PALETTE = [[i * 20, i * 10, 255 - i * 20] for i in range(len(NAMES))]

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from parsing.module import ParsingModule
+from parsing.training.module import ParsingModule
 
 IGNORE = 255
 
@@ -38,11 +38,11 @@ def test_lovasz_term_is_weighted_and_strided():
 
 
 def test_shared_softmax_losses_equal_torch_and_smp():
-    """parsing.losses reads one log-softmax; its CE and Dice must equal nn.CrossEntropyLoss and smp's DiceLoss,
+    """parsing.nn.losses reads one log-softmax; its CE and Dice must equal nn.CrossEntropyLoss and smp's DiceLoss,
     values and gradients, on channels-last logits with ignored pixels and class weights."""
     from segmentation_models_pytorch.losses import DiceLoss
 
-    from parsing.losses import cross_entropy, dice_loss, log_probs
+    from parsing.nn.losses import cross_entropy, dice_loss, log_probs
 
     torch.manual_seed(0)
     k = 7
@@ -69,7 +69,7 @@ def test_training_step_losses_equal_the_separate_ones():
     mask, right = mask_and_logits()
     logits = right + torch.randn_like(right)
     batch = {"mask": mask, "presence": torch.ones(2, 4), "known": torch.ones(2, 4)}
-    from parsing.losses import log_probs
+    from parsing.nn.losses import log_probs
 
     lp = log_probs(logits)
     probs = lp.exp()

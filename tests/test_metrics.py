@@ -3,7 +3,7 @@ import math
 import torch
 
 from parsing.labels import IGNORE_INDEX
-from parsing.metrics import confusion_matrix, scores
+from parsing.training.metrics import confusion_matrix, scores
 
 
 def test_scores_from_a_known_confusion():

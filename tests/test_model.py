@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from parsing.encoder_weights import HALF, IMAGENET_MEAN, load_encoder_file, offline_weights_file, remap_by_order
-from parsing.model import ARCHITECTURES, build_model
+from parsing.nn.encoder_weights import HALF, IMAGENET_MEAN, load_encoder_file, offline_weights_file, remap_by_order
+from parsing.nn.model import ARCHITECTURES, build_model
 
 LITE0 = "timm-tf_efficientnet_lite0"
 

@@ -4,21 +4,21 @@ import math
 import pytest
 import torch
 
-from parsing.datamodule import MixedSampler
-from parsing.labels import IGNORE_INDEX
-from parsing.model import build_model
-from parsing.module import ParsingModule
-from parsing.outfit import (
+from parsing.data.datamodule import MixedSampler
+from parsing.inference.exclusions import (
     decode_outfit,
     exclusion_matrix,
     exclusion_pairs,
-    gate,
     learn_exclusions,
     pixel_outfit,
     presence_targets,
     suppress_excluded,
     violations,
 )
+from parsing.labels import IGNORE_INDEX
+from parsing.nn.model import build_model
+from parsing.nn.outfit import gate
+from parsing.training.module import ParsingModule
 
 LITE0 = "timm-tf_efficientnet_lite0"
 
@@ -248,7 +248,7 @@ def test_presence_decoding_leaves_no_pair_among_labels_below_the_threshold(sourc
 
 
 def test_allowed_argmax_equals_the_argmax_of_masked_logits():
-    from parsing.outfit import allowed_argmax
+    from parsing.inference.exclusions import allowed_argmax
 
     torch.manual_seed(0)
     logits = torch.randn(6, 9, 7)
@@ -260,7 +260,7 @@ def test_allowed_argmax_equals_the_argmax_of_masked_logits():
 
 
 def test_softmax_over_channels_last_logits_matches_torch():
-    from parsing.crf import softmax
+    from parsing.inference.crf import softmax
 
     logits = torch.randn(2, 7, 12, 9).contiguous(memory_format=torch.channels_last)
     assert torch.allclose(softmax(logits, 1), logits.softmax(1), atol=1e-6)

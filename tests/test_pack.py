@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from parsing.pack import average_weights, pack
-from parsing.predict import DEFAULT_CHECKPOINT, load_parser
+from parsing.commands.pack import average_weights, pack
+from parsing.commands.predict import DEFAULT_CHECKPOINT, load_parser
 
 
 def test_average_weights_mixes_floats_and_keeps_the_rest():
@@ -57,7 +57,7 @@ def test_pack_records_the_input_size_inference_uses(tmp_path):
 
 
 def test_pack_takes_rules_from_a_yaml_and_the_decoding_source(tmp_path):
-    from parsing.outfit import exclusion_pairs
+    from parsing.inference.exclusions import exclusion_pairs
 
     rules = tmp_path / "rules.yaml"
     rules.write_text("# 2 exclusive garment pairs\nexclusions:\n- [dress, skirt]\n- [bag, purse]\n")

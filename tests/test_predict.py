@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from parsing.io import read_ccp_mask, read_photo
+from parsing.commands.predict import DEFAULT_CHECKPOINT, collect_inputs, load_parser, main, parse_image
+from parsing.data.io import read_ccp_mask, read_photo
 from parsing.labels import LabelSet
-from parsing.predict import DEFAULT_CHECKPOINT, collect_inputs, load_parser, main, parse_image
 
 VAL_PHOTO = "0009"  # in the validation split of configs/ccp.yaml (seed 0): the shipped model never trained on it
 

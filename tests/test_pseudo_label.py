@@ -8,11 +8,11 @@ import scipy.io
 import yaml
 from PIL import Image
 
-from parsing.check import check_folder
-from parsing.cli import main as cli
-from parsing.io import read_ccp_tags
+from parsing.commands.cli import main as cli
+from parsing.commands.pseudo_label import main
+from parsing.data.check import check_folder
+from parsing.data.io import read_ccp_tags
 from parsing.labels import CCP_LABELS, NON_GARMENTS
-from parsing.pseudo_label import main
 
 
 def test_pseudo_labels_follow_the_tags_and_pass_check_data(ccp_root, tmp_path, capsys):

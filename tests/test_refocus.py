@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from parsing.io import read_image
-from parsing.predict import DEFAULT_CHECKPOINT, load_parser, main, parse_image
-from parsing.refocus import close_up, on_canvas, paste, person_box, scale_box, widened
+from parsing.commands.predict import DEFAULT_CHECKPOINT, load_parser, main, parse_image
+from parsing.data.io import read_image
+from parsing.inference.refocus import close_up, on_canvas, paste, person_box, scale_box, widened
 
 SIZE = (512, 352)
 

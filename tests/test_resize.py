@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from parsing.resize import upsample_labels, upsample_logits
+from parsing.inference.resize import upsample_labels, upsample_logits
 
 
 def smooth_logits(k: int, h: int, w: int, seed: int = 0) -> torch.Tensor:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import ROOT
 
-from parsing.cli import main
+from parsing.commands.cli import main
 
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
 

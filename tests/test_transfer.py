@@ -3,9 +3,9 @@
 import torch
 from conftest import ROOT, blocks, write_folder_root
 
-from parsing.cli import main
-from parsing.module import ParsingModule
-from parsing.transfer import SHIPPED, checkpoint_path, matching_labels, transfer_state
+from parsing.commands.cli import main
+from parsing.training.module import ParsingModule
+from parsing.training.transfer import SHIPPED, checkpoint_path, matching_labels, transfer_state
 
 HEAD = "net.seg.segmentation_head.0.weight"
 

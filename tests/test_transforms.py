@@ -5,8 +5,8 @@ import torch
 from conftest import blocks
 from scipy.ndimage import maximum_filter, minimum_filter
 
+from parsing.data.transforms import Backdrop, Framing, eval_transform, train_transform
 from parsing.labels import IGNORE_INDEX
-from parsing.transforms import Backdrop, Framing, eval_transform, train_transform
 
 
 def coded(mask: np.ndarray) -> np.ndarray:

@@ -208,7 +208,7 @@ def train_transform(
     colour jitter; the mask follows. ``backdrops``: photos whose edges ``Backdrop`` may use as backgrounds.
 
     Albumentations keeps its own random state: ``seed`` fixes it (global seeds do not); DataLoader workers reseed
-    it (``parsing.datamodule.seed_worker``).
+    it (``parsing.data.datamodule.seed_worker``).
     """
     framing = framing or Framing()
     height, width = size

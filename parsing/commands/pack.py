@@ -16,7 +16,7 @@ from typing import get_args
 
 import torch
 
-from parsing.outfit import exclusion_matrix
+from parsing.inference.exclusions import exclusion_matrix
 
 KEEP = (
     "state_dict",
@@ -53,9 +53,9 @@ def pack(
     """Write the packed checkpoint; returns it. ``rules_from``: a checkpoint or a rules YAML (``parsing rules``)
     whose exclusive pairs replace the source's; ``average_with``: a checkpoint of the same model (labels, network)
     whose weights are averaged in, with share ``average_weight``; ``input_size``: the network input (H, W) that
-    inference uses (``parsing.predict.input_size``; default: the training size, or what ``source`` records);
+    inference uses (``parsing.commands.predict.input_size``; default: the training size, or what ``source`` records);
     ``decode_from``: where inference reads the garment set from (``pixels``, ``pooled``, ``presence``, ``auto``)."""
-    from parsing.module import DecodeFrom, module_from_checkpoint, read_checkpoint
+    from parsing.training.module import DecodeFrom, module_from_checkpoint, read_checkpoint
 
     checkpoint = read_checkpoint(source)
     if average_with is not None:
@@ -71,7 +71,7 @@ def pack(
             raise ValueError(f"{average_with}: cannot average with {source}: {err}") from None
     packed = {key: checkpoint[key] for key in KEEP if key in checkpoint}
     if input_size is not None:
-        from parsing.predict import MIN_SIDE
+        from parsing.commands.predict import MIN_SIDE
 
         if len(input_size) != 2 or min(input_size) < MIN_SIDE:
             raise ValueError(f"input size {input_size}: give (H, W), each at least {MIN_SIDE}")
@@ -93,7 +93,7 @@ def pack(
     packed["hyper_parameters"] = hparams
     state = packed["state_dict"]
     if rules_from is not None:
-        from parsing.rules import rule_pairs
+        from parsing.commands.rules import rule_pairs
 
         state["exclusive"] = exclusion_matrix(rule_pairs(str(rules_from)), hparams["class_names"])
     if "exclusive" not in state or not state["exclusive"].any():
@@ -106,8 +106,8 @@ def pack(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from parsing.module import DecodeFrom
-    from parsing.predict import add_input_size, input_size
+    from parsing.commands.predict import add_input_size, input_size
+    from parsing.training.module import DecodeFrom
 
     parser = argparse.ArgumentParser(prog="parsing pack", description=__doc__)
     parser.add_argument("checkpoint", help="a training checkpoint (e.g. runs/ccp/checkpoints/last.ckpt)")

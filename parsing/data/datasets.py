@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from parsing.coco import CocoMask
-from parsing.io import IMAGE_SUFFIXES, DataError, read_ccp_mask, read_ccp_tags, read_image, read_png_mask
+from parsing.data.coco import CocoMask
+from parsing.data.io import IMAGE_SUFFIXES, DataError, read_ccp_mask, read_ccp_tags, read_image, read_png_mask
+from parsing.inference.exclusions import presence_targets
 from parsing.labels import IGNORE_INDEX, LabelSet
-from parsing.outfit import presence_targets
 
 Item = tuple[Path, "Path | CocoMask | None"]  # (photo, mask or None)
 

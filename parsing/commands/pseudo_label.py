@@ -28,12 +28,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from parsing.datasets import ccp_tag_items
-from parsing.io import DataError, read_ccp_tags, read_photo, write_mask_png
-from parsing.label_view import check_garments
-from parsing.labels import IGNORE_INDEX, LabelSet, flat_palette
-from parsing.module import CheckpointError, ParsingModule
-from parsing.predict import (
+from parsing.commands.predict import (
     DEFAULT_CHECKPOINT,
     MAX_PIXELS,
     _atomic_write,
@@ -43,7 +38,12 @@ from parsing.predict import (
     tags_for_jobs,
     to_size,
 )
-from parsing.transforms import fit_photo
+from parsing.data.datasets import ccp_tag_items
+from parsing.data.io import DataError, read_ccp_tags, read_photo, write_mask_png
+from parsing.data.transforms import fit_photo
+from parsing.inference.label_view import check_garments
+from parsing.labels import IGNORE_INDEX, LabelSet, flat_palette
+from parsing.training.module import CheckpointError, ParsingModule
 
 
 def pseudo_label(

@@ -1,7 +1,7 @@
 """``parsing export CKPT OUT.onnx [--torchscript OUT.pt]``: the network, outfit gate included, for deployment.
 
 The exported graph takes photos (B, 3, H, W) float RGB in [0, 1], H and W any multiples of 32 (fit and pad a
-photo as ``parsing.transforms.eval_transform`` does), normalises them itself and returns ``logits`` (B, K, H, W)
+photo as ``parsing.data.transforms.eval_transform`` does), normalises them itself and returns ``logits`` (B, K, H, W)
 — gated by the outfit encoder when the model gates — and, when it has an outfit encoder, ``presence``
 (B, K) probabilities. Decoding, the CRF and resizing to the photo stay in Python (``parsing-predict``).
 """
@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from parsing.module import ParsingModule
-from parsing.outfit import gate
+from parsing.nn.outfit import gate
+from parsing.training.module import ParsingModule
 
 
 class ExportNet(nn.Module):
@@ -95,14 +95,14 @@ def torchscript_parity(module: ParsingModule, path: str | Path, x: torch.Tensor)
 
 def photo_input(photo: str | Path, size: tuple[int, int]) -> torch.Tensor:
     """A photo fitted and padded to ``size`` as in evaluation: (1, 3, H, W)."""
-    from parsing.io import read_image
-    from parsing.transforms import eval_transform
+    from parsing.data.io import read_image
+    from parsing.data.transforms import eval_transform
 
     return eval_transform(size)(image=read_image(photo))["image"][None]
 
 
 def main(argv: list[str] | None = None) -> None:
-    from parsing.predict import DEFAULT_CHECKPOINT, load_parser
+    from parsing.commands.predict import DEFAULT_CHECKPOINT, load_parser
 
     parser = argparse.ArgumentParser(prog="parsing export", description=__doc__)
     parser.add_argument("checkpoint", nargs="?", default=str(DEFAULT_CHECKPOINT))

@@ -7,8 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from parsing.crf import argmax
-from parsing.outfit import allowed_argmax
+from parsing.inference.crf import argmax
+from parsing.inference.exclusions import allowed_argmax
 
 
 def upsample_logits(logits: torch.Tensor, valid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-SHIPPED = Path(__file__).parent / "assets" / "ccp-fpn-lite0.ckpt"
+SHIPPED = Path(__file__).parents[1] / "assets" / "ccp-fpn-lite0.ckpt"
 
 PER_LABEL = ("net.seg.segmentation_head.", "net.outfit.out.")  # tensors whose first axis is the label axis
 RELEARNED = ("exclusive",)  # (K, K) garment pairs: learned again from the new training masks

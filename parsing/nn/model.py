@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from parsing.context import ContextBlock
-from parsing.encoder_weights import OFFLINE, load_encoder_file, normalisation, offline_weights_file
-from parsing.fcn import FCN8s
-from parsing.outfit import GateMode, OutfitEncoder, gate
+from parsing.nn.context import ContextBlock
+from parsing.nn.encoder_weights import OFFLINE, load_encoder_file, normalisation, offline_weights_file
+from parsing.nn.fcn import FCN8s
+from parsing.nn.outfit import GateMode, OutfitEncoder, gate
 
 Arch = Literal["unet", "fpn", "deeplabv3plus", "fcn8s"]
 Outfit = Literal["none", "aux", "gate"]
@@ -32,7 +32,7 @@ class ParsingNet(nn.Module):
     The input is padded bottom/right to a multiple of the encoder's stride (32) and the logits cropped back.
     ``outfit``: no outfit encoder (``none``); the branch trained as an auxiliary task (``aux``); or the branch
     gating the logits per class (``gate``, the paper's outfit filter). ``context``: ``attention`` puts a
-    self-attention block over the deepest features (``parsing.context``) before the decoder and the outfit branch.
+    self-attention block over the deepest features (``parsing.nn.context``) before the decoder and the outfit branch.
     """
 
     def __init__(

@@ -10,11 +10,11 @@ import argparse
 import torch
 import yaml
 
-from parsing.outfit import exclusion_pairs, learn_exclusions
+from parsing.inference.exclusions import exclusion_pairs, learn_exclusions
 
 
 def checkpoint_pairs(path: str) -> list[tuple[str, str]]:
-    from parsing.module import read_checkpoint
+    from parsing.training.module import read_checkpoint
 
     checkpoint = read_checkpoint(path)
     names = checkpoint["hyper_parameters"]["class_names"]
@@ -36,7 +36,7 @@ def rule_pairs(path: str) -> list[tuple[str, str]]:
 
 
 def data_pairs(root: str, merge: str | None, min_count: int, min_expected: float, max_ratio: float) -> list:
-    from parsing.datamodule import ParsingDataModule
+    from parsing.data.datamodule import ParsingDataModule
 
     data = ParsingDataModule(root=root, merge=merge)
     garments = torch.from_numpy(data.label_set.garments)

@@ -2,9 +2,9 @@
 
 Photos are parsed by one command, ``parsing-predict`` (``parsing predict-folder``): ``parsing predict`` says so
 and stops, rather than writing a second, different set of outputs. Other commands: ``parsing rules`` (the
-exclusive garment pairs, ``parsing.rules``), ``parsing pack`` (a deployable checkpoint, ``parsing.pack``),
-``parsing export`` (ONNX/TorchScript, ``parsing.export``), ``parsing check-data`` (``parsing.check``) and
-``parsing pseudo-label`` (``parsing.pseudo_label``).
+exclusive garment pairs, ``parsing.commands.rules``), ``parsing pack`` (a deployable checkpoint, ``commands.pack``),
+``parsing export`` (ONNX/TorchScript, ``parsing.commands.export``), ``parsing check-data`` (``parsing.data.check``) and
+``parsing pseudo-label`` (``parsing.commands.pseudo_label``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from pytorch_lightning.cli import LightningCLI
 
-from parsing.datamodule import ParsingDataModule
-from parsing.module import ParsingModule
+from parsing.data.datamodule import ParsingDataModule
+from parsing.training.module import ParsingModule
 
 # Inference options: with ``--ckpt_path``, the command line and config decide these, not the checkpoint.
 INFERENCE_OPTIONS = ("decode", "decode_from", "presence_threshold", "min_fraction")
@@ -85,32 +85,32 @@ def _predict_moved(argv: list[str]) -> int:
 def main(args: list[str] | None = None) -> ParsingCLI | None:
     argv = sys.argv[1:] if args is None else args
     if argv[:1] == ["rules"]:
-        from parsing.rules import main as rules
+        from parsing.commands.rules import main as rules
 
         rules(argv[1:])
         return None
     if argv[:1] == ["pack"]:
-        from parsing.pack import main as pack
+        from parsing.commands.pack import main as pack
 
         pack(argv[1:])
         return None
     if argv[:1] == ["export"]:
-        from parsing.export import main as export
+        from parsing.commands.export import main as export
 
         export(argv[1:])
         return None
     if argv[:1] == ["check-data"]:
-        from parsing.check import main as check
+        from parsing.data.check import main as check
 
         sys.exit(check(argv[1:]))
     if argv[:1] == ["pseudo-label"]:
-        from parsing.pseudo_label import main as pseudo_label
+        from parsing.commands.pseudo_label import main as pseudo_label
 
         sys.exit(pseudo_label(argv[1:]))
     if argv[:1] == ["predict"]:
         sys.exit(_predict_moved(argv[1:]))
     if argv[:1] == ["predict-folder"]:
-        from parsing.predict import main as predict
+        from parsing.commands.predict import main as predict
 
         sys.exit(predict(argv[1:]))
     return ParsingCLI(

@@ -11,7 +11,7 @@ Known garments: ``--garments dress,bag`` (every photo) or ``--tags TAGS.jsonl`` 
 ``{"file": "look/0033.jpg", "garments": ["dress", "bag"]}``, ``file`` relative to its input folder or glob base,
 or the bare file name when unique) allow only those garments plus null/skin/hair. ``--merge ccp-coarse`` (or a
 YAML ``{group: [labels]}``) writes merged labels, their probabilities summed before the argmax
-(``parsing.label_view``).
+(``parsing.inference.label_view``).
 """
 
 from __future__ import annotations
@@ -33,17 +33,17 @@ import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader, Dataset
 
-from parsing.confidence import label_confidence, unsure_notes
-from parsing.crf import CRFParams
-from parsing.datasets import list_images
-from parsing.io import IMAGE_SUFFIXES, DataError, read_photo, write_mask_png
-from parsing.label_view import LabelView, check_garments
+from parsing.data.datasets import list_images
+from parsing.data.io import IMAGE_SUFFIXES, DataError, read_photo, write_mask_png
+from parsing.data.transforms import fit_photo
+from parsing.inference.confidence import label_confidence, unsure_notes
+from parsing.inference.crf import CRFParams
+from parsing.inference.label_view import LabelView, check_garments
+from parsing.inference.refocus import refocused, scale_box, widened
 from parsing.labels import MERGES, NON_GARMENTS, flat_palette
-from parsing.module import CheckpointError, ParsingModule, module_from_checkpoint, read_checkpoint
-from parsing.overlay import overlay
-from parsing.refocus import refocused, scale_box, widened
-from parsing.transfer import SHIPPED
-from parsing.transforms import fit_photo
+from parsing.outputs.overlay import overlay
+from parsing.training.module import CheckpointError, ParsingModule, module_from_checkpoint, read_checkpoint
+from parsing.training.transfer import SHIPPED
 
 DEFAULT_CHECKPOINT = SHIPPED
 Job = tuple[Path, Path]  # (photo, output key: relative path without suffix)
@@ -92,7 +92,9 @@ def collect_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[Job
 
 
 MAX_PIXELS = 8_000_000  # photos above this are parsed at this many pixels; their masks are upsampled to full size
-REFOCUS = 1.5  # a person this many times smaller than the frame allows is parsed again in a box (parsing.refocus)
+REFOCUS = (
+    1.5  # a person this many times smaller than the frame allows is parsed again in a box (parsing.inference.refocus)
+)
 WIDEN = 1.5  # a close-up (person cut at top and bottom) is also parsed on a canvas this many times wider (refocus)
 
 
@@ -196,14 +198,14 @@ def parse_image(
 ) -> dict[str, Any]:
     """One photo (H, W, 3) uint8 → ``labels`` (H, W) uint8, the decoded garment set ``outfit`` (names), the
     outfit encoder's ``presence`` probabilities (K,) or None and ``confidence``: label name → its ``confidence``,
-    ``alternative`` and ``alternative_confidence`` (``parsing.confidence``) — what ``parsing-predict`` writes, in
+    ``alternative`` and ``alternative_confidence`` (``parsing.inference.confidence``) — what ``parsing-predict`` writes, in
     memory. ``crf``:
     ``fast`` (default), ``dense`` or ``none``; ``garments``: the only garments the photo may hold (tags);
     ``merge``: a label merge (``ccp-coarse`` or ``{group: [labels]}``): ``labels``/``names`` are then the groups';
     ``tta``: ``flip`` averages the photo's and its mirror image's logits (twice the network's time); a photo above
     ``max_pixels`` is parsed at that many pixels and its labels upsampled to its size; ``refocus``: when the
     person would be enlarged at least this many times by parsing just a box around them, that box is parsed again
-    (``parsing.refocus``; 0 = never), and ``box`` holds it (else None); ``widen``: when the person is cut by the
+    (``parsing.inference.refocus``; 0 = never), and ``box`` holds it (else None); ``widen``: when the person is cut by the
     photo's top and bottom edges (a close-up), the photo is also parsed on a canvas this many times its size and
     the two parses averaged (0 = never), and ``widened`` says whether it was."""
     full = image.shape[:2]
@@ -358,9 +360,9 @@ def describe_garments(
     image: np.ndarray, labels: np.ndarray, names: list[str], size: tuple[int, int], colours: bool = True
 ) -> dict[int, dict[str, Any]]:
     """Per garment label of a label map (h, w) at the working photo (h, w, 3): its ``mask``, its ``pieces`` (boxes
-    in the photo's own pixels, ``size`` (H, W)) and, with ``colours``, its named colours (``parsing.describe``)."""
-    from parsing.describe import colours as named_colours
-    from parsing.describe import pieces
+    in the photo's own pixels, ``size`` (H, W)) and, with ``colours``, its named colours (``parsing.outputs.describe``)."""
+    from parsing.outputs.describe import colours as named_colours
+    from parsing.outputs.describe import pieces
 
     scale = (size[0] / labels.shape[0], size[1] / labels.shape[1])
     details = {}
@@ -377,9 +379,9 @@ def describe_garments(
 def write_cutouts(
     folder: Path, image: np.ndarray, labels: np.ndarray, names: list[str], details: dict, feather: float
 ) -> None:
-    """``folder/<label>.png`` for each garment: RGBA cut-outs (``parsing.describe.cutout``), written into a
+    """``folder/<label>.png`` for each garment: RGBA cut-outs (``parsing.outputs.describe.cutout``), written into a
     temporary folder renamed into place, so a killed run never leaves a partial set."""
-    from parsing.describe import cutout
+    from parsing.outputs.describe import cutout
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
@@ -572,7 +574,7 @@ def predict(args: argparse.Namespace) -> int:
     if args.crf_iterations is not None:
         module.crf_params = CRFParams(**{**vars(module.crf_params), "iterations": args.crf_iterations})
     if args.crf == "dense":
-        from parsing.crf import densecrf
+        from parsing.inference.crf import densecrf
 
         try:
             densecrf()

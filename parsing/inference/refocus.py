@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from parsing.transforms import fit_photo
+from parsing.data.transforms import fit_photo
 
 Box = tuple[int, int, int, int]  # (top, left, bottom, right), bottom/right exclusive
 

@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from parsing.coco import CocoIndex
-from parsing.datasets import list_images, mask_problems, read_raw_mask
-from parsing.io import IMAGE_SUFFIXES, DataError, read_ccp_tags, read_image
+from parsing.data.coco import CocoIndex
+from parsing.data.datasets import list_images, mask_problems, read_raw_mask
+from parsing.data.io import IMAGE_SUFFIXES, DataError, read_ccp_tags, read_image
 from parsing.labels import CCP_LABELS
 
 

@@ -16,15 +16,8 @@ from segmentation_models_pytorch.losses import LovaszLoss
 from torch import nn
 from torchmetrics import MeanMetric
 
-from parsing.crf import CRFKind, CRFParams, apply_crf, argmax, refine_labels, softmax
-from parsing.encoder_weights import OFFLINE
-from parsing.label_view import LabelView
-from parsing.labels import CCP_LABELS, IGNORE_INDEX, NON_GARMENTS, default_palette
-from parsing.losses import cross_entropy, dice_loss, log_probs
-from parsing.metrics import PresenceScores, confusion_matrix, scores
-from parsing.model import UNUSED_HEADS, Arch, Context, Outfit, build_model
-from parsing.outfit import (
-    GateMode,
+from parsing.inference.crf import CRFKind, CRFParams, apply_crf, argmax, refine_labels, softmax
+from parsing.inference.exclusions import (
     banned_labels,
     decode_outfit,
     exclusion_matrix,
@@ -34,8 +27,15 @@ from parsing.outfit import (
     suppress_excluded,
     violations,
 )
-from parsing.resize import upsample_labels, upsample_logits
-from parsing.transfer import checkpoint_path, matching_labels, transfer_state
+from parsing.inference.label_view import LabelView
+from parsing.inference.resize import upsample_labels, upsample_logits
+from parsing.labels import CCP_LABELS, IGNORE_INDEX, NON_GARMENTS, default_palette
+from parsing.nn.encoder_weights import OFFLINE
+from parsing.nn.losses import cross_entropy, dice_loss, log_probs
+from parsing.nn.model import UNUSED_HEADS, Arch, Context, Outfit, build_model
+from parsing.nn.outfit import GateMode
+from parsing.training.metrics import PresenceScores, confusion_matrix, scores
+from parsing.training.transfer import checkpoint_path, matching_labels, transfer_state
 
 DecodeFrom = Literal["auto", "presence", "pixels", "pooled"]  # where the exclusive-pair decoding reads the set
 
@@ -57,7 +57,7 @@ class ParsingModule(pl.LightningModule):
         input_mean, input_std: override the normalisation that belongs to the encoder weights.
         outfit: the outfit encoder: ``none``, ``aux`` (trained on presence only) or ``gate`` (it also gates the
             logits; ``gate_mode`` ``multiply`` is the paper's G_c = g_c · F_c, ``log`` adds log g_c).
-        context: ``attention`` adds a self-attention block over the deepest features (``parsing.context``): every
+        context: ``attention`` adds a self-attention block over the deepest features (``parsing.nn.context``): every
             cell sees the whole outfit before the decoder names it. Starts as the identity.
         presence_weight: weight of the presence BCE next to the segmentation loss.
         pooled_weight: image-level supervision of the segmentation itself: each label's softmax probability,
@@ -67,10 +67,10 @@ class ParsingModule(pl.LightningModule):
         trainable: ``all``, or ``outfit`` to train only the outfit encoder (the paper's second stage).
         init_from: a checkpoint whose weights start this fit (e.g. stage 1 → stage 2), or ``shipped`` (the package's
             model); with other labels than this model's, output rows carry over for labels named alike
-            (``parsing.transfer``); missing keys stay new.
+            (``parsing.training.transfer``); missing keys stay new.
         exclusions: garment pairs that cannot be worn together, e.g. ``[[dress, skirt]]``; when unset they are
             learned from the training masks (``exclusion_min_count``, ``exclusion_min_expected``,
-            ``exclusion_max_ratio``: see ``parsing.outfit.learn_exclusions``). Stored in the checkpoint.
+            ``exclusion_max_ratio``: see ``parsing.inference.exclusions.learn_exclusions``). Stored in the checkpoint.
         decode: decode a garment set that respects the exclusions and suppress the labels it excludes before
             the argmax. ``decode_from``: the outfit encoder's presence probabilities (``presence``, labels above
             ``presence_threshold``), the segmentation's own label shares (``pixels``), its pooled label
@@ -79,7 +79,7 @@ class ParsingModule(pl.LightningModule):
         min_fraction: a label counts as present in a label map when it covers at least this share.
         crf: dense CRF after the network in ``test`` and ``predict`` (validation during fit stays without):
             ``none``, ``dense`` (pydensecrf, the reference; needs the ``crf`` extra) or ``fast`` (batched torch
-            mean-field); it sees each photo at its original resolution. crf_params: see ``parsing.crf.CRFParams``.
+            mean-field); it sees each photo at its original resolution. crf_params: see ``inference.crf.CRFParams``.
         tta: test-time augmentation in ``test`` and ``predict``: ``none`` or ``flip`` (the mean of the logits of
             the photo and of its mirror image; twice the network's time).
         tags_from_masks: in ``test``, allow each photo only the garments its mask holds (as ``parsing-predict
@@ -181,7 +181,7 @@ class ParsingModule(pl.LightningModule):
             if len(hp.class_weights) != self.num_classes:
                 raise ValueError(f"{len(hp.class_weights)} class_weights for {self.num_classes} classes")
             weight = torch.tensor(hp.class_weights, dtype=torch.float32)
-        # CE and Dice read one shared log-softmax (parsing.losses); ``ce`` keeps the class weights (as before).
+        # CE and Dice read one shared log-softmax (parsing.nn.losses); ``ce`` keeps the class weights (as before).
         self.ce = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_INDEX)
         self.lovasz = LovaszLoss("multiclass", ignore_index=IGNORE_INDEX) if hp.loss == "ce+lovasz" else None
 
@@ -238,7 +238,7 @@ class ParsingModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Older checkpoints: without rules they keep the rules configured or learned in ``setup``; the unused
-        EfficientNet head they may carry (see ``parsing.model.UNUSED_HEADS``) is dropped."""
+        EfficientNet head they may carry (see ``parsing.nn.model.UNUSED_HEADS``) is dropped."""
         state = checkpoint["state_dict"]
         own = self.state_dict()
         for key in [k for k in state if k.startswith("net.seg.encoder.") and k not in own]:
@@ -280,7 +280,7 @@ class ParsingModule(pl.LightningModule):
         probs: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """CE (+ Dice or Lovász) of logits (B, K, H, W) against a mask (B, H, W); ``lp`` / ``probs``: their
-        ``parsing.losses.log_probs`` (B, H, W, K) and its exp, when the step already has them."""
+        ``parsing.nn.losses.log_probs`` (B, H, W, K) and its exp, when the step already has them."""
         if not (mask != IGNORE_INDEX).any():  # a batch of tag-only photos
             return logits.sum() * 0.0
         lp = log_probs(logits) if lp is None else lp
@@ -359,7 +359,7 @@ class ParsingModule(pl.LightningModule):
         """One photo's logits (K, h', w') without padding → its label map (h, w) at ``size`` and the decoded
         garment set (K,) bool (None without ``decode``). With ``decode``, labels that conflict with the decoded
         set are suppressed first; with a ``crf``, the map is refined against the photo (h, w, 3). ``view``: only
-        a photo's known garments and/or merged labels (``parsing.label_view``); the map and the set are then in
+        a photo's known garments and/or merged labels (``inference.label_view``); the map and the set are then in
         its labels."""
         if view is None or view.identity:
             return self._decode(logits, presence, size, image, crf, self.exclusive)

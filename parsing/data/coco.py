@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 from pycocotools import mask as rle_tools
 
-from parsing.io import DataError
+from parsing.data.io import DataError
 from parsing.labels import IGNORE_INDEX
 
 Unmapped = Literal["ignore", "background"]
@@ -101,7 +101,7 @@ class CocoIndex:
 
 @dataclass(frozen=True)
 class CocoMask:
-    """The mask of one COCO image, rendered when read (``parsing.datasets.read_raw_mask``)."""
+    """The mask of one COCO image, rendered when read (``parsing.data.datasets.read_raw_mask``)."""
 
     index: CocoIndex
     image_id: Any

@@ -14,9 +14,9 @@ import torch.distributed as dist
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
-from parsing.check import DataProblems, check_ccp, check_coco, check_folder
-from parsing.coco import coco_items
-from parsing.datasets import (
+from parsing.data.check import DataProblems, check_ccp, check_coco, check_folder
+from parsing.data.coco import coco_items
+from parsing.data.datasets import (
     Item,
     SegmentationDataset,
     TagDataset,
@@ -27,9 +27,9 @@ from parsing.datasets import (
     list_images,
     read_raw_mask,
 )
+from parsing.data.transforms import Framing, eval_transform, train_transform
+from parsing.inference.exclusions import presence_targets
 from parsing.labels import LabelSet
-from parsing.outfit import presence_targets
-from parsing.transforms import Framing, eval_transform, train_transform
 
 _PRESENCE_CACHE: dict[tuple, torch.Tensor] = {}
 
@@ -95,7 +95,7 @@ class ParsingDataModule(pl.LightningDataModule):
         labels: names of the mask values 0..K-1 (``folder`` and ``coco``; CCP's 59 names are built in).
         annotations, categories, unmapped: ``format="coco"``: the instances JSON, ``{category name: label}``
             (default: equal names) and what unmapped categories become (``ignore`` or ``background``); see
-            ``parsing.coco``.
+            ``parsing.data.coco``.
         merge: merge labels into a coarser set: a preset name (``"ccp-coarse"``) or ``{new: [old, ...]}``.
         ids: only these CCP ids (file stems); ``limit``: only the first N items (for smoke runs).
         val_fraction, seed: the split; the same items and seed always give the same split.
@@ -104,7 +104,7 @@ class ParsingDataModule(pl.LightningDataModule):
         size: network input (H, W), multiples of 32; photos are fitted inside it with their aspect kept.
         scale, rotate, colour_jitter: the whole-photo augmentation (random scale, shift, rotation, colour).
         framing: zoom-in crops, zoom-out canvases, aspect jitter, new backgrounds, degraded photos
-            (``parsing.transforms.Framing``; all off by default). Tag-only photos get no zoom-in crops: a crop
+            (``parsing.data.transforms.Framing``; all off by default). Tag-only photos get no zoom-in crops: a crop
             could cut a tagged garment out.
         predict_dir: folder of photos for ``predict`` (default: the val split's photos).
         tag_ratio: add this many CCP tag-only photos (``annotations/image-level``) per pixel-labelled photo to

@@ -1,0 +1,1 @@
+"""Command-line entry points: ``parsing`` (LightningCLI and the other subcommands) and ``parsing-predict``."""

@@ -1,0 +1,1 @@
+"""The network: smp segmentation model + outfit encoder + context block, its losses and offline encoder weights."""

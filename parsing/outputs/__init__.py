@@ -1,0 +1,1 @@
+"""Outputs: mask PNGs, overlays, garment descriptions and cut-outs, the summary record, atomic file writes."""

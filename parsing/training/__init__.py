@@ -1,0 +1,1 @@
+"""Training: the LightningModule (fit/validate/test), checkpoints, weight transfer between label sets, metrics."""
