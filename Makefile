@@ -23,6 +23,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c $(CONSTRAINTS) torch==2.13.0
 	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev,crf]"
+	$(PY) -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'parsing-torchvision.pth').write_text('import _parsing_startup\\n')"
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv and install parsing with torch pinned (CPU build)

@@ -23,7 +23,8 @@ def shown(path: str | Path) -> str:
 
 def model_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     """The options of the benchmarks that score checkpoints on the CCP validation photos."""
-    from parsing.commands.predict import DEFAULT_CHECKPOINT, add_input_size
+    from parsing.commands.inputs import add_input_size
+    from parsing.training.transfer import SHIPPED as DEFAULT_CHECKPOINT
 
     parser.add_argument("--checkpoints", type=Path, nargs="+", default=[DEFAULT_CHECKPOINT])
     parser.add_argument("--names", nargs="+", default=None, help="one short name per checkpoint")
@@ -36,12 +37,17 @@ def model_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     add_input_size(parser, "the network input box for every checkpoint (default: each checkpoint's)")
 
 
+def load_parser(checkpoint: str | Path, input_size: list[int] | None = None, **options):  # noqa: ANN201
+    """A ``parsing.Parser`` for a checkpoint on the CPU, at ``input_size`` or its own network box."""
+    from parsing import Parser
+
+    return Parser.load(checkpoint, device="cpu", input_size=input_size, **options)
+
+
 def load_model(checkpoint: str | Path, input_size: list[int] | None = None) -> tuple:
     """A checkpoint's ParsingModule and the network input (H, W) it is scored at: ``input_size`` or its own."""
-    from parsing.commands.predict import load_parser
-
-    module, size = load_parser(checkpoint)
-    return module, (tuple(input_size) if input_size is not None else size)
+    parser = load_parser(checkpoint, input_size)
+    return parser.module, parser.size
 
 
 def checkpoint_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:

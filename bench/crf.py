@@ -23,11 +23,13 @@ from pathlib import Path
 
 import torch
 
+from parsing.inference.decode import parse_photo
 from parsing.inference.crf import CRFParams
 from parsing.data.datamodule import ParsingDataModule
 from parsing.training.metrics import confusion_matrix, scores
 from parsing.inference.exclusions import violations
-from parsing.commands.predict import DEFAULT_CHECKPOINT, load_parser
+from parsing.inference.parser import Parser
+from parsing.training.transfer import SHIPPED as DEFAULT_CHECKPOINT
 
 VARIANTS: dict[str, tuple[str, dict]] = {
     "none": ("none", {}),
@@ -63,7 +65,8 @@ def sync(device: str) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
-    module, size = load_parser(args.checkpoint, args.device)
+    parser_ = Parser.load(args.checkpoint, device=args.device)
+    module, size = parser_.module, parser_.size
     dm = ParsingDataModule(root=args.data_root, size=size, num_workers=0)
     dm.setup("test")
     photos = [dm.val_set[i] for i in range(min(args.limit or len(dm.val_set), len(dm.val_set)))]
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> dict:
                 p = None if presence is None else presence[0]
                 sync(args.device)
                 start = time.perf_counter()
-                labels, _ = module.parse_photo(logits[0, :, :vh, :vw], p, sample["size"], image, kind)
+                labels, _ = parse_photo(module, logits[0, :, :vh, :vw], p, sample["size"], image, kind)
                 sync(args.device)
                 crf_time[name] += time.perf_counter() - start
                 labels = labels.cpu()

@@ -21,7 +21,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from parsing.data.datamodule import ParsingDataModule
-from parsing.commands.predict import DEFAULT_CHECKPOINT, main as predict
+from parsing.commands.predict import main as predict
+from parsing.training.transfer import SHIPPED as DEFAULT_CHECKPOINT
 
 
 def sheet(out: Path, records: list[dict], tile: tuple[int, int] = (150, 200), columns: int = 5) -> Image.Image:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import parsing  # noqa: F401
 from common import (
     checkpoint_names,
-    load_model,
+    load_parser,
     machine,
     model_arguments,
     previous_models,
@@ -39,16 +39,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from parsing.inference.decode import parse_photo
 from parsing.inference.confidence import label_confidence
 from parsing.data.datasets import read_raw_mask
 from parsing.data.io import read_image
 from parsing.labels import LabelSet
 from parsing.training.metrics import PresenceScores, confusion_matrix, scores
 from parsing.inference.exclusions import presence_targets
-from parsing.commands.predict import outfit_names
+from parsing.labels import NON_GARMENTS
 from parsing.data.transforms import fit_photo
 
 SOURCES = ("outfit encoder", "pooled segmentation", "label map")
+PARSER_OUTFIT = "outfit (Parser: widen, refocus, specks removed; summary.jsonl)"
 DECODERS = ("pixels", "pooled", "presence")  # model.decode_from: where the exclusive-pair decoding reads the outfit
 
 
@@ -122,7 +124,8 @@ class ConfidenceScores:
 
 
 def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str, input_size: list[int] | None = None) -> dict:
-    module, size = load_model(checkpoint, input_size)
+    parser = load_parser(checkpoint, input_size, crf=crf)
+    module, size = parser.module, parser.size
     k, names = module.num_classes, module.class_names
     garments = torch.from_numpy(LabelSet.identity(names).garments)
     coarse = LabelSet.ccp("ccp-coarse")
@@ -132,6 +135,7 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str, input
     decoders = [d for d in DECODERS if d != "presence" or module.hparams.outfit != "none"]
     default = module.decoding_source(None if module.hparams.outfit == "none" else torch.zeros(k))
     sets = {source: SetScores() for source in (*SOURCES, *(f"decoded outfit ({d})" for d in decoders))}
+    sets[PARSER_OUTFIT] = SetScores()
     maps = {"outfit encoder": PresenceScores(k), "pooled segmentation": PresenceScores(k)}
     cms = {f"decoded from {d}": confusion_matrix(k) for d in decoders}
     cms["tags from the mask"] = confusion_matrix(k)
@@ -151,12 +155,12 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str, input
             decoded_maps = {}
             for decoder in decoders:
                 module.hparams.decode_from = decoder
-                decoded_maps[decoder] = module.parse_photo(z, p, (h, w), torch.from_numpy(image), crf)
+                decoded_maps[decoder] = parse_photo(module, z, p, (h, w), torch.from_numpy(image), crf)
             module.hparams.decode_from = default
             labels, chosen = decoded_maps[default]
             told = module.label_view(garments=module.garments_in(truth))
-            told_labels, _ = module.parse_photo(z, p, (h, w), torch.from_numpy(image), crf, told)
-            merged, _ = module.parse_photo(z, p, (h, w), torch.from_numpy(image), crf, merged_view)
+            told_labels, _ = parse_photo(module, z, p, (h, w), torch.from_numpy(image), crf, told)
+            merged, _ = parse_photo(module, z, p, (h, w), torch.from_numpy(image), crf, merged_view)
             sure = label_confidence(labels, z, names)
         in_map = presence_targets(labels[None].long(), k, mf)[0].bool() & garments
         truth_ids = set(truth_set.nonzero().flatten().tolist())
@@ -171,10 +175,12 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str, input
         for decoder, (decoded_labels, decoded_set) in decoded_maps.items():
             shown_set = presence_targets(decoded_labels[None].long(), k, mf)[0].bool() & garments
             counts = np.bincount(decoded_labels.flatten().numpy(), minlength=k)
-            outfit = {names.index(g) for g in outfit_names(names, counts, decoded_set)}
+            outfit = {i for i in range(k) if names[i] not in NON_GARMENTS and decoded_set[i] and counts[i] > 0}
             sets[f"decoded outfit ({decoder})"].update(outfit & set(shown_set.nonzero().flatten().tolist()), truth_ids)
             cms[f"decoded from {decoder}"].update(decoded_labels.flatten(), truth.flatten())
         cms["tags from the mask"].update(told_labels.flatten(), truth.flatten())
+        parse = parser(image)  # the whole pipeline: its outfit is what summary.jsonl reports
+        sets[PARSER_OUTFIT].update({names.index(g) for g in parse.garments}, truth_ids)
         coarse_cms["fine argmax → groups"].update(lut[labels].flatten(), lut[truth].flatten())
         coarse_cms["summed per group"].update(merged.flatten(), lut[truth].flatten())
         print(f"{checkpoint.name} {n + 1}/{len(photos)} {photo.name}", flush=True)
@@ -254,8 +260,8 @@ def markdown(result: dict) -> str:
         "## Confidence: can a garment's `confidence` tell a right name from a wrong one?",
         "",
         "Each garment of the label map (default decoding, ≥ 0.1 % of the photo) with its `confidence` (its mean",
-        "probability over its own pixels, `inference.confidence`, as `summary.jsonl` reports it); right = the mask holds",
-        "that garment. AUROC: how well confidence ranks right names above wrong ones (0.5: not at all).",
+        "probability over its own pixels, `inference.confidence`, as `summary.jsonl` reports it); right = the mask",
+        "holds that garment. AUROC: how well confidence ranks right names above wrong ones (0.5: not at all).",
         "",
         "| model | garments | AUROC | right at < 0.4 | 0.4–0.6 | 0.6–0.8 | ≥ 0.8 | wrong ones < 0.5 | right ones < 0.5 "
         "| wrong ones whose `alternative` is right |",

@@ -39,7 +39,8 @@ import torch
 from parsing.data.datamodule import ParsingDataModule
 from parsing.data.datasets import read_raw_mask
 from parsing.labels import CCP_LABELS, NON_GARMENTS
-from parsing.commands.predict import DEFAULT_CHECKPOINT, main as predict
+from parsing.commands.predict import main as predict
+from parsing.training.transfer import SHIPPED as DEFAULT_CHECKPOINT
 
 VARIANTS: dict[str, list[str]] = {  # parsing-predict options; "{tags}" = a tags file of each photo's garments
     "no CRF": ["--crf", "none"],

@@ -2,7 +2,7 @@
 
 Every validation photo and its mask go through fixed, seeded transforms (``FRAMINGS``): the original; its upper
 and lower half; a 2× zoom-in centre crop; a 0.5× zoom-out onto a plain canvas; the person composited on a plain
-light background; a small photo (longest side 256 px). Each is parsed at its own resolution by ``parse_image``
+light background; a small photo (longest side 256 px). Each is parsed at its own resolution by ``Parser``
 (what ``parsing-predict`` runs per photo: fit into the model's box, network, decoding, CRF) and scored with the
 package's metrics on the 59 labels and on ``ccp-coarse``. Writes ``bench/results/robustness.{json,md}``.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import parsing  # noqa: F401
 from common import (
     checkpoint_names,
-    load_model,
+    load_parser,
     machine,
     model_arguments,
     previous_models,
@@ -41,7 +41,7 @@ from parsing.data.io import read_image
 from parsing.labels import LabelSet
 from parsing.training.metrics import confusion_matrix, scores
 from parsing.outputs.overlay import overlay
-from parsing.commands.predict import REFOCUS, WIDEN, load_parser, parse_image
+from parsing.inference.parser import REFOCUS, WIDEN
 
 NULL = 0
 Pair = tuple[np.ndarray, np.ndarray]  # photo (h, w, 3) uint8, mask (h, w) CCP ids
@@ -133,7 +133,8 @@ def run_model(
     input_size: list[int] | None = None,
     widen: float = WIDEN,
 ) -> dict:
-    module, size = load_model(checkpoint, input_size)
+    parser = load_parser(checkpoint, input_size, crf=crf, tta=tta, refocus=refocus, widen=widen)
+    module, size = parser.module, parser.size
     k = module.num_classes
     coarse = LabelSet.ccp("ccp-coarse")
     if k != len(coarse.source):
@@ -151,10 +152,10 @@ def run_model(
             im, ms = FRAMINGS[name](image, mask, rng)
             im, ms = np.ascontiguousarray(im), torch.from_numpy(np.ascontiguousarray(ms)).long()
             start = time.perf_counter()
-            parse = parse_image(module, size, im, crf=crf, tta=tta, refocus=refocus, widen=widen)
-            refocused[name] += parse["box"] is not None
-            widened[name] += parse["widened"]
-            labels = torch.from_numpy(parse["labels"]).long()
+            parse = parser(im)
+            refocused[name] += parse.box is not None
+            widened[name] += parse.widened
+            labels = torch.from_numpy(parse.labels).long()
             seconds[name] += time.perf_counter() - start
             fine[name].update(labels.flatten(), ms.flatten())
             grouped[name].update(lut[labels].flatten(), lut[ms].flatten())
@@ -180,11 +181,12 @@ def picture(
     image, truth = read_image(photo), read_raw_mask(mask)
     tiles: list[list[Image.Image]] = [[] for _ in framings]
     for checkpoint in checkpoints:
-        module, size = load_parser(checkpoint)
+        parser = load_parser(checkpoint)
+        module = parser.module
         for row, name in enumerate(framings):
             im, _ = FRAMINGS[name](image, truth, np.random.default_rng([seed, 0]))
             im = np.ascontiguousarray(im)
-            labels = parse_image(module, size, im, crf="fast")["labels"]
+            labels = parser(im).labels
             tiles[row].append(overlay(im, labels, module.palette, module.class_names))
     height = 300
     rows = [[t.resize((max(1, round(t.width * height / t.height)), height)) for t in row] for row in tiles]
@@ -205,7 +207,7 @@ def markdown(result: dict) -> str:
     lines = [
         f"# Robustness benchmark — {meta['photos']} CCP validation photos under {len(meta['framings'])} framings",
         "",
-        f"Each photo parsed at its transformed resolution by `parse_image` (the `parsing-predict` path), CRF "
+        f"Each photo parsed at its transformed resolution by `Parser` (the `parsing-predict` path), CRF "
         f"`{meta['crf']}`, TTA `{meta.get('tta', 'none')}`, refocus {meta.get('refocus', 0) or 'off'}; "
         "scores over all pixels of all photos, 59 labels and "
         "`ccp-coarse` (17 groups). "
@@ -248,8 +250,8 @@ def main() -> None:
     parser.add_argument("--framings", nargs="+", default=DEFAULT_FRAMINGS, choices=list(FRAMINGS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tta", choices=("none", "flip"), default="none", help="test-time augmentation")
-    parser.add_argument("--refocus", type=float, default=REFOCUS, help="parse_image's refocus gain (0 = off)")
-    parser.add_argument("--widen", type=float, default=WIDEN, help="parse_image's close-up canvas (0 = off)")
+    parser.add_argument("--refocus", type=float, default=REFOCUS, help="the Parser's refocus gain (0 = off)")
+    parser.add_argument("--widen", type=float, default=WIDEN, help="the Parser's close-up canvas (0 = off)")
     parser.add_argument("--previous", type=Path, default=None, help="an earlier result JSON whose models to keep")
     parser.add_argument("--picture", type=Path, default=None, help="also draw overlays of one photo (--photo) here")
     parser.add_argument("--photo", default="0009", help="the validation photo of --picture")

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from parsing.inference.decode import parse_photo
 from parsing.inference.exclusions import exclusion_matrix
 from parsing.inference.label_view import LabelView
 from parsing.training.module import ParsingModule
@@ -26,7 +27,7 @@ def test_tags_allow_only_the_listed_garments_and_the_body():
     logits[4, :, :3] += 1.0  # skirt second best there
     logits[1, 9] = 9.0  # a skin row
     m = module(decode=False)
-    labels, _ = m.parse_photo(logits, None, (10, 10), view=m.label_view(garments=["skirt", "bag"]))
+    labels, _ = parse_photo(m, logits, None, (10, 10), view=m.label_view(garments=["skirt", "bag"]))
     assert set(labels.unique().tolist()) <= {0, 1, 2, 4, 7}  # body, background and the tags only
     assert (labels[:9] == 4).all()  # dress and blouse pixels fall to the next allowed label, skirt
     assert (labels[9] == 1).all()  # skin stays
@@ -39,9 +40,9 @@ def test_merge_sums_probabilities_before_the_argmax():
     logits[3] = 1.5  # ... though dress has the largest single probability (argmax-then-map says dress)
     m = module(decode=False)
     view = m.label_view(merge=GROUPS)
-    labels, _ = m.parse_photo(logits, None, (4, 4), view=view)
+    labels, _ = parse_photo(m, logits, None, (4, 4), view=view)
     assert view.names[int(labels[0, 0])] == "top"
-    fine, _ = m.parse_photo(logits, None, (4, 4))
+    fine, _ = parse_photo(m, logits, None, (4, 4))
     assert NAMES[int(fine[0, 0])] == "dress"  # what mapping the fine argmax would have given
 
 
@@ -52,7 +53,7 @@ def test_merge_then_tags_sum_only_the_allowed_members():
     logits[3] = 1.5  # dress
     m = module(decode=False)
     view = m.label_view(merge=GROUPS, garments=["t-shirt", "dress"])
-    labels, _ = m.parse_photo(logits, None, (4, 4), view=view)
+    labels, _ = parse_photo(m, logits, None, (4, 4), view=view)
     assert view.names[int(labels[0, 0])] == "dress"  # blouse's mass is gone with the tags
 
 
@@ -64,7 +65,7 @@ def test_merged_exclusions_and_decoded_set_are_in_group_labels():
     logits = torch.zeros(len(NAMES), 10, 10)
     logits[3, :6] = 5.0  # dress on 60 %
     logits[4, 6:] = 5.0  # skirt on 40 %: exclusive, decoding keeps dress
-    labels, chosen = m.parse_photo(logits, None, (10, 10), view=m.label_view(merge=GROUPS))
+    labels, chosen = parse_photo(m, logits, None, (10, 10), view=m.label_view(merge=GROUPS))
     assert chosen.shape == (len(view.names),) and chosen[index["dress"]] and not chosen[index["skirt"]]
     assert index["skirt"] not in labels.unique().tolist()
 
@@ -79,7 +80,8 @@ def test_group_presence_and_identity():
 
 
 def test_unknown_garments_name_the_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown garment name\(s\) \['dres'\]; valid names: dress, skirt"):
+    hint = r"unknown garment name\(s\) 'dres' \(did you mean dress\?\); valid names: dress, skirt"
+    with pytest.raises(ValueError, match=hint):
         module().label_view(garments=["dres", "bag"])
     with pytest.raises(ValueError, match="valid names"):
         module().label_view(garments=["skin"])  # the body is always allowed, not a garment

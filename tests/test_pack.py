@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from parsing import Parser
 from parsing.commands.pack import average_weights, pack
-from parsing.commands.predict import DEFAULT_CHECKPOINT, load_parser
+from parsing.commands.predict import DEFAULT_CHECKPOINT
 
 
 def test_average_weights_mixes_floats_and_keeps_the_rest():
@@ -28,8 +29,8 @@ def test_pack_averages_two_checkpoints_of_one_model(tmp_path, capsys):
     assert torch.allclose(packed["state_dict"][key], shipped["state_dict"][key] + 0.5)
     same = [k for k in shipped["state_dict"] if k != key]
     assert all(torch.equal(packed["state_dict"][k], shipped["state_dict"][k]) for k in same)
-    module, size = load_parser(tmp_path / "soup.ckpt")  # a deployable checkpoint
-    assert size == load_parser(DEFAULT_CHECKPOINT)[1] and module.num_classes == 59
+    parser = Parser.load(tmp_path / "soup.ckpt")  # a deployable checkpoint
+    assert parser.size == Parser.load().size and parser.module.num_classes == 59
     other = {**shipped, "hyper_parameters": {**shipped["hyper_parameters"], "encoder": "timm-tf_efficientnet_lite2"}}
     torch.save(other, tmp_path / "other.ckpt")
     with pytest.raises(ValueError, match="another model.*encoder differs"):
@@ -47,11 +48,11 @@ def test_pack_records_the_input_size_inference_uses(tmp_path):
     trained = torch.load(DEFAULT_CHECKPOINT, map_location="cpu", weights_only=False)
     trained.pop("input_size", None)
     torch.save(trained, tmp_path / "trained.ckpt")
-    assert load_parser(tmp_path / "trained.ckpt")[1] == tuple(trained["datamodule_hyper_parameters"]["size"])
+    assert Parser.load(tmp_path / "trained.ckpt").size == tuple(trained["datamodule_hyper_parameters"]["size"])
     pack(tmp_path / "trained.ckpt", tmp_path / "big.ckpt", input_size=(576, 384))
-    assert load_parser(tmp_path / "big.ckpt")[1] == (576, 384)
+    assert Parser.load(tmp_path / "big.ckpt").size == (576, 384)
     pack(tmp_path / "big.ckpt", tmp_path / "again.ckpt")  # packing a packed file keeps it
-    assert load_parser(tmp_path / "again.ckpt")[1] == (576, 384)
+    assert Parser.load(tmp_path / "again.ckpt").size == (576, 384)
     with pytest.raises(ValueError, match="each at least 32"):
         pack(tmp_path / "trained.ckpt", tmp_path / "bad.ckpt", input_size=(16, 384))
 
@@ -62,7 +63,7 @@ def test_pack_takes_rules_from_a_yaml_and_the_decoding_source(tmp_path):
     rules = tmp_path / "rules.yaml"
     rules.write_text("# 2 exclusive garment pairs\nexclusions:\n- [dress, skirt]\n- [bag, purse]\n")
     pack(DEFAULT_CHECKPOINT, tmp_path / "p.ckpt", rules_from=rules, decode_from="pooled")
-    module, _ = load_parser(tmp_path / "p.ckpt")
+    module = Parser.load(tmp_path / "p.ckpt").module
     assert exclusion_pairs(module.exclusive, module.class_names) == [("bag", "purse"), ("dress", "skirt")]
     assert module.hparams.decode_from == "pooled"
     rules.write_text("pairs: []\n")

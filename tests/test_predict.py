@@ -10,7 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from parsing.commands.predict import DEFAULT_CHECKPOINT, collect_inputs, load_parser, main, parse_image
+from parsing import Parser
+from parsing.commands.inputs import collect_inputs
+from parsing.commands.predict import DEFAULT_CHECKPOINT, main
 from parsing.data.io import read_ccp_mask, read_photo
 from parsing.labels import LabelSet
 
@@ -20,8 +22,7 @@ VAL_PHOTO = "0009"  # in the validation split of configs/ccp.yaml (seed 0): the 
 @pytest.fixture(scope="module")
 def shipped():
     assert DEFAULT_CHECKPOINT.is_file(), f"shipped model missing: {DEFAULT_CHECKPOINT}"
-    module, size = load_parser(DEFAULT_CHECKPOINT)
-    return module, size
+    return Parser.load()
 
 
 def make_photos(folder):
@@ -57,7 +58,7 @@ def summary(out):
 
 
 def test_writes_masks_overlays_and_summary(shipped, tmp_path, capsys):
-    module, _ = shipped
+    module = shipped.module
     photos, out = tmp_path / "photos", tmp_path / "out"
     expected = make_photos(photos)
     before = digest(photos)
@@ -150,8 +151,7 @@ def test_input_size_overrides_the_network_box_and_is_checked(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("crf", ["none", "fast"])
-def test_shipped_model_parses_a_real_ccp_photo(shipped, ccp_root, tmp_path, crf):
-    module, _ = shipped
+def test_shipped_model_parses_a_real_ccp_photo(ccp_root, tmp_path, crf):
     out = tmp_path / "out"
     photo = ccp_root / "photos" / f"{VAL_PHOTO}.jpg"
     assert main([str(photo), "-o", str(out), "--crf", crf, "--no-progress", "--workers", "0"]) == 0
@@ -181,7 +181,11 @@ def test_unknown_garment_fails_before_any_photo_is_parsed(tmp_path, capsys):
     out = tmp_path / "out"
     code = main([str(tmp_path / "photos"), "-o", str(out), "--garments", "dress,jeanz", "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 2 and "unknown garment name(s) ['jeanz']" in err and "valid names: accessories" in err
+    assert (
+        code == 2
+        and "unknown garment name(s) 'jeanz' (did you mean jeans?)" in err
+        and "valid names: accessories" in err
+    )
     assert not (out / "masks").exists()
     (tmp_path / "tags.jsonl").write_text('{"file": "portrait.jpg", "garments": ["dress"]}\nnot json\n')
     code = main([str(tmp_path / "photos"), "-o", str(out), "--tags", str(tmp_path / "tags.jsonl")])
@@ -189,7 +193,7 @@ def test_unknown_garment_fails_before_any_photo_is_parsed(tmp_path, capsys):
 
 
 def test_tags_limit_each_photo_to_its_garments(shipped, ccp_root, tmp_path):
-    module, _ = shipped
+    module = shipped.module
     photos = tmp_path / "photos"
     (photos / "sub").mkdir(parents=True)
     for name in ("0009.jpg", "0003.jpg"):
@@ -248,30 +252,30 @@ def test_unusable_checkpoints_say_what_is_wrong(tmp_path, capsys):
         assert code == 2 and f"{path}: {message}" in err and "Traceback" not in err
 
 
-def test_parse_image_takes_a_read_only_pil_array_without_warning(shipped, ccp_root):
-    module, size = shipped
+def test_the_parser_takes_a_read_only_pil_array_without_warning(shipped, ccp_root):
+    parser = shipped
     image = np.asarray(Image.open(ccp_root / "photos" / f"{VAL_PHOTO}.jpg"))
     assert not image.flags.writeable
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        result = parse_image(module, size, image, crf="fast")
-    assert result["labels"].shape == image.shape[:2]
+        result = parser(image)
+    assert result.labels.shape == image.shape[:2]
 
 
 def test_large_photos_are_parsed_at_the_working_size_and_masked_at_full_size(shipped, ccp_root, tmp_path):
-    module, size = shipped
+    parser = shipped
     photo = ccp_root / "photos" / f"{VAL_PHOTO}.jpg"
     image = np.asarray(Image.open(photo))
-    plain = parse_image(module, size, image, crf="fast")["labels"]
-    same = parse_image(module, size, image, crf="fast", max_pixels=image.shape[0] * image.shape[1])["labels"]
+    plain = parser(image).labels
+    same = parser.replace(max_pixels=image.shape[0] * image.shape[1])(image).labels
     assert (same == plain).all()  # at or below the cap nothing changes
-    small = parse_image(module, size, image, crf="fast", max_pixels=60_000)["labels"]  # ~1/8 of the pixels
+    small = parser.replace(max_pixels=60_000)(image).labels  # ~1/8 of the pixels
     assert small.shape == plain.shape and (small == plain).mean() > 0.9
     out = tmp_path / "out"
     args = [str(photo), "-o", str(out), "--max-pixels", "60000", "--no-progress", "--workers", "0"]
     assert main(args) == 0
     mask = np.asarray(Image.open(out / "masks" / f"{VAL_PHOTO}.png"))
-    assert mask.shape == plain.shape and (mask == small).mean() > 0.95  # JPEG draft decoding vs cv2 shrinking
+    assert mask.shape == plain.shape and (mask == small).mean() > 0.95  # JPEG draft decoding vs PIL's box filter
     with Image.open(out / "overlays" / f"{VAL_PHOTO}.jpg") as picture:
         assert picture.height < image.shape[0]  # the overlay stays at the working size
 

@@ -44,7 +44,7 @@ def test_unknown_tag_stops_before_work(tmp_path, capsys):
     tags = tmp_path / "tags.jsonl"
     tags.write_text('{"file": "a.jpg", "garments": ["gown"]}\n')
     code = main(["--photos", str(tmp_path), "--tags", str(tags), "-o", str(tmp_path / "out")])
-    assert code == 2 and "unknown garment name(s) ['gown']" in capsys.readouterr().err
+    assert code == 2 and "unknown garment name(s) 'gown'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

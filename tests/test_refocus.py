@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from parsing.commands.predict import DEFAULT_CHECKPOINT, load_parser, main, parse_image
+from parsing import Parser
+from parsing.commands.predict import main
 from parsing.data.io import read_image
 from parsing.inference.refocus import close_up, on_canvas, paste, person_box, scale_box, widened
 
@@ -104,53 +105,53 @@ def test_widened_averages_a_close_up_with_its_wider_view():
 
 @pytest.fixture(scope="module")
 def shipped():
-    return load_parser(DEFAULT_CHECKPOINT)
+    return Parser.load(min_share=0)  # every pixel kept: parses compare exactly
 
 
 def test_a_person_shrunk_on_a_canvas_is_parsed_again(shipped, ccp_root, tmp_path, capsys):
-    module, size = shipped
+    parser, module = shipped, shipped.module
     photo = read_image(ccp_root / "photos" / "0009.jpg")  # a validation photo
     h, w = photo.shape[:2]
     small = np.asarray(Image.fromarray(photo).resize((w // 3, h // 3)))
     canvas = np.full((h, w, 3), 235, np.uint8)
     top, left = h // 3, w // 3
     canvas[top : top + h // 3, left : left + w // 3] = small
-    plain = parse_image(module, size, canvas, refocus=0)
-    refocused = parse_image(module, size, canvas)  # on by default
-    assert plain["box"] is None and refocused["box"] is not None
-    t, lft, b, r = refocused["box"]
+    plain = parser.replace(refocus=0)(canvas)
+    refocused = parser(canvas)  # on by default
+    assert plain.box is None and refocused.box is not None
+    t, lft, b, r = refocused.box
     assert t <= top + h // 12 and b >= top + h // 4  # the box holds most of the person
     outside = np.ones((h, w), bool)
     outside[t:b, lft:r] = False
-    assert (refocused["labels"][outside] == plain["labels"][outside]).all()
-    assert (refocused["labels"][~outside] != plain["labels"][~outside]).any()  # a new parse inside
-    assert parse_image(module, size, photo)["box"] is None  # a full-body photo: no second parse
+    assert (refocused.labels[outside] == plain.labels[outside]).all()
+    assert (refocused.labels[~outside] != plain.labels[~outside]).any()  # a new parse inside
+    assert parser(photo).box is None  # a full-body photo: no second parse
     Image.fromarray(canvas).save(tmp_path / "canvas.png")
     out = tmp_path / "out"
     assert main([str(tmp_path / "canvas.png"), "-o", str(out), "--no-progress", "--probs"]) == 0
     record = json.loads((out / "summary.jsonl").read_text())
-    assert record["refocus"] == list(refocused["box"])
+    assert record["refocus"] == list(refocused.box)
     with Image.open(out / "masks" / "canvas.png") as mask:
-        assert (np.asarray(mask) == refocused["labels"]).mean() > 0.999  # the same parse as parse_image
+        assert (np.asarray(mask) == refocused.labels).mean() > 0.999  # the same parse as the Parser's
     assert np.load(out / "probs" / "canvas.npy").shape == (module.num_classes, h, w)
 
 
-def test_a_close_up_is_widened_the_same_in_parse_image_and_predict(shipped, ccp_root, tmp_path):
-    module, size = shipped
+def test_a_close_up_is_widened_the_same_in_the_parser_and_predict(shipped, ccp_root, tmp_path):
+    parser = shipped
     photo = read_image(ccp_root / "photos" / "0009.jpg")  # a validation photo
     h, w = photo.shape[:2]
     close_up = np.ascontiguousarray(photo[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4])  # the centre: torso, no head
-    plain = parse_image(module, size, close_up, widen=0)
-    wide = parse_image(module, size, close_up)  # on by default
-    assert not plain["widened"] and wide["widened"]
-    assert (wide["labels"] != plain["labels"]).any()
-    assert not parse_image(module, size, photo)["widened"]  # a full-body photo: one pass
+    plain = parser.replace(widen=0)(close_up)
+    wide = parser(close_up)  # on by default
+    assert not plain.widened and wide.widened
+    assert (wide.labels != plain.labels).any()
+    assert not parser(photo).widened  # a full-body photo: one pass
     Image.fromarray(close_up).save(tmp_path / "close.png")
     out = tmp_path / "out"
     assert main([str(tmp_path / "close.png"), "-o", str(out), "--no-progress"]) == 0
     assert json.loads((out / "summary.jsonl").read_text())["widened"] is True
     with Image.open(out / "masks" / "close.png") as mask:
-        assert (np.asarray(mask) == wide["labels"]).mean() > 0.999  # the same parse as parse_image
+        assert (np.asarray(mask) == wide.labels).mean() > 0.999  # the same parse as the Parser's
     out = tmp_path / "off"
     assert main([str(tmp_path / "close.png"), "-o", str(out), "--no-progress", "--widen", "0"]) == 0
     assert json.loads((out / "summary.jsonl").read_text())["widened"] is False

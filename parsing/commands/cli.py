@@ -1,20 +1,20 @@
-"""``parsing fit|validate|test --config …``: LightningCLI over ParsingModule and ParsingDataModule.
+"""``parsing COMMAND``: the LightningCLI (fit, validate, test) over ParsingModule and ParsingDataModule, and the
+other subcommands (``parsing.commands.help`` lists them all).
 
-Photos are parsed by one command, ``parsing-predict`` (``parsing predict-folder``): ``parsing predict`` says so
-and stops, rather than writing a second, different set of outputs. Other commands: ``parsing rules`` (the
-exclusive garment pairs, ``parsing.commands.rules``), ``parsing pack`` (a deployable checkpoint, ``commands.pack``),
-``parsing export`` (ONNX/TorchScript, ``parsing.commands.export``), ``parsing check-data`` (``parsing.data.check``) and
-``parsing pseudo-label`` (``parsing.commands.pseudo_label``).
+``parsing predict PHOTOS -o OUT`` is ``parsing-predict``; given LightningCLI options (``--config``,
+``--ckpt_path``) it says what parses photos instead of writing a second, different set of outputs.
 """
 
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
 
 import torch
 from pytorch_lightning.cli import LightningCLI
 
+from parsing.commands.help import COMMANDS, overview
 from parsing.data.datamodule import ParsingDataModule
 from parsing.training.module import ParsingModule
 
@@ -84,6 +84,21 @@ def _predict_moved(argv: list[str]) -> int:
 
 def main(args: list[str] | None = None) -> ParsingCLI | None:
     argv = sys.argv[1:] if args is None else args
+    if argv[:1] in ([], ["-h"], ["--help"], ["help"]):
+        if argv[:1] == ["help"] and len(argv) > 1:
+            return main([argv[1], "--help"])
+        print(overview())
+        return None
+    if argv[:1] == ["--version"]:
+        from parsing import __version__
+
+        print(f"parsing {__version__}")
+        return None
+    if argv[:1] and not argv[0].startswith("-") and argv[0] not in (*COMMANDS, "predict-folder"):
+        close = difflib.get_close_matches(argv[0], list(COMMANDS), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        print(f"parsing: unknown command {argv[0]!r}{hint}\n\n{overview()}", file=sys.stderr)
+        sys.exit(2)
     if argv[:1] == ["rules"]:
         from parsing.commands.rules import main as rules
 
@@ -107,9 +122,9 @@ def main(args: list[str] | None = None) -> ParsingCLI | None:
         from parsing.commands.pseudo_label import main as pseudo_label
 
         sys.exit(pseudo_label(argv[1:]))
-    if argv[:1] == ["predict"]:
-        sys.exit(_predict_moved(argv[1:]))
-    if argv[:1] == ["predict-folder"]:
+    if argv[:1] == ["predict"] and any(a.split("=")[0] in ("--config", "--ckpt_path", "-c") for a in argv):
+        sys.exit(_predict_moved(argv[1:]))  # the LightningCLI way: say what parses photos instead
+    if argv[:1] in (["predict"], ["predict-folder"]):
         from parsing.commands.predict import main as predict
 
         sys.exit(predict(argv[1:]))

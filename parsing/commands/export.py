@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from parsing.commands.help import plain
 from parsing.nn.outfit import gate
 from parsing.training.module import ParsingModule
 
@@ -102,16 +103,20 @@ def photo_input(photo: str | Path, size: tuple[int, int]) -> torch.Tensor:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from parsing.commands.predict import DEFAULT_CHECKPOINT, load_parser
+    from parsing.inference.parser import Parser
+    from parsing.training.transfer import SHIPPED
 
-    parser = argparse.ArgumentParser(prog="parsing export", description=__doc__)
-    parser.add_argument("checkpoint", nargs="?", default=str(DEFAULT_CHECKPOINT))
+    parser = argparse.ArgumentParser(
+        prog="parsing export", description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("checkpoint", nargs="?", default=str(SHIPPED))
     parser.add_argument("output", help="the .onnx file to write")
     parser.add_argument("--torchscript", help="also write a TorchScript .pt here")
     parser.add_argument("--check", help="a photo: report the max abs logit difference against torch")
     parser.add_argument("--opset", type=int, default=17)
     args = parser.parse_args(argv)
-    module, size = load_parser(args.checkpoint)
+    parser_ = Parser.load(args.checkpoint, device="cpu")
+    module, size = parser_.module, parser_.size
     export_onnx(module, args.output, size, args.opset)
     print(f"{args.output}: outputs {output_names(module)}, input (B, 3, H, W), H and W multiples of 32")
     if args.torchscript:

@@ -16,6 +16,7 @@ from typing import get_args
 
 import torch
 
+from parsing.commands.help import plain
 from parsing.inference.exclusions import exclusion_matrix
 
 KEEP = (
@@ -53,9 +54,10 @@ def pack(
     """Write the packed checkpoint; returns it. ``rules_from``: a checkpoint or a rules YAML (``parsing rules``)
     whose exclusive pairs replace the source's; ``average_with``: a checkpoint of the same model (labels, network)
     whose weights are averaged in, with share ``average_weight``; ``input_size``: the network input (H, W) that
-    inference uses (``parsing.commands.predict.input_size``; default: the training size, or what ``source`` records);
+    inference uses (``parsing.training.checkpoint.input_size``; default: the training size, or what ``source`` records);
     ``decode_from``: where inference reads the garment set from (``pixels``, ``pooled``, ``presence``, ``auto``)."""
-    from parsing.training.module import DecodeFrom, module_from_checkpoint, read_checkpoint
+    from parsing.training.checkpoint import module_from_checkpoint, read_checkpoint
+    from parsing.training.module import DecodeFrom
 
     checkpoint = read_checkpoint(source)
     if average_with is not None:
@@ -71,7 +73,7 @@ def pack(
             raise ValueError(f"{average_with}: cannot average with {source}: {err}") from None
     packed = {key: checkpoint[key] for key in KEEP if key in checkpoint}
     if input_size is not None:
-        from parsing.commands.predict import MIN_SIDE
+        from parsing.commands.inputs import MIN_SIDE
 
         if len(input_size) != 2 or min(input_size) < MIN_SIDE:
             raise ValueError(f"input size {input_size}: give (H, W), each at least {MIN_SIDE}")
@@ -106,10 +108,13 @@ def pack(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from parsing.commands.predict import add_input_size, input_size
+    from parsing.commands.inputs import add_input_size
+    from parsing.training.checkpoint import input_size
     from parsing.training.module import DecodeFrom
 
-    parser = argparse.ArgumentParser(prog="parsing pack", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="parsing pack", description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("checkpoint", help="a training checkpoint (e.g. runs/ccp/checkpoints/last.ckpt)")
     parser.add_argument("output", help="the packed .ckpt to write")
     parser.add_argument("--rules-from", help="take the exclusive pairs from this checkpoint or rules YAML")

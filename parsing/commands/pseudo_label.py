@@ -28,22 +28,20 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from parsing.commands.predict import (
-    DEFAULT_CHECKPOINT,
-    MAX_PIXELS,
-    _atomic_write,
-    collect_inputs,
-    load_parser,
-    read_tags,
-    tags_for_jobs,
-    to_size,
-)
+from parsing.commands.help import plain
+from parsing.commands.inputs import collect_inputs, read_tags, tags_for_jobs
 from parsing.data.datasets import ccp_tag_items
 from parsing.data.io import DataError, read_ccp_tags, read_photo, write_mask_png
 from parsing.data.transforms import fit_photo
+from parsing.inference.decode import parse_photo
 from parsing.inference.label_view import check_garments
+from parsing.inference.parser import Parser
+from parsing.inference.photo import MAX_PIXELS, to_size
 from parsing.labels import IGNORE_INDEX, LabelSet, flat_palette
-from parsing.training.module import CheckpointError, ParsingModule
+from parsing.outputs.files import atomic_write
+from parsing.training.checkpoint import CheckpointError
+from parsing.training.module import ParsingModule
+from parsing.training.transfer import SHIPPED
 
 
 def pseudo_label(
@@ -62,7 +60,7 @@ def pseudo_label(
     with torch.inference_mode():
         logits, presence = module.infer(x[None])
         p = None if presence is None else presence[0]
-        labels, _ = module.parse_photo(logits[0], p, (h, w), image, crf, view)
+        labels, _ = parse_photo(module, logits[0], p, (h, w), image, crf, view)
         allowed, _, _ = view.select(logits[0], None)  # (L, h', w') the allowed labels' logits
         confidence = allowed.float().softmax(0).max(0).values  # (h', w')
         confidence = F.interpolate(confidence[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
@@ -87,12 +85,14 @@ def ccp_tagged(root: Path) -> tuple[list[str], dict[str, list[str]], list[dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="parsing pseudo-label", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="parsing pseudo-label", description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--photos", nargs="+", help="photo files, folders or globs")
     parser.add_argument("--tags", type=Path, help='JSONL: {"file": ..., "garments": [...]} per photo')
     parser.add_argument("--ccp", type=Path, help="instead of --photos/--tags: a CCP root's tag-only photos")
     parser.add_argument("-o", "--output", type=Path, required=True, help="the dataset folder to write")
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="the teacher")
+    parser.add_argument("--checkpoint", type=Path, default=SHIPPED, help="the teacher")
     parser.add_argument("--min-confidence", type=float, default=0.5, help="below it a pixel is ignored (255)")
     parser.add_argument("--crf", choices=("none", "fast", "dense"), default="fast")
     parser.add_argument("--recursive", action="store_true")
@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     if (args.ccp is None) == (args.photos is None or args.tags is None):
         parser.error("give --photos and --tags, or --ccp ROOT")
     try:
-        module, size = load_parser(args.checkpoint)
+        parser_ = Parser.load(args.checkpoint, device="cpu", crf=args.crf)
+        module, size = parser_.module, parser_.size
         if args.ccp is not None:
             args.photos, tags, errors = ccp_tagged(args.ccp)
             check_garments(sorted({g for garments in tags.values() for g in garments}), module.class_names)
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     masks.mkdir(parents=True, exist_ok=True)
     images.mkdir(parents=True, exist_ok=True)
     config = {"root": str(args.output), "format": "folder", "labels": list(module.class_names)}
-    _atomic_write(args.output / "data.yaml", lambda tmp: tmp.write_text(yaml.safe_dump({"data": config})))
+    atomic_write(args.output / "data.yaml", lambda tmp: tmp.write_text(yaml.safe_dump({"data": config})))
     written = skipped = 0
     failed = list(errors)
     untagged = [str(photo) for photo, _ in jobs if str(photo) not in found]
@@ -133,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             image, full = read_photo(photo, MAX_PIXELS)  # very large photos: labelled at 8 MP, mask at full size
             mask = pseudo_label(module, size, image, found[str(photo)], args.min_confidence, args.crf)
             mask = to_size(mask, full)
-            _atomic_write(images / f"{name}{photo.suffix}", lambda tmp, src=photo: shutil.copyfile(src, tmp))
-            _atomic_write(target, lambda tmp, m=mask: write_mask_png(tmp, m, flat_palette(module.palette)))
+            atomic_write(images / f"{name}{photo.suffix}", lambda tmp, src=photo: shutil.copyfile(src, tmp))
+            atomic_write(target, lambda tmp, m=mask: write_mask_png(tmp, m, flat_palette(module.palette)))
             written += 1
         except (DataError, OSError, ValueError, RuntimeError) as err:
             failed.append({"file": str(photo), "error": str(getattr(err, "problem", err))})

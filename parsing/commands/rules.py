@@ -10,11 +10,12 @@ import argparse
 import torch
 import yaml
 
+from parsing.commands.help import plain
 from parsing.inference.exclusions import exclusion_pairs, learn_exclusions
 
 
 def checkpoint_pairs(path: str) -> list[tuple[str, str]]:
-    from parsing.training.module import read_checkpoint
+    from parsing.training.checkpoint import read_checkpoint
 
     checkpoint = read_checkpoint(path)
     names = checkpoint["hyper_parameters"]["class_names"]
@@ -45,7 +46,9 @@ def data_pairs(root: str, merge: str | None, min_count: int, min_expected: float
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="parsing rules", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="parsing rules", description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("checkpoint", nargs="?", help="a parsing checkpoint (.ckpt)")
     parser.add_argument("--data-root", help="learn the rules from the training split of this CCP root instead")
     parser.add_argument("--merge", default=None, help="label merge preset, as in data.merge")

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from parsing.commands.help import plain
 from parsing.data.coco import CocoIndex
 from parsing.data.datasets import list_images, mask_problems, read_raw_mask
 from parsing.data.io import IMAGE_SUFFIXES, DataError, read_ccp_tags, read_image
@@ -170,7 +171,9 @@ def check_coco(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="parsing check-data", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="parsing check-data", description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("root", help="dataset root")
     parser.add_argument("--format", choices=("ccp", "folder", "coco"), default="ccp")
     parser.add_argument("--labels", nargs="+", help="folder/coco format: the label names (mask values 0..K-1)")

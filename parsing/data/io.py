@@ -32,32 +32,38 @@ def read_photo(path: str | Path, max_pixels: int | None = None) -> tuple[np.ndar
     (``Image.draft``), so an 80-megapixel photo never occupies its full size in memory."""
     try:
         with Image.open(path) as im:
-            w, h = im.size
-            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientations that turn the photo by 90°
-                w, h = h, w
-            scale = 1.0 if max_pixels is None or w * h <= max_pixels else (max_pixels / (w * h)) ** 0.5
-            if scale < 1.0 and im.format == "JPEG":
-                im.draft("RGB", (math.ceil(im.size[0] * scale), math.ceil(im.size[1] * scale)))
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64)
-                top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
-                im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(background, im)
-            if im.mode != "RGB":
-                im = im.convert("RGB")
-            if scale < 1.0 and im.size[0] * im.size[1] > max_pixels:
-                im = im.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BOX)
-            return np.array(im, dtype=np.uint8), (h, w)  # a writable copy
+            return photo_array(im, max_pixels)
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
     except UnidentifiedImageError:
         raise DataError(path, "not an image (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise DataError(path, f"unreadable image ({err})") from None
+
+
+def photo_array(im: Image.Image, max_pixels: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """A PIL image of any mode → RGB uint8 (h, w, 3) with EXIF orientation applied (16-bit scaled, transparency
+    over white), shrunk to ``max_pixels`` when larger, and its size (H, W) after orientation."""
+    w, h = im.size
+    if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientations that turn the photo by 90°
+        w, h = h, w
+    scale = 1.0 if max_pixels is None or w * h <= max_pixels else (max_pixels / (w * h)) ** 0.5
+    if scale < 1.0 and im.format == "JPEG":
+        im.draft("RGB", (math.ceil(im.size[0] * scale), math.ceil(im.size[1] * scale)))
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im)
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    if scale < 1.0 and im.size[0] * im.size[1] > max_pixels:
+        im = im.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BOX)
+    return np.array(im, dtype=np.uint8), (h, w)  # a writable copy
 
 
 def read_png_mask(path: str | Path) -> np.ndarray:

@@ -13,10 +13,13 @@ Two groups exclude each other when every pair of their members does.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+import yaml
 
 from parsing.labels import MERGES, NON_GARMENTS, LabelSet
 
@@ -103,14 +106,74 @@ class LabelView:
         return (-torch.expm1(_group_log_absent(log_absent, self.group, len(self.names)))).float()
 
 
+# Everyday names for CCP's labels: what users type (checked against the model's names; unknown ones are skipped).
+SYNONYMS = {
+    "trousers": "pants",
+    "tshirt": "t-shirt",
+    "tee": "t-shirt",
+    "t shirt": "t-shirt",
+    "handbag": "bag",
+    "jumpsuit": "romper",
+    "trainers": "sneakers",
+    "spectacles": "glasses",
+    "jumper": "sweater",
+    "shoe": "shoes",
+    "pant": "pants",
+    "short": "shorts",
+    "boot": "boots",
+    "sandal": "sandals",
+    "sneaker": "sneakers",
+}
+
+
+def resolve_garments(garments: Sequence[str], names: Sequence[str]) -> list[str]:
+    """User-typed garment names → the model's (case and surrounding spaces ignored); unknown names are a ValueError
+    naming each with a did-you-mean and the valid names."""
+    valid = [n for n in names if n not in NON_GARMENTS]
+    by_key = {n.lower(): n for n in valid}
+    out, unknown = [], []
+    for garment in garments:
+        key = str(garment).strip().lower()
+        if key in by_key:
+            out.append(by_key[key])
+        else:
+            unknown.append(str(garment))
+    if unknown:
+        hints = []
+        for name in unknown:
+            key = name.strip().lower()
+            guess = SYNONYMS.get(key) if SYNONYMS.get(key) in by_key else None
+            close = [guess] if guess else difflib.get_close_matches(key, list(by_key), n=1, cutoff=0.6)
+            hints.append(f"{name!r}" + (f" (did you mean {by_key[close[0]]}?)" if close else ""))
+        raise ValueError(f"unknown garment name(s) {', '.join(hints)}; valid names: {', '.join(valid)}")
+    return out
+
+
 def check_garments(garments: Sequence[str] | None, names: Sequence[str]) -> None:
-    """Raise a ValueError naming unknown garment names and the valid ones."""
+    """Raise a ValueError naming unknown garment names (exact model names) and the valid ones."""
     if garments is None:
         return
     valid = [n for n in names if n not in NON_GARMENTS]
-    unknown = sorted({g for g in garments if g not in valid})
-    if unknown:
-        raise ValueError(f"unknown garment name(s) {unknown}; valid names: {', '.join(valid)}")
+    if any(g not in valid for g in garments):
+        resolve_garments(garments, names)  # raises, with hints
+        raise ValueError(f"garment names are case-sensitive here: {list(garments)}; valid names: {', '.join(valid)}")
+
+
+def read_merge(spec: str | Path | None) -> str | dict[str, list[str]] | None:
+    """``--merge``: a preset name or a YAML file ``{group: [labels]}`` (ValueError naming the problem). YAML reads
+    an unquoted ``null`` as nothing: as a group or label name it means CCP's ``null`` label."""
+    if spec is None or spec in MERGES:
+        return None if spec is None else str(spec)
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"--merge {spec}: neither a preset ({', '.join(sorted(MERGES))}) nor a YAML file")
+    try:
+        groups = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):
+        raise ValueError(f"{path}: a merge is a mapping of group names to lists of labels")
+    return {"null" if k is None else str(k): ["null" if v is None else str(v) for v in vs] for k, vs in groups.items()}
 
 
 def _group_log_absent(log_absent: torch.Tensor, group: torch.Tensor, g: int) -> torch.Tensor:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from parsing.data.transforms import fit_photo
+from parsing.inference.decode import parse_photo
 
 Box = tuple[int, int, int, int]  # (top, left, bottom, right), bottom/right exclusive
 
@@ -93,7 +94,7 @@ def parse_box(
     device = next(module.parameters()).device
     logits, presence = module.infer(x[None].to(device), tta)
     p = None if presence is None else presence[0]
-    labels, chosen = module.parse_photo(logits[0], p, (b - t, r - left), crop, crf, view)
+    labels, chosen = parse_photo(module, logits[0], p, (b - t, r - left), crop, crf, view)
     return labels, chosen, p, logits[0]
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
-import pickle
 import re
-from pathlib import Path
 from typing import Any, Literal
 
 import pytorch_lightning as pl
@@ -16,19 +13,15 @@ from segmentation_models_pytorch.losses import LovaszLoss
 from torch import nn
 from torchmetrics import MeanMetric
 
-from parsing.inference.crf import CRFKind, CRFParams, apply_crf, argmax, refine_labels, softmax
+from parsing.inference.crf import CRFKind, CRFParams
+from parsing.inference.decode import decoding_source, parse_photo, pooled_presence
 from parsing.inference.exclusions import (
-    banned_labels,
-    decode_outfit,
     exclusion_matrix,
     exclusion_pairs,
     learn_exclusions,
-    pixel_outfit,
-    suppress_excluded,
     violations,
 )
 from parsing.inference.label_view import LabelView
-from parsing.inference.resize import upsample_labels, upsample_logits
 from parsing.labels import CCP_LABELS, IGNORE_INDEX, NON_GARMENTS, default_palette
 from parsing.nn.encoder_weights import OFFLINE
 from parsing.nn.losses import cross_entropy, dice_loss, log_probs
@@ -214,6 +207,8 @@ class ParsingModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         hp = self.hparams
         if stage == "fit" and hp.init_from:
+            from parsing.training.checkpoint import read_checkpoint
+
             source = read_checkpoint(checkpoint_path(hp.init_from))
             names = source["hyper_parameters"]["class_names"]
             state, fresh = transfer_state(source["state_dict"], self.state_dict(), names, self.class_names)
@@ -301,15 +296,8 @@ class ParsingModule(pl.LightningModule):
     def pooled_presence(
         self, logits: torch.Tensor, region: torch.Tensor | None = None, probs: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Logits (B, K, H, W) → (B, K) image-level probability of each label: the mean softmax probability of its
-        top ``min_fraction`` share of cells on a 4× coarser grid (cells outside ``region`` (B, H, W) count as 0).
-        ``probs``: the softmax (B, K, H, W), when already computed."""
-        probs = softmax(logits.float(), 1) if probs is None else probs  # (B, K, H, W)
-        if region is not None:
-            probs = probs * region[:, None].to(probs.dtype)
-        cells = F.avg_pool2d(probs, 4, ceil_mode=True).flatten(2)  # (B, K, h·w)
-        top = max(1, round(self.hparams.min_fraction * cells.shape[-1]))
-        return cells.topk(top, dim=-1).values.mean(-1)  # (B, K)
+        """(B, K) image-level label probabilities (``parsing.inference.decode.pooled_presence``)."""
+        return pooled_presence(logits, self.hparams.min_fraction, region, probs)
 
     def pooled_loss(
         self, logits: torch.Tensor, batch: dict[str, Any], probs: torch.Tensor | None = None
@@ -341,73 +329,8 @@ class ParsingModule(pl.LightningModule):
         return loss
 
     def decoding_source(self, presence: torch.Tensor | None) -> str:
-        hp = self.hparams
-        source = hp.decode_from if hp.decode_from != "auto" else ("presence" if presence is not None else "pixels")
-        if source == "presence" and presence is None:
-            raise ValueError("decode_from='presence' needs an outfit encoder (outfit: aux or gate)")
-        return source
-
-    def parse_photo(
-        self,
-        logits: torch.Tensor,
-        presence: torch.Tensor | None,
-        size: tuple[int, int],
-        image: torch.Tensor | None = None,
-        crf: CRFKind = "none",
-        view: LabelView | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One photo's logits (K, h', w') without padding → its label map (h, w) at ``size`` and the decoded
-        garment set (K,) bool (None without ``decode``). With ``decode``, labels that conflict with the decoded
-        set are suppressed first; with a ``crf``, the map is refined against the photo (h, w, 3). ``view``: only
-        a photo's known garments and/or merged labels (``inference.label_view``); the map and the set are then in
-        its labels."""
-        if view is None or view.identity:
-            return self._decode(logits, presence, size, image, crf, self.exclusive)
-        logits, presence, ids = view.select(logits, presence)  # (L, h', w'), (L,), (L,) output label ids
-        exclusive = view.exclusive.to(ids.device)[ids][:, ids]
-        labels, chosen = self._decode(logits, presence, size, image, crf, exclusive)
-        if chosen is not None:
-            full = torch.zeros(len(view.names), dtype=torch.bool)
-            full[ids.cpu()] = chosen.cpu()
-            chosen = full
-        return ids[labels], chosen
-
-    def _decode(
-        self,
-        logits: torch.Tensor,
-        presence: torch.Tensor | None,
-        size: tuple[int, int],
-        image: torch.Tensor | None,
-        crf: CRFKind,
-        exclusive: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        hp = self.hparams
-        chosen = banned = None
-        top = argmax(logits, 0)  # (h', w') the network's labels at its own size
-        if hp.decode and bool(exclusive.any()):
-            source = self.decoding_source(presence)
-            if source == "pixels":
-                chosen = pixel_outfit(logits, exclusive, hp.min_fraction, top)
-                banned = banned_labels(chosen, exclusive)
-            else:
-                probs = torch.sigmoid(presence) if source == "presence" else self.pooled_presence(logits[None])[0]
-                chosen = decode_outfit(probs, exclusive, hp.presence_threshold)
-                # Labels below the threshold that the pixels still show must not form a pair either: solve
-                # them from the pixels among what the chosen set allows (the two together have no pair).
-                excluded = banned_labels(chosen, exclusive)
-                shown = pixel_outfit(logits, exclusive, hp.min_fraction, top, banned=excluded)
-                banned = banned_labels(chosen | shown.to(chosen.device), exclusive)
-        valid = tuple(logits.shape[-2:])
-        if crf != "none" and image is None:
-            raise ValueError(f"crf={crf!r} needs the photo at its original size")
-        k = logits.shape[0]
-        if crf == "none" or self.crf_params.unary == "labels":  # the paper's CRF needs only the label map
-            labels = upsample_labels(logits, valid, size, banned, top)
-            return refine_labels(crf, labels, k, image, self.crf_params, exclusive), chosen
-        if chosen is not None:
-            logits = suppress_excluded(logits, chosen, exclusive)
-        full = upsample_logits(logits, valid, size)  # (K, h, w)
-        return apply_crf(crf, full, image, self.crf_params, exclusive), chosen
+        """Where the exclusive-pair decoding reads the garment set (``parsing.inference.decode``)."""
+        return decoding_source(self.hparams.decode_from, presence)
 
     def label_maps(
         self, logits: torch.Tensor, presence: torch.Tensor | None, batch: dict[str, Any], crf: CRFKind = "none"
@@ -419,7 +342,8 @@ class ParsingModule(pl.LightningModule):
         if self.tags_from_masks and "full_mask" in batch:
             views = [self.label_view(garments=self.garments_in(mask)) for mask in batch["full_mask"]]
         return [
-            self.parse_photo(
+            parse_photo(
+                self,
                 logits[i, :, :vh, :vw],
                 None if presence is None else presence[i],
                 batch["size"][i],
@@ -496,34 +420,3 @@ class ParsingModule(pl.LightningModule):
             {"path": path, "labels": labels.to(torch.uint8), "presence": p}
             for path, labels, p in zip(batch["path"], maps, probs, strict=True)
         ]
-
-
-class CheckpointError(ValueError):
-    """A file that is not a usable parsing checkpoint; the message starts with its path."""
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A parsing checkpoint as a dict (read once); ``CheckpointError`` saying what is wrong with anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, AttributeError, ImportError):
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt)") from None
-    if not isinstance(state, dict) or "state_dict" not in state:
-        raise CheckpointError(f"{path}: not a parsing checkpoint (no 'state_dict': a plain weights file?)")
-    if "class_names" not in (state.get("hyper_parameters") or {}):
-        raise CheckpointError(f"{path}: not a parsing checkpoint (no label set: 'hyper_parameters.class_names')")
-    return state
-
-
-def module_from_checkpoint(state: dict[str, Any]) -> ParsingModule:
-    """The module a checkpoint dict describes, with its weights, never downloading or reading ``init_from``;
-    hyperparameters this version no longer has are dropped (see ``on_load_checkpoint``)."""
-    known = inspect.signature(ParsingModule.__init__).parameters
-    hparams = {k: v for k, v in state["hyper_parameters"].items() if k in known}
-    module = ParsingModule(**{**hparams, "encoder_weights": None, "init_from": None})
-    module.on_load_checkpoint(state)
-    module.load_state_dict(state["state_dict"])
-    return module

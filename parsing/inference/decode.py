@@ -1,0 +1,111 @@
+"""Decoding one photo's logits into its label map: the garment set that respects the exclusive pairs, labels that
+conflict with it suppressed, upsampling to the photo's size and the CRF (``parse_photo``).
+
+``module`` is a ``ParsingModule``: its hyperparameters (``decode``, ``decode_from``, ``min_fraction``,
+``presence_threshold``), its exclusive pairs and its CRF parameters configure the decoding.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from parsing.inference.crf import CRFKind, apply_crf, argmax, refine_labels, softmax
+from parsing.inference.exclusions import banned_labels, decode_outfit, pixel_outfit, suppress_excluded
+from parsing.inference.label_view import LabelView
+from parsing.inference.resize import upsample_labels, upsample_logits
+
+if TYPE_CHECKING:
+    from parsing.training.module import ParsingModule
+
+
+def pooled_presence(
+    logits: torch.Tensor,
+    min_fraction: float,
+    region: torch.Tensor | None = None,
+    probs: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Logits (B, K, H, W) → (B, K) image-level probability of each label: the mean softmax probability of its
+    top ``min_fraction`` share of cells on a 4× coarser grid (cells outside ``region`` (B, H, W) count as 0).
+    ``probs``: the softmax (B, K, H, W), when already computed."""
+    probs = softmax(logits.float(), 1) if probs is None else probs  # (B, K, H, W)
+    if region is not None:
+        probs = probs * region[:, None].to(probs.dtype)
+    cells = F.avg_pool2d(probs, 4, ceil_mode=True).flatten(2)  # (B, K, h·w)
+    top = max(1, round(min_fraction * cells.shape[-1]))
+    return cells.topk(top, dim=-1).values.mean(-1)  # (B, K)
+
+
+def decoding_source(decode_from: str, presence: torch.Tensor | None) -> str:
+    """``auto`` → ``presence`` when the model has an outfit encoder, else ``pixels``."""
+    source = decode_from if decode_from != "auto" else ("presence" if presence is not None else "pixels")
+    if source == "presence" and presence is None:
+        raise ValueError("decode_from='presence' needs an outfit encoder (outfit: aux or gate)")
+    return source
+
+
+def parse_photo(
+    module: ParsingModule,
+    logits: torch.Tensor,
+    presence: torch.Tensor | None,
+    size: tuple[int, int],
+    image: torch.Tensor | None = None,
+    crf: CRFKind = "none",
+    view: LabelView | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One photo's logits (K, h', w') without padding → its label map (h, w) at ``size`` and the decoded
+    garment set (K,) bool (None without ``decode``). With ``decode``, labels that conflict with the decoded
+    set are suppressed first; with a ``crf``, the map is refined against the photo (h, w, 3). ``view``: only
+    a photo's known garments and/or merged labels (``inference.label_view``); the map and the set are then in
+    its labels."""
+    if view is None or view.identity:
+        return _decode(module, logits, presence, size, image, crf, module.exclusive)
+    logits, presence, ids = view.select(logits, presence)  # (L, h', w'), (L,), (L,) output label ids
+    exclusive = view.exclusive.to(ids.device)[ids][:, ids]
+    labels, chosen = _decode(module, logits, presence, size, image, crf, exclusive)
+    if chosen is not None:
+        full = torch.zeros(len(view.names), dtype=torch.bool)
+        full[ids.cpu()] = chosen.cpu()
+        chosen = full
+    return ids[labels], chosen
+
+
+def _decode(
+    module: ParsingModule,
+    logits: torch.Tensor,
+    presence: torch.Tensor | None,
+    size: tuple[int, int],
+    image: torch.Tensor | None,
+    crf: CRFKind,
+    exclusive: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    hp = module.hparams
+    chosen = banned = None
+    top = argmax(logits, 0)  # (h', w') the network's labels at its own size
+    if hp.decode and bool(exclusive.any()):
+        source = decoding_source(hp.decode_from, presence)
+        if source == "pixels":
+            chosen = pixel_outfit(logits, exclusive, hp.min_fraction, top)
+            banned = banned_labels(chosen, exclusive)
+        else:
+            pooled = source == "pooled"
+            probs = pooled_presence(logits[None], hp.min_fraction)[0] if pooled else torch.sigmoid(presence)
+            chosen = decode_outfit(probs, exclusive, hp.presence_threshold)
+            # Labels below the threshold that the pixels still show must not form a pair either: solve
+            # them from the pixels among what the chosen set allows (the two together have no pair).
+            excluded = banned_labels(chosen, exclusive)
+            shown = pixel_outfit(logits, exclusive, hp.min_fraction, top, banned=excluded)
+            banned = banned_labels(chosen | shown.to(chosen.device), exclusive)
+    valid = tuple(logits.shape[-2:])
+    if crf != "none" and image is None:
+        raise ValueError(f"crf={crf!r} needs the photo at its original size")
+    k = logits.shape[0]
+    if crf == "none" or module.crf_params.unary == "labels":  # the paper's CRF needs only the label map
+        labels = upsample_labels(logits, valid, size, banned, top)
+        return refine_labels(crf, labels, k, image, module.crf_params, exclusive), chosen
+    if chosen is not None:
+        logits = suppress_excluded(logits, chosen, exclusive)
+    full = upsample_logits(logits, valid, size)  # (K, h, w)
+    return apply_crf(crf, full, image, module.crf_params, exclusive), chosen

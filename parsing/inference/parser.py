@@ -1,0 +1,327 @@
+"""``Parser``: the one parse pipeline, behind the library, ``parsing-predict`` and every other caller.
+
+    from parsing import Parser
+
+    parser = Parser.load()                    # the shipped model; or Parser.load("my.ckpt", crf="none")
+    parse = parser("photo.jpg")               # a path, a PIL image or a numpy array
+    parse.garments, parse.labels.shape        # ['dress', 'shoes'], (H, W)
+    parse.overlay().save("overlay.jpg")
+    for parse in parser.parse_many(paths, batch_size=4):
+        if parse.ok: ...                      # else a ParseError naming the photo and the problem
+
+Per photo: fit into the network box → network (batched) → ``widen`` (a close-up also parsed on a wider
+canvas) → exclusive-pair decoding and the CRF at the photo's size → ``refocus`` (a small person parsed again in a
+box) → garments below ``min_share`` removed from the mask → confidence → the mask at the photo's own size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from parsing.data.io import DataError
+from parsing.inference.confidence import label_confidence
+from parsing.inference.crf import CRFParams
+from parsing.inference.decode import parse_photo
+from parsing.inference.label_view import LabelView, read_merge, resolve_garments
+from parsing.inference.photo import MAX_PIXELS, ImageInput, Photo, check_input, describe_input, prepare, to_size
+from parsing.inference.refocus import refocused, scale_box, widened
+from parsing.labels import NON_GARMENTS
+from parsing.outputs.parse import Parse
+from parsing.training.checkpoint import input_size as checkpoint_input_size
+from parsing.training.checkpoint import module_from_checkpoint, read_checkpoint
+from parsing.training.module import ParsingModule
+from parsing.training.transfer import SHIPPED
+
+REFOCUS = 1.5  # a person this many times smaller than the frame allows is parsed again in a box (refocus)
+WIDEN = 1.5  # a close-up (person cut at top and bottom) is also parsed on a canvas this many times wider (refocus)
+MIN_SHARE = 0.001  # a garment covering less of the photo is a speck: removed from the mask (its pixels relabelled)
+
+
+class ParseError(ValueError):
+    """A photo that could not be parsed: ``source`` names it, ``problem`` says why. ``ok`` is False."""
+
+    ok = False
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(f"{source}: {problem}")
+        self.source = source
+        self.problem = problem
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is a ValueError."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: no CUDA device is available")
+    return device
+
+
+def remove_specks(labels: torch.Tensor, names: Sequence[str], min_share: float) -> torch.Tensor:
+    """A label map (h, w) → the same with every garment covering less than ``min_share`` of it relabelled: each
+    of its pixels takes the label of the nearest pixel that keeps its label."""
+    counts = torch.bincount(labels.flatten().long(), minlength=len(names)).cpu()
+    needed = min_share * labels.numel()
+    specks = [i for i, c in enumerate(counts.tolist()) if 0 < c < needed and names[i] not in NON_GARMENTS]
+    if not specks:
+        return labels
+    out = labels.cpu().numpy().copy()
+    speck = np.isin(out, specks)
+    if speck.all():
+        return labels
+    nearest = ndimage.distance_transform_edt(speck, return_distances=False, return_indices=True)  # (2, h, w)
+    out[speck] = out[nearest[0][speck], nearest[1][speck]]
+    return torch.from_numpy(out).to(labels.device)
+
+
+class Parser:
+    """A loaded model and the options of its pipeline; call it on a photo, or ``parse_many`` on many.
+
+    Use ``Parser.load``. ``crf``: ``fast`` (torch mean-field), ``dense`` (pydensecrf) or ``none``; ``tta``:
+    ``flip`` averages the photo and its mirror image (2× the network); ``input_size``: the network box (H, W)
+    (default: the checkpoint's); ``max_pixels``: larger photos are parsed at this many pixels, their masks
+    upsampled; ``refocus``: parse a box around a person this many times too small again (0 = off); ``widen``: parse
+    a close-up also on a canvas this many times larger (0 = off); ``merge``: a preset (``ccp-coarse``), a YAML file
+    or ``{group: [labels]}``: masks in merged groups; ``min_share``: garments covering less are removed from the
+    mask (0 = keep every pixel); ``probs``: keep each parse's (K, h, w) probabilities (memory!).
+    """
+
+    def __init__(
+        self,
+        module: ParsingModule,
+        size: tuple[int, int],
+        *,
+        checkpoint: str = "",
+        device: str = "cpu",
+        crf: str = "fast",
+        tta: str = "none",
+        max_pixels: int = MAX_PIXELS,
+        refocus: float = REFOCUS,
+        widen: float = WIDEN,
+        merge: str | dict[str, list[str]] | None = None,
+        min_share: float = MIN_SHARE,
+        probs: bool = False,
+    ) -> None:
+        if crf not in ("none", "fast", "dense"):
+            raise ValueError(f"crf {crf!r}: choose none, fast or dense")
+        if tta not in ("none", "flip"):
+            raise ValueError(f"tta {tta!r}: choose none or flip")
+        if crf == "dense":
+            from parsing.inference.crf import densecrf
+
+            densecrf()  # a clear ImportError now, not one per photo
+        self.module = module.eval().to(device)
+        self.size = (int(size[0]), int(size[1]))
+        self.checkpoint, self.device, self.crf, self.tta = checkpoint, device, crf, tta
+        self.max_pixels, self.refocus, self.widen, self.min_share, self.keep_probs = (
+            max_pixels,
+            refocus,
+            widen,
+            min_share,
+            probs,
+        )
+        self.merge_spec = merge
+        self.merge = read_merge(merge) if isinstance(merge, (str, Path)) else merge
+        self._views: dict[tuple[str, ...] | None, LabelView | None] = {}
+        self.view(None)  # a bad merge fails here
+
+    @classmethod
+    def load(
+        cls,
+        checkpoint: str | Path = "shipped",
+        *,
+        device: str = "auto",
+        crf: str = "fast",
+        tta: str = "none",
+        input_size: tuple[int, int] | None = None,
+        max_pixels: int = MAX_PIXELS,
+        refocus: float = REFOCUS,
+        widen: float = WIDEN,
+        merge: str | dict[str, list[str]] | None = None,
+        crf_iterations: int | None = None,
+        min_share: float = MIN_SHARE,
+        probs: bool = False,
+    ) -> Parser:
+        """A parser for ``checkpoint``: ``"shipped"`` (the packaged CCP model) or a packed or Lightning checkpoint
+        file. A missing file is a ``FileNotFoundError``, anything else unusable a ``CheckpointError``, each
+        naming the file; a bad option a ``ValueError``."""
+        path = SHIPPED if str(checkpoint) == "shipped" else Path(checkpoint)
+        state = read_checkpoint(path)
+        module = module_from_checkpoint(state)
+        if crf_iterations is not None:
+            module.crf_params = CRFParams(**{**vars(module.crf_params), "iterations": crf_iterations})
+        size = tuple(input_size) if input_size is not None else checkpoint_input_size(state)
+        options = dict(crf=crf, tta=tta, max_pixels=max_pixels, refocus=refocus, widen=widen, merge=merge)
+        device = resolve_device(device)
+        return cls(module, size, checkpoint=str(path), device=device, min_share=min_share, probs=probs, **options)
+
+    def replace(self, **options: Any) -> Parser:
+        """A parser sharing this one's model, with some options changed (``crf``, ``tta``, ``input_size``,
+        ``max_pixels``, ``refocus``, ``widen``, ``merge``, ``min_share``, ``probs``)."""
+        current = dict(
+            checkpoint=self.checkpoint, device=self.device, crf=self.crf, tta=self.tta, max_pixels=self.max_pixels,
+            refocus=self.refocus, widen=self.widen, merge=self.merge_spec, min_share=self.min_share,
+            probs=self.keep_probs,
+        )  # fmt: skip
+        size = options.pop("input_size", None) or self.size
+        unknown = set(options) - set(current)
+        if unknown:
+            raise TypeError(f"Parser.replace: unknown option(s) {sorted(unknown)}")
+        return Parser(self.module, size, **{**current, **options})
+
+    # --- labels ---------------------------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        """The names of the mask's label ids (the merge's groups, with a merge)."""
+        view = self.view(None)
+        return list(view.names) if view is not None else list(self.module.class_names)
+
+    @property
+    def palette(self) -> list[tuple[int, int, int]]:
+        view = self.view(None)
+        colours = view.palette if view is not None else self.module.palette
+        return [tuple(int(c) for c in rgb) for rgb in colours]
+
+    def garment_names(self, garments: Iterable[str]) -> list[str]:
+        """User-typed garment names → the model's (case-insensitive; a ValueError with a did-you-mean)."""
+        return resolve_garments(list(garments), self.module.class_names)
+
+    def view(self, garments: Sequence[str] | None) -> LabelView | None:
+        """The label view for a photo known to hold only ``garments`` (model label names), cached; None when the
+        parse is in the model's own labels."""
+        key = None if garments is None else tuple(sorted(set(garments)))
+        if key not in self._views:
+            if key is None and self.merge is None:
+                self._views[key] = None
+            else:
+                self._views[key] = self.module.label_view(self.merge, None if key is None else list(key))
+        return self._views[key]
+
+    # --- parsing --------------------------------------------------------------------------------------------
+    def __call__(self, image: ImageInput, *, garments: Sequence[str] | None = None) -> Parse:
+        """Parse one photo; a ``ParseError`` (a ValueError) names an unreadable one."""
+        check_input(image)  # a TypeError, not a ParseError, for what is no photo at all
+        result = self._parse_chunk([image], self._garments(garments))[0]
+        if isinstance(result, ParseError):
+            raise result
+        return result
+
+    def parse_many(
+        self,
+        images: Iterable[ImageInput],
+        *,
+        batch_size: int = 4,
+        garments: Sequence[str] | None = None,
+    ) -> Iterator[Parse | ParseError]:
+        """Parse photos in input order, ``batch_size`` at a time through the network. A photo that cannot be read
+        or parsed yields a ``ParseError`` in its place (``.ok`` is False) and the others go on."""
+        tags = self._garments(garments)
+        chunk: list[Any] = []
+        for image in images:
+            chunk.append(image)
+            if len(chunk) == batch_size:
+                yield from self._parse_chunk(chunk, tags)
+                chunk = []
+        if chunk:
+            yield from self._parse_chunk(chunk, tags)
+
+    def _garments(self, garments: Sequence[str] | None) -> list[str] | None:
+        return None if garments is None else self.garment_names(garments)
+
+    def _parse_chunk(self, images: list[Any], tags: list[str] | None) -> list[Parse | ParseError]:
+        prepared: list[Photo | ParseError] = []
+        for image in images:
+            try:
+                prepared.append(self.prepare(image))
+            except (DataError, TypeError) as err:
+                prepared.append(ParseError(describe_input(image), getattr(err, "problem", str(err))))
+        good = [p for p in prepared if isinstance(p, Photo)]
+        parsed = iter(self.parse_photos(good, [tags] * len(good)))
+        return [p if isinstance(p, ParseError) else next(parsed) for p in prepared]
+
+    def prepare(self, image: ImageInput, source: str | None = None) -> Photo:
+        """Any input → a ``Photo`` for ``parse_photos`` (what ``parsing-predict``'s loader workers do)."""
+        return prepare(image, self.size, self.max_pixels, source)
+
+    def parse_photos(
+        self, photos: Sequence[Photo], garments: Sequence[Sequence[str] | None] | None = None
+    ) -> list[Parse | ParseError]:
+        """Prepared photos → their parses (one network batch, padded bottom/right to its largest photo);
+        ``garments``: per photo, the only garments it may hold (model label names), or None."""
+        if not photos:
+            return []
+        garments = garments if garments is not None else [None] * len(photos)
+        valid = [tuple(p.x.shape[-2:]) for p in photos]
+        hh, ww = max(v[0] for v in valid), max(v[1] for v in valid)
+        batch = torch.stack([F.pad(p.x, (0, ww - p.x.shape[2], 0, hh - p.x.shape[1])) for p in photos])
+        out: list[Parse | ParseError] = []
+        with torch.inference_mode():
+            images = batch.to(self.device)  # (B, 3, H, W), padded
+            logits, presence = self.module.infer(images, self.tta)  # (B, K, H, W), (B, K) or None
+            for i, (vh, vw) in enumerate(valid):
+                x, z = images[i, :, :vh, :vw], logits[i, :, :vh, :vw]  # (3, h', w'), (K, h', w'): no padding
+                p = None if presence is None else presence[i]
+                try:
+                    out.append(self._finish(photos[i], x, z, p, garments[i]))
+                except (ValueError, RuntimeError) as err:
+                    out.append(ParseError(photos[i].source or "<photo>", f"{type(err).__name__}: {err}"))
+        return out
+
+    def _finish(self, photo: Photo, x: torch.Tensor, z: torch.Tensor, p: torch.Tensor | None, garments: Any) -> Parse:
+        """One photo after the network: widen, decode + CRF, refocus, specks, confidence, full size."""
+        module, view = self.module, self.view(garments)
+        names = list(view.names) if view is not None else module.class_names
+        work = tuple(photo.image.shape[:2])  # the photo's size, or less above max_pixels
+        z, wide = widened(module, x, z, self.widen, self.tta)
+        labels, chosen = parse_photo(module, z, p, work, photo.image, self.crf, view)
+        labels, chosen, p, box, z_box = refocused(
+            module, self.size, photo.image, labels, chosen, p, self.crf, view, self.tta, self.refocus
+        )
+        if self.min_share > 0:
+            labels = remove_specks(labels, names, self.min_share)
+        sure = label_confidence(labels, z, names, view, box, z_box)
+        work_labels = labels.to(torch.uint8).cpu().numpy()
+        full_labels = to_size(work_labels, photo.size)
+        counts = np.bincount(full_labels.ravel(), minlength=len(names))
+        presence = None if p is None else torch.sigmoid(p).cpu()
+        presence = view.presence_probs(presence) if view is not None else presence
+        probs = self._probs(z, z_box, box, work) if self.keep_probs else None
+        return Parse(
+            labels=full_labels,
+            names=names,
+            palette=[tuple(int(c) for c in rgb) for rgb in (view.palette if view is not None else module.palette)],
+            garments=[n for i, n in enumerate(names) if n not in NON_GARMENTS and counts[i] > 0],
+            presence=None if presence is None else presence.float().numpy(),
+            confidence={names[label]: fields for label, fields in sure.items()},
+            box=None if box is None else scale_box(box, work, photo.size),
+            widened=wide,
+            source=photo.source,
+            image=photo.image,
+            work_labels=work_labels,
+            probs=probs,
+            settings={
+                "checkpoint": self.checkpoint,
+                "crf": self.crf,
+                "tta": self.tta,
+                "garments": None if garments is None else list(garments),
+                "merge": self.merge_spec if isinstance(self.merge_spec, (str, type(None))) else "custom",
+            },
+        )
+
+    @staticmethod
+    def _probs(
+        z: torch.Tensor, z_box: torch.Tensor | None, box: tuple[int, int, int, int] | None, work: tuple[int, int]
+    ) -> np.ndarray:
+        """(K, h, w) float16 softmax of the model's labels at the working size (the refocused box pasted in)."""
+        full = F.interpolate(z[None].float(), size=work, mode="bilinear")[0]  # (K, h, w)
+        if box is not None:
+            t, left, b, r = box
+            full[:, t:b, left:r] = F.interpolate(z_box[None].float(), (b - t, r - left), mode="bilinear")[0]
+        return full.softmax(0).half().cpu().numpy()

@@ -1,0 +1,33 @@
+"""``parsing --help`` and ``parsing help``: every subcommand listed, plain help texts, a hint for typos."""
+
+import pytest
+
+from parsing.commands.cli import main
+from parsing.commands.help import COMMANDS, plain
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["-h"], ["help"]])
+def test_every_subcommand_is_listed_with_one_line(argv, capsys):
+    assert main(argv) is None
+    out = capsys.readouterr().out
+    for name in ("fit", "validate", "test", "predict", "check-data", "pack", "export", "rules", "pseudo-label"):
+        assert f"  {name} " in out
+    assert set(COMMANDS) <= {line.split()[0] for line in out.splitlines() if line.startswith("  ")}
+
+
+@pytest.mark.parametrize("command", ["pack", "export", "rules", "check-data", "pseudo-label", "predict"])
+def test_help_for_a_command_has_no_rst_marks(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["help", command])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0 and "usage:" in out and "``" not in out
+
+
+def test_a_typo_gets_a_hint(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["chek-data"])
+    assert stop.value.code == 2 and "did you mean check-data?" in capsys.readouterr().err
+
+
+def test_plain_drops_code_marks():
+    assert plain("``parsing pack`` writes :class:`Parser` input") == "parsing pack writes Parser input"
