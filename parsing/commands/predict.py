@@ -1,23 +1,16 @@
-"""``parsing-predict INPUT [INPUT ...] -o OUT``: garment masks, overlays and a summary for files, folders or globs.
+"""``parsing-predict INPUT [INPUT ...] -o OUT``: masks, overlays and a summary for photo files, folders or globs.
 
-Writes, keeping each input's path relative to the folder (or glob base) it was found in:
-``OUT/masks/<rel>/<stem>.png`` (palette PNG, pixel = label index), ``OUT/overlays/<rel>/<stem>.jpg``,
-optionally ``OUT/probs/<rel>/<stem>.npy`` (float16 (K, H, W) probabilities), one line per photo in
-``OUT/summary.jsonl`` and one per failed file in ``OUT/errors.jsonl``. Photos already done (outputs present and
-listed in the summary) are skipped unless ``--overwrite``, so a killed run resumes. Exit status: 0, or 1 when any
-file failed, 2 for bad arguments.
-
-Known garments: ``--garments dress,bag`` (every photo) or ``--tags TAGS.jsonl`` (one line per photo,
-``{"file": "look/0033.jpg", "garments": ["dress", "bag"]}``, ``file`` relative to its input folder or glob base,
-or the bare file name when unique) allow only those garments plus null/skin/hair. ``--merge ccp-coarse`` (or a
-YAML ``{group: [labels]}``) writes merged labels, their probabilities summed before the argmax
-(``parsing.inference.label_view``).
+Input collection (``commands.inputs``) + ``parsing.Parser.parse_photos`` + ``Parse.save``. Writes, keeping each
+input's path relative to the folder (or glob base) it was found in: ``OUT/masks/<rel>/<stem>.png`` (palette PNG,
+pixel = label id, names in ``OUT/labels.json``), ``OUT/overlays/<rel>/<stem>.jpg``, optionally probs and cut-outs,
+a line per photo in ``OUT/summary.jsonl`` and per failed file in ``OUT/errors.jsonl``. Photos already done are
+skipped unless ``--overwrite``, so a killed run resumes. Exit status: 0; 1 when any file failed; 2 for bad
+arguments; 130 when interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +22,7 @@ from parsing.commands.inputs import Job, add_input_size, collect_inputs, read_ta
 from parsing.data.io import DataError
 from parsing.inference.parser import MIN_SHARE, REFOCUS, WIDEN, Parser
 from parsing.inference.photo import MAX_PIXELS, prepare
-from parsing.outputs.files import atomic_write, output_paths, write_labels_json
+from parsing.outputs.files import OutputFolder, write_labels_json
 from parsing.training.checkpoint import CheckpointError
 from parsing.training.transfer import SHIPPED
 
@@ -52,38 +45,6 @@ class PhotoDataset(Dataset):
             return {"key": key, "photo": prepare(photo, self.size, self.max_pixels, str(photo))}
         except DataError as err:
             return {"key": key, "path": str(photo), "error": err.problem}
-
-
-class Outputs:
-    """The output folder: what is done, and the two JSONL logs (``summary.jsonl``, ``errors.jsonl``)."""
-
-    def __init__(self, root: Path, probs: bool, cutouts: bool = False) -> None:
-        self.root, self.probs, self.cutouts = root, probs, cutouts
-        self.summary, self.errors = root / "summary.jsonl", root / "errors.jsonl"
-        root.mkdir(parents=True, exist_ok=True)
-
-    def done(self, key: Path) -> bool:
-        return all(p.exists() for p in output_paths(self.root, key, self.probs, self.cutouts).values())
-
-    def summarised(self) -> dict[str, str]:
-        """file → its summary line, from earlier runs."""
-        lines: dict[str, str] = {}
-        if self.summary.is_file():
-            for line in self.summary.read_text().splitlines():
-                try:
-                    lines[json.loads(line)["file"]] = line
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue  # a line cut by a killed run
-        return lines
-
-    def forget(self, files: set[str]) -> None:
-        """Drop these files' earlier summary lines (they are being redone: --overwrite, or left half done)."""
-        kept = [line for f, line in self.summarised().items() if f not in files]
-        atomic_write(self.summary, lambda tmp: tmp.write_text("".join(f"{line}\n" for line in kept)))
-
-    def append(self, log: Path, record: dict[str, Any]) -> None:
-        with open(log, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
 
 
 # --- command ------------------------------------------------------------------------------------------------------
@@ -213,7 +174,7 @@ def predict(args: argparse.Namespace) -> int:
     """Run the command; returns its exit status."""
     try:
         parser, every, tags = load(args)
-        out = Outputs(args.output, args.probs, args.cutouts)
+        out = OutputFolder(args.output, args.probs, args.cutouts)
         write_labels_json(out.root, parser.names, parser.palette, replace=args.overwrite)
     except (FileNotFoundError, CheckpointError, ValueError, ImportError) as err:
         print(f"parsing-predict: {err}", file=sys.stderr)
