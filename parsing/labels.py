@@ -5,6 +5,7 @@ from __future__ import annotations
 import colorsys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -144,3 +145,42 @@ def flat_palette(colours: Sequence[Sequence[int]]) -> list[int]:
     """RGB colours → the 768 ints of a PIL palette (unused entries black)."""
     flat = [int(c) for rgb in colours for c in rgb]
     return flat + [0] * (768 - len(flat))
+
+
+LABEL_FILES = ("labels.txt", "labels.yaml", "labels.yml")  # a folder dataset's label list, beside images/ and masks/
+
+
+def label_list(values: str | Sequence[str]) -> list[str]:
+    """Label names as commands take them: a YAML/flow list ``"[a, b, c]"``, separate words, or commas
+    (``a,b,c``); YAML's unquoted ``null`` is CCP's ``null`` label."""
+    import yaml
+
+    items = [values] if isinstance(values, str) else list(values)
+    if len(items) == 1 and items[0].strip().startswith("["):
+        parsed = yaml.safe_load(items[0])
+        if not isinstance(parsed, list):
+            raise ValueError(f"{items[0]!r}: not a list of label names")
+        items = ["null" if v is None else str(v) for v in parsed]
+    names = [n.strip() for item in items for n in str(item).split(",") if n.strip()]
+    if len(set(names)) != len(names):
+        raise ValueError(f"label names repeat: {names}")
+    return names
+
+
+def read_label_file(root: str | Path) -> list[str] | None:
+    """The label list of a folder dataset from ``labels.txt`` (one name per line) or ``labels.yaml`` (a list, or
+    ``labels: [...]``) in ``root``; None when there is none."""
+    import yaml
+
+    for name in LABEL_FILES:
+        path = Path(root) / name
+        if not path.is_file():
+            continue
+        if name == "labels.txt":
+            return label_list([line for line in path.read_text().splitlines() if line.strip()])
+        data = yaml.safe_load(path.read_text())
+        data = data.get("labels") if isinstance(data, dict) else data
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: expected a list of label names (or labels: [...])")
+        return label_list(["null" if v is None else str(v) for v in data])
+    return None

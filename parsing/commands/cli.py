@@ -118,6 +118,10 @@ def main(args: list[str] | None = None) -> ParsingCLI | None:
         from parsing.data.check import main as check
 
         sys.exit(check(argv[1:]))
+    if argv[:1] == ["serve"]:
+        from parsing.commands.serve import main as serve
+
+        sys.exit(serve(argv[1:]))
     if argv[:1] == ["pseudo-label"]:
         from parsing.commands.pseudo_label import main as pseudo_label
 

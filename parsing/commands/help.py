@@ -15,6 +15,7 @@ COMMANDS = {
     "export": "export a checkpoint to ONNX (and TorchScript), with a parity check",
     "pseudo-label": "label tag-only photos with a teacher model, restricted to their tags",
     "predict": "parse photos, folders or globs → masks, overlays, summary.jsonl (same as parsing-predict)",
+    "serve": "an HTTP service (POST /parse) and a web studio to check and correct garments, on 127.0.0.1:8000",
 }
 LIGHTNING = ("fit", "validate", "test")
 

@@ -20,7 +20,7 @@ from parsing.commands.help import plain
 from parsing.data.coco import CocoIndex
 from parsing.data.datasets import list_images, mask_problems, read_raw_mask
 from parsing.data.io import IMAGE_SUFFIXES, DataError, read_ccp_tags, read_image
-from parsing.labels import CCP_LABELS
+from parsing.labels import CCP_LABELS, label_list, read_label_file
 
 
 @dataclass(frozen=True)
@@ -176,12 +176,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("root", help="dataset root")
     parser.add_argument("--format", choices=("ccp", "folder", "coco"), default="ccp")
-    parser.add_argument("--labels", nargs="+", help="folder/coco format: the label names (mask values 0..K-1)")
+    parser.add_argument(
+        "--labels",
+        nargs="+",
+        help='folder/coco: the label names for mask values 0..K-1: "[a, b, c]", a b c or a,b,c '
+        "(default: ROOT/labels.txt or labels.yaml)",
+    )
     parser.add_argument("--annotations", help="coco format: the instances JSON")
     parser.add_argument("--workers", type=int, default=4, help="reader threads")
     args = parser.parse_args(argv)
+    try:
+        args.labels = label_list(args.labels) if args.labels else read_label_file(args.root)
+    except ValueError as err:
+        parser.error(str(err))
     if args.format in ("folder", "coco") and not args.labels:
-        parser.error(f"--format {args.format} needs --labels")
+        parser.error(f'--format {args.format} needs --labels "[a, b, ...]" or a labels.txt in {args.root}')
     if args.format == "coco" and not args.annotations:
         parser.error("--format coco needs --annotations")
     if args.format == "ccp":

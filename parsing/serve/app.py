@@ -1,0 +1,219 @@
+"""The HTTP service: ``POST /parse``, ``POST /save``, ``GET /labels``, ``GET /healthz`` and the studio at ``/``.
+
+One ``Parser`` per process (``parsing serve --workers N`` starts N processes), parses one photo at a time (the
+network already uses every core it is given). Every error is JSON ``{"error": …}`` with a 4xx status: 400 for an
+empty or unreadable upload, 415 for something that is not an image, 413 for a body over ``max_upload_mb`` or a
+photo over ``max_image_pixels`` (checked before it is decoded), 422 for unknown garment names or options,
+401 for a save without the token the server asks for.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import io
+import threading
+import warnings
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from PIL import Image, UnidentifiedImageError
+
+from parsing.data.io import photo_array
+from parsing.inference.parser import Parser
+from parsing.labels import MERGES, NON_GARMENTS
+from parsing.outputs.parse import Parse
+from parsing.serve.dataset import TrainingFolder, safe_stem
+
+MAX_IMAGE_PIXELS = 60_000_000  # larger uploads are refused before decoding (a 100-MP PNG would need 300 MB)
+STUDIO = resources.files("parsing.serve") / "studio"
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def read_upload(data: bytes, max_pixels: int, max_image_pixels: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """An uploaded photo → RGB (h, w, 3) at most ``max_pixels`` and its size; HTTPError for what is not one."""
+    if not data:
+        raise HTTPError(400, "empty upload: send a photo in the multipart field 'file'")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                w, h = im.size
+                if w * h > max_image_pixels:
+                    raise HTTPError(413, f"photo of {w}×{h} pixels is over the limit of {max_image_pixels:,}")
+                return photo_array(im, max_pixels)
+    except UnidentifiedImageError:
+        raise HTTPError(415, "not an image (unrecognised format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise HTTPError(413, f"photo too large ({err})") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise HTTPError(400, f"unreadable image ({err})") from None
+
+
+def parse_response(parse: Parse, overlay: bool, cutouts: bool) -> dict[str, Any]:
+    """The ``summary.jsonl`` record plus ``mask_png`` (base64 palette PNG at the photo's size), and when asked
+    ``overlay_jpeg`` and ``cutouts`` (garment → base64 RGBA PNG)."""
+    out = parse.to_dict(pieces=True)
+    out["names"] = parse.names
+    out["palette"] = [list(c) for c in parse.palette]
+    out["mask_png"] = _b64(parse.mask_image(), "PNG")
+    if overlay:
+        out["overlay_jpeg"] = _b64(parse.overlay(), "JPEG")
+    if cutouts:
+        out["cutouts"] = {name: _b64(picture, "PNG") for name, picture in parse.cutouts().items()}
+    return out
+
+
+def _b64(picture: Image.Image, fmt: str) -> str:
+    buffer = io.BytesIO()
+    picture.save(buffer, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+class Service:
+    """The parser and its variants (merge, CRF), the dataset folder and the limits, shared by the routes."""
+
+    def __init__(
+        self,
+        parser: Parser,
+        dataset: Path | None = None,
+        max_upload_mb: float = 20.0,
+        max_image_pixels: int = MAX_IMAGE_PIXELS,
+        token: str | None = None,
+        save_needs_token: bool = False,
+    ) -> None:
+        self.parser, self.max_upload = parser, int(max_upload_mb * 1024 * 1024)
+        self.max_image_pixels, self.token, self.save_needs_token = max_image_pixels, token, save_needs_token
+        self.folder = TrainingFolder(dataset, parser.names, parser.palette) if dataset is not None else None
+        self._variants: dict[tuple[str | None, str], Parser] = {}
+        self._lock = threading.Lock()  # one parse at a time: the network uses every core already
+
+    def variant(self, merge: str | None, crf: str | None) -> Parser:
+        crf = crf or self.parser.crf
+        if crf not in ("none", "fast", "dense"):
+            raise HTTPError(422, f"crf {crf!r}: choose none, fast or dense")
+        if merge is not None and merge not in MERGES:
+            raise HTTPError(422, f"merge {merge!r}: choose one of {', '.join(MERGES)} (files are not read)")
+        key = (merge, crf)
+        if key not in self._variants:
+            try:
+                self._variants[key] = self.parser.replace(merge=merge or self.parser.merge_spec, crf=crf)
+            except ImportError as err:
+                raise HTTPError(422, str(err)) from None
+        return self._variants[key]
+
+    def parse(self, data: bytes, filename: str | None, form: dict[str, Any]) -> Parse:
+        parser = self.variant(form.get("merge") or None, form.get("crf") or None)
+        garments = [g for g in str(form.get("garments") or "").split(",") if g.strip()] or None
+        try:
+            garments = None if garments is None else parser.garment_names(garments)
+        except ValueError as err:
+            raise HTTPError(422, str(err)) from None
+        image, size = read_upload(data, parser.max_pixels, self.max_image_pixels)
+        photo = parser.prepare(image, source=safe_stem(filename, "upload"))
+        photo.size = size  # the upload's own size (the array may be shrunk to max_pixels)
+        with self._lock:
+            result = parser.parse_photos([photo], [garments])[0]
+        if not result.ok:
+            raise HTTPError(400, result.problem)
+        return result
+
+    def check_token(self, request: Request, form: dict[str, Any]) -> None:
+        if not self.save_needs_token and self.token is None:
+            return
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip() or str(form.get("token", ""))
+        if self.token is None or not hmac.compare_digest(given, self.token):
+            raise HTTPError(401, "saving needs the server's token (Authorization: Bearer TOKEN)")
+
+
+def create_app(service: Service) -> FastAPI:
+    app = FastAPI(title="parsing", description="Clothing parsing: masks, garments, corrections as training data")
+
+    @app.exception_handler(HTTPError)
+    async def http_error(_: Request, err: HTTPError) -> JSONResponse:
+        return JSONResponse({"error": err.message}, status_code=err.status)
+
+    @app.middleware("http")
+    async def body_limit(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > service.max_upload:
+            limit = service.max_upload / 1024 / 1024
+            return JSONResponse({"error": f"upload over the limit of {limit:g} MB"}, status_code=413)
+        return await call_next(request)
+
+    async def upload(request: Request) -> tuple[bytes, str | None, dict[str, Any]]:
+        try:
+            form = await request.form()
+        except Exception as err:  # a malformed multipart body: the parser's own exceptions vary
+            raise HTTPError(400, f"expected a multipart form with a 'file' field ({err})") from None
+        file = form.get("file")
+        if file is None or isinstance(file, str):
+            raise HTTPError(400, "no photo: send it in the multipart field 'file'")
+        data = await file.read(service.max_upload + 1)
+        if len(data) > service.max_upload:
+            raise HTTPError(413, f"upload over the limit of {service.max_upload / 1024 / 1024:g} MB")
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        return data, file.filename, fields
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/labels")
+    def labels() -> dict[str, Any]:
+        names, palette = service.parser.names, service.parser.palette
+        return {
+            "labels": [{"id": i, "name": n, "colour": list(palette[i])} for i, n in enumerate(names)],
+            "garments": [n for n in service.parser.module.class_names if n not in NON_GARMENTS],
+            "merges": list(MERGES),
+            "dataset": service.folder is not None,
+            "token_required": service.token is not None or service.save_needs_token,
+        }
+
+    @app.post("/parse")
+    async def parse(request: Request) -> dict[str, Any]:
+        """Multipart ``file`` (a photo); optional ``garments`` (comma list), ``merge``, ``crf``, ``overlay``,
+        ``cutouts``. Answers the summary record, ``mask_png`` and, when asked, ``overlay_jpeg`` / ``cutouts``."""
+        data, filename, form = await upload(request)
+        result = await _in_thread(service.parse, data, filename, form)
+        return parse_response(result, _flag(form.get("overlay", "false")), _flag(form.get("cutouts", "false")))
+
+    @app.post("/save")
+    async def save(request: Request) -> dict[str, Any]:
+        """Multipart ``file`` + ``garments`` (+ ``name``): parse with those garments and add the photo and its
+        mask to the dataset folder (``--dataset``)."""
+        if service.folder is None:
+            raise HTTPError(404, "no dataset folder: start the server with --dataset DIR to save")
+        data, filename, form = await upload(request)
+        service.check_token(request, form)
+        form = {**form, "merge": None}  # training pairs are in the model's own labels
+        result = await _in_thread(service.parse, data, filename, form)
+        paths = service.folder.save(result.image, result.work_labels, form.get("name") or filename)
+        return {"saved": paths, "garments": result.garments, "dataset": str(service.folder.root)}
+
+    @app.get("/", include_in_schema=False)
+    def studio() -> FileResponse:
+        return FileResponse(str(STUDIO / "index.html"))
+
+    app.mount("/static", StaticFiles(directory=str(STUDIO)), name="static")
+    return app
+
+
+async def _in_thread(function: Any, *args: Any) -> Any:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(function, *args)

@@ -1,0 +1,112 @@
+"""``parsing serve``'s API, in process: the parse answer (same mask as parsing-predict), every documented 4xx,
+saving pairs into a dataset folder safely, the token outside loopback."""
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from parsing import Parser  # noqa: E402
+from parsing.commands.predict import main as predict  # noqa: E402
+from parsing.data.check import main as check_data  # noqa: E402
+from parsing.serve.app import Service, create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def parser():
+    return Parser.load(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def photo(ccp_root):
+    return (ccp_root / "photos" / "0009.jpg").read_bytes()  # a validation photo
+
+
+def client(parser, **options) -> TestClient:
+    return TestClient(create_app(Service(parser, **options)))
+
+
+def png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_parse_answers_the_summary_record_and_the_same_mask_as_predict(parser, photo, ccp_root, tmp_path):
+    api = client(parser)
+    assert api.get("/healthz").json() == {"status": "ok"}
+    labels = api.get("/labels").json()
+    assert labels["labels"][0] == {"id": 0, "name": "null", "colour": [0, 0, 0]} and "dress" in labels["garments"]
+    answer = api.post("/parse", files={"file": ("0009.jpg", photo, "image/jpeg")}, data={"overlay": "true"})
+    assert answer.status_code == 200
+    body = answer.json()
+    mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["mask_png"]))))
+    assert body["size"] == [mask.shape[1], mask.shape[0]] and body["outfit"] and body["crf"] == "fast"
+    assert Image.open(io.BytesIO(base64.b64decode(body["overlay_jpeg"]))).format == "JPEG"
+    assert predict([str(ccp_root / "photos" / "0009.jpg"), "-o", str(tmp_path), "--no-progress"]) == 0
+    assert np.array_equal(mask, np.asarray(Image.open(tmp_path / "masks" / "0009.png")))
+    record = json.loads((tmp_path / "summary.jsonl").read_text())
+    assert body["outfit"] == record["outfit"] and body["labels"][0]["label"] == record["labels"][0]["label"]
+    told = api.post("/parse", files={"file": ("a.jpg", photo)}, data={"garments": "Dress,shoes", "merge": "ccp-coarse"})
+    assert told.status_code == 200 and set(told.json()["outfit"]) <= {"dress", "shoes"}
+    assert "/parse" in api.get("/openapi.json").json()["paths"]
+
+
+def test_bad_uploads_get_json_4xx_and_the_server_keeps_serving(parser, photo):
+    api = client(parser, max_upload_mb=0.5, max_image_pixels=1_000_000)
+    rgb = np.zeros((40, 30, 3), np.uint8)
+    cases = [
+        ({"file": ("empty.jpg", b"")}, {}, 400, "empty upload"),
+        ({"file": ("notes.txt", b"just some text")}, {}, 415, "not an image"),
+        ({"file": ("cut.jpg", photo[:3000])}, {}, 400, "unreadable image"),
+        ({"file": ("big.png", png(np.zeros((1100, 1000), np.uint8)))}, {}, 413, "over the limit of 1,000,000"),
+        ({"file": ("huge.jpg", photo * 20)}, {}, 413, "upload over the limit of 0.5 MB"),
+        ({"file": ("a.png", png(rgb))}, {"garments": "trousers"}, 422, "did you mean pants?"),
+        ({"file": ("a.png", png(rgb))}, {"merge": "/etc/passwd"}, 422, "files are not read"),
+        ({"file": ("a.png", png(rgb))}, {"crf": "best"}, 422, "choose none, fast or dense"),
+        ({}, {"garments": "dress"}, 400, "multipart field 'file'"),
+    ]
+    for files, data, status, message in cases:
+        answer = api.post("/parse", files=files or None, data=data)
+        assert answer.status_code == status and message in answer.json()["error"], (files.keys(), answer.text)
+    assert api.post("/parse", content=b"x" * 100, headers={"content-type": "text/plain"}).status_code == 400
+    assert api.post("/parse", files={"file": ("a.png", png(rgb))}).status_code == 200  # still serving
+
+
+def test_saved_pairs_stay_inside_the_folder_never_overwrite_and_pass_check_data(parser, photo, tmp_path):
+    dataset = tmp_path / "dataset"
+    api = client(parser, dataset=dataset)
+    first = api.post("/save", files={"file": ("../../escape.jpg", photo)}, data={"garments": "coat,shoes"})
+    assert first.status_code == 200, first.text
+    again = api.post("/save", files={"file": ("x.jpg", photo)}, data={"garments": "coat", "name": "../escape.jpg"})
+    assert first.json()["saved"] == {"image": "images/escape.jpg", "mask": "masks/escape.png"}
+    assert again.json()["saved"] == {"image": "images/escape-2.jpg", "mask": "masks/escape-2.png"}
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        "dataset/data.yaml",
+        "dataset/images/escape-2.jpg",
+        "dataset/images/escape.jpg",
+        "dataset/labels.txt",
+        "dataset/masks/escape-2.png",
+        "dataset/masks/escape.png",
+    ]
+    mask = np.asarray(Image.open(dataset / "masks" / "escape-2.png"))
+    assert set(np.unique(mask).tolist()) <= {parser.names.index(n) for n in ("null", "skin", "hair", "coat")}
+    assert check_data([str(dataset), "--format", "folder"]) == 0
+    assert client(parser).post("/save", files={"file": ("a.jpg", photo)}).status_code == 404  # no --dataset
+
+
+def test_saving_needs_the_token_off_loopback(parser, photo, tmp_path):
+    api = client(parser, dataset=tmp_path / "d", token="s3cret", save_needs_token=True)
+    files = {"file": ("a.jpg", photo)}
+    assert api.post("/save", files=files).status_code == 401
+    assert api.post("/save", files=files, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert api.post("/save", files=files, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    closed = client(parser, dataset=tmp_path / "e", save_needs_token=True)  # no token set: saving stays off
+    assert closed.post("/save", files=files, data={"token": ""}).status_code == 401
+    assert not (tmp_path / "e" / "images").exists()
