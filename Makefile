@@ -12,8 +12,8 @@ PIP         := $(VENV)/bin/pip
 export NO_ALBUMENTATIONS_UPDATE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install predict train train-hires train-ship pseudo ship train-outfit finetune resume evaluate check-data export test \
-        test-fast bench-outfit bench-crf bench-robustness bench-garments bench-predict lint format clean
+.PHONY: help install predict serve train train-hires train-ship pseudo ship train-outfit finetune resume evaluate check-data export test \
+        test-fast bench-outfit bench-crf bench-robustness bench-garments bench-predict bench-serve lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ install: $(VENV)/.installed  ## create .venv and install parsing with torch pinn
 
 predict: install  ## parse INPUT (default: the CCP photos) with the shipped model → OUT (masks, overlays, summary)
 	$(VENV)/bin/parsing-predict $(INPUT) -o $(OUT) --crf $(CRF)
+
+serve: install  ## the HTTP service and web studio on http://127.0.0.1:8000/ (DATASET=dir: where Save writes pairs)
+	$(VENV)/bin/parsing serve $(if $(DATASET),--dataset $(DATASET))
 
 train: install  ## train the default config (CONFIG=configs/ccp.yaml) on CCP
 	$(PY) -m parsing fit --config $(CONFIG)
@@ -83,8 +86,9 @@ finetune: install  ## your photos + labels from the shipped model: make finetune
 resume: install  ## continue a killed run of CONFIG from its last.ckpt (e.g. CONFIG=configs/ccp-ship.yaml)
 	$(PY) -m parsing fit --config $(CONFIG) --ckpt_path runs/$(basename $(notdir $(CONFIG)))/checkpoints/last.ckpt
 
-check-data: install  ## list every problem in the CCP data (or: make check-data DATA=/path/to/ccp)
-	$(VENV)/bin/parsing check-data $(or $(DATA),../shared/data/ccp)
+check-data: install  ## list every problem in a dataset: CCP by default, or DATA=… [FORMAT=folder|coco] [LABELS="[a, b]"]
+	$(VENV)/bin/parsing check-data $(or $(DATA),../shared/data/ccp) $(if $(FORMAT),--format $(FORMAT)) \
+		$(if $(LABELS),--labels "$(LABELS)")
 
 export: install  ## export the shipped model (or CKPT=…) to exports/model.onnx + model.pt, with a parity check
 	mkdir -p exports
@@ -111,6 +115,9 @@ bench-garments: install  ## garment naming, tags and merges (shipped model or CK
 
 bench-predict: install  ## parsing-predict throughput per option set → bench/results/predict.*
 	$(PY) bench/predict.py
+
+bench-serve: install  ## the service under load (8 clients x 25 photos) and bad uploads → bench/results/serve.*
+	$(PY) bench/serve.py
 
 bench-outfit: install  ## outfit settings, each continuing the shipped model (or CKPT=…) 120 steps; needs make pseudo
 	$(PY) bench/outfit.py --steps 120 $(if $(filter command line,$(origin CKPT)),--start $(CKPT))

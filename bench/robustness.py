@@ -41,7 +41,7 @@ from parsing.data.io import read_image
 from parsing.labels import LabelSet
 from parsing.training.metrics import confusion_matrix, scores
 from parsing.outputs.overlay import overlay
-from parsing.inference.parser import REFOCUS, WIDEN
+from parsing.inference.parser import MIN_SHARE, REFOCUS, WIDEN
 
 NULL = 0
 Pair = tuple[np.ndarray, np.ndarray]  # photo (h, w, 3) uint8, mask (h, w) CCP ids
@@ -132,8 +132,9 @@ def run_model(
     refocus: float = REFOCUS,
     input_size: list[int] | None = None,
     widen: float = WIDEN,
+    min_share: float = MIN_SHARE,
 ) -> dict:
-    parser = load_parser(checkpoint, input_size, crf=crf, tta=tta, refocus=refocus, widen=widen)
+    parser = load_parser(checkpoint, input_size, crf=crf, tta=tta, refocus=refocus, widen=widen, min_share=min_share)
     module, size = parser.module, parser.size
     k = module.num_classes
     coarse = LabelSet.ccp("ccp-coarse")
@@ -171,7 +172,7 @@ def run_model(
             "refocused": refocused[name],
             "widened": widened[name],
         }
-    return {"input_size": list(size), "widen": widen, "rows": rows}
+    return {"input_size": list(size), "widen": widen, "min_share": min_share, "rows": rows}
 
 
 def picture(
@@ -252,6 +253,7 @@ def main() -> None:
     parser.add_argument("--tta", choices=("none", "flip"), default="none", help="test-time augmentation")
     parser.add_argument("--refocus", type=float, default=REFOCUS, help="the Parser's refocus gain (0 = off)")
     parser.add_argument("--widen", type=float, default=WIDEN, help="the Parser's close-up canvas (0 = off)")
+    parser.add_argument("--min-share", type=float, default=MIN_SHARE, help="the Parser's speck threshold (0 = off)")
     parser.add_argument("--previous", type=Path, default=None, help="an earlier result JSON whose models to keep")
     parser.add_argument("--picture", type=Path, default=None, help="also draw overlays of one photo (--photo) here")
     parser.add_argument("--photo", default="0009", help="the validation photo of --picture")
@@ -280,8 +282,9 @@ def main() -> None:
     models = previous_models(parser, args.previous, expected, names)
     for name, checkpoint in zip(names, args.checkpoints, strict=True):
         scored = run_model(
-            checkpoint, photos, args.framings, args.crf, args.seed, args.tta, args.refocus, args.input_size, args.widen
-        )
+            checkpoint, photos, args.framings, args.crf, args.seed, args.tta, args.refocus, args.input_size, args.widen,
+            args.min_share,
+        )  # fmt: skip
         models.append({"name": name, "checkpoint": shown(checkpoint), **scored})
     meta = {
         "photos": len(photos),

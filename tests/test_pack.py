@@ -66,6 +66,9 @@ def test_pack_takes_rules_from_a_yaml_and_the_decoding_source(tmp_path):
     module = Parser.load(tmp_path / "p.ckpt").module
     assert exclusion_pairs(module.exclusive, module.class_names) == [("bag", "purse"), ("dress", "skirt")]
     assert module.hparams.decode_from == "pooled"
+    rules.write_text("exclusions: []\n")  # a label set without exclusive pairs packs; parses skip the pair step
+    pack(DEFAULT_CHECKPOINT, tmp_path / "none.ckpt", rules_from=rules)
+    assert not Parser.load(tmp_path / "none.ckpt").module.exclusive.any()
     rules.write_text("pairs: []\n")
     with pytest.raises(ValueError, match="not a rules file"):
         pack(DEFAULT_CHECKPOINT, tmp_path / "q.ckpt", rules_from=rules)

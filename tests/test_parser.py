@@ -15,6 +15,7 @@ from PIL import Image
 
 from parsing import Parse, ParseError, Parser
 from parsing.commands.predict import main
+from parsing.inference.parser import MIN_SHARE
 from parsing.labels import NON_GARMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,8 +97,9 @@ def test_the_outfit_is_the_garments_of_the_mask(parser, ccp_root):
         counts = np.bincount(parse.labels.ravel(), minlength=len(parse.names))
         shown = [n for i, n in enumerate(parse.names) if counts[i] and n not in NON_GARMENTS]
         assert parse.garments == shown
-        shares = [counts[parse.names.index(g)] / parse.labels.size for g in parse.garments]
-        assert min(shares) >= 0.001 * 0.99  # no specks left unnamed (a hair of rounding at full size)
+        person = parse.labels.size - counts[parse.names.index("null")]
+        shares = [counts[parse.names.index(g)] / person for g in parse.garments]
+        assert min(shares) >= MIN_SHARE * 0.99  # no specks left unnamed (a hair of rounding at full size)
         assert set(parse.to_dict()["outfit"]) == {lab["label"] for lab in parse.to_dict()["labels"]} - NON_GARMENTS
 
 
@@ -146,11 +148,11 @@ def test_a_parse_saves_what_parsing_predict_writes(parser, photo, tmp_path):
 
 def test_outputs_match_the_recorded_0_1_outputs(ccp_root, tmp_path):
     """0.1's masks and summary fields, recorded before the Parser: byte-identical with every pixel kept
-    (``--min-share 0``); with the default, only garment specks below 0.1 % of the photo change."""
+    (``--min-share 0``); with the default, only garment specks (below ``MIN_SHARE`` of the person) change."""
     photos = [str(ccp_root / "photos" / f"{stem}.jpg") for stem in VAL]
     before = {Path(r["file"]).stem: r for r in map(json.loads, (RECORDED / "summary.jsonl").read_text().splitlines())}
     ignore = {"file", "checkpoint", "outfit", "probs", "cutouts"}  # paths, and the outfit that now follows the mask
-    for min_share in ("0", "0.001"):
+    for min_share in ("0", str(MIN_SHARE)):
         out = tmp_path / min_share
         assert main([*photos, "-o", str(out), "--describe", "--no-progress", "--min-share", min_share]) == 0
         after = {Path(r["file"]).stem: r for r in map(json.loads, (out / "summary.jsonl").read_text().splitlines())}
@@ -164,7 +166,7 @@ def test_outputs_match_the_recorded_0_1_outputs(ccp_root, tmp_path):
                 }
             else:
                 counts = np.bincount(old.ravel(), minlength=256)
-                specks = [i for i in np.flatnonzero(counts) if counts[i] < 0.001 * old.size]
+                specks = [i for i in np.flatnonzero(counts) if counts[i] < MIN_SHARE * (old.size - counts[0])]
                 assert (new == old)[~np.isin(old, specks)].all()
 
 

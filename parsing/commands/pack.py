@@ -11,6 +11,7 @@ better (the shipped model: the pseudo-label student and its teacher, MODEL_CARD.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import get_args
 
@@ -98,8 +99,7 @@ def pack(
         from parsing.commands.rules import rule_pairs
 
         state["exclusive"] = exclusion_matrix(rule_pairs(str(rules_from)), hparams["class_names"])
-    if "exclusive" not in state or not state["exclusive"].any():
-        raise ValueError(f"{source}: no exclusive garment pairs; pass rules_from (a checkpoint that has them)")
+    # No exclusive pairs (a label set of your own, ``exclusions: []``): it packs, and decoding skips the pair step.
     module = module_from_checkpoint(packed)  # the current model: drops what it no longer has
     packed["state_dict"] = {key: value.contiguous() for key, value in module.state_dict().items()}
     Path(target).parent.mkdir(parents=True, exist_ok=True)
@@ -123,17 +123,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--average-weight", type=float, default=0.5, help="--average-with's share (default 0.5)")
     add_input_size(parser, "the network input box inference uses (default: the training size)")
     args = parser.parse_args(argv)
-    packed = pack(
-        args.checkpoint,
-        args.output,
-        args.rules_from,
-        args.average_with,
-        args.average_weight,
-        args.input_size,
-        args.decode_from,
-    )
+    try:
+        packed = pack(
+            args.checkpoint,
+            args.output,
+            args.rules_from,
+            args.average_with,
+            args.average_weight,
+            args.input_size,
+            args.decode_from,
+        )
+    except (FileNotFoundError, ValueError) as err:
+        print(f"parsing pack: {err}", file=sys.stderr)
+        sys.exit(2)
     size = Path(args.output).stat().st_size / 2**20
     print(f"{args.output}: {size:.1f} MiB, {len(packed['state_dict'])} tensors, network input {input_size(packed)}")
+    exclusive = packed["state_dict"].get("exclusive")
+    if exclusive is None or not exclusive.any():
+        print(f"{args.output}: no exclusive garment pairs: parses skip the pair step (--rules-from to add some)")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
@@ -11,6 +12,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
+from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
@@ -243,6 +245,8 @@ class ParsingDataModule(pl.LightningDataModule):
             self.check()
         train_items, val_items = self.split(self.items())
         if stage == "fit":
+            for warning in small_validation(train_items, val_items, self.label_set.source, hp.val_fraction):
+                rank_zero_warn(warning)
             backdrops = [photo for photo, _ in train_items]
             augment = (hp.size, hp.scale, hp.rotate, hp.colour_jitter, hp.seed)
             transform = train_transform(*augment, framing=self.framing, backdrops=backdrops)
@@ -299,3 +303,25 @@ class ParsingDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.predict_set, train=False)
+
+
+MIN_VAL_PHOTOS = 20  # fewer make the validation scores noise (one photo moves fg accuracy by points)
+
+
+def small_validation(train: list[Item], val: list[Item], names: Sequence[str], val_fraction: float) -> list[str]:
+    """Warnings for a validation split too small to trust, or missing labels the training split has (by name;
+    read from the masks, so only for small splits)."""
+    if len(val) >= MIN_VAL_PHOTOS:
+        return []
+    want = math.ceil(MIN_VAL_PHOTOS / max(len(train) + len(val), 1) * 100) / 100
+    out = [
+        f"the validation split has {len(val)} photo(s) (data.val_fraction {val_fraction}); its scores will be noise: "
+        f"label more photos or raise data.val_fraction (≥ {min(want, 0.5):.2f} gives {MIN_VAL_PHOTOS})"
+    ]
+    seen = [set(np.unique(read_raw_mask(mask)).tolist()) for _, mask in (*train, *val) if mask is not None]
+    in_train = set().union(*seen[: len(train)]) if train else set()
+    in_val = set().union(*seen[len(train) :]) if val else set()
+    missing = sorted(names[i] for i in in_train - in_val if i < len(names))
+    if missing:
+        out.append(f"labels in training but in no validation photo: {', '.join(missing)}")
+    return out

@@ -65,10 +65,12 @@ def resolve_device(device: str) -> str:
 
 
 def remove_specks(labels: torch.Tensor, names: Sequence[str], min_share: float) -> torch.Tensor:
-    """A label map (h, w) → the same with every garment covering less than ``min_share`` of it relabelled: each
-    of its pixels takes the label of the nearest pixel that keeps its label."""
+    """A label map (h, w) → the same with every garment covering less than ``min_share`` of the person (the
+    pixels not labelled background) relabelled: each of its pixels takes the label of the nearest pixel that keeps
+    its label. Relative to the person, not the photo: a small or distant person keeps their small garments."""
     counts = torch.bincount(labels.flatten().long(), minlength=len(names)).cpu()
-    needed = min_share * labels.numel()
+    background = sum(int(counts[i]) for i, n in enumerate(names) if n in ("null", "background"))
+    needed = min_share * (labels.numel() - background)
     specks = [i for i, c in enumerate(counts.tolist()) if 0 < c < needed and names[i] not in NON_GARMENTS]
     if not specks:
         return labels

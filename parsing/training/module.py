@@ -216,7 +216,12 @@ class ParsingModule(pl.LightningModule):
             rank_zero_info(f"init_from {hp.init_from}: new {sorted(missing)}; unused {sorted(unexpected)}")
             if names != self.class_names:
                 kept = [self.class_names[i] for i, _ in matching_labels(names, self.class_names)]
-                rank_zero_info(f"init_from: other labels; output rows taken for {kept}, fresh: {sorted(fresh)}")
+                new = [n for n in self.class_names if n not in kept]
+                dropped = [names[j] for j in range(len(names)) if j not in {s for _, s in matching_labels(names, kept)}]
+                rank_zero_info(
+                    f"init_from: your labels from {len(names)} of the source's: kept {kept}; new (learned from "
+                    f"scratch) {new}; not used {dropped}; relearned from your masks: {sorted(fresh)}"
+                )
         datamodule = getattr(self.trainer, "datamodule", None)
         learn = stage != "predict" and hp.exclusions is None and not self.exclusive.any()
         if learn and hasattr(datamodule, "presence_table"):  # a ParsingDataModule: it has the label set too
