@@ -1,9 +1,15 @@
 """init_from across label sets: encoder/decoder whole, output rows by label name, the rest fresh."""
 
+import json
+
+import numpy as np
 import torch
 from conftest import ROOT, blocks, write_folder_root
+from PIL import Image
 
 from parsing.commands.cli import main
+from parsing.commands.pack import pack
+from parsing.commands.predict import main as predict
 from parsing.training.module import ParsingModule
 from parsing.training.transfer import SHIPPED, checkpoint_path, matching_labels, transfer_state
 
@@ -59,4 +65,14 @@ def test_finetune_config_trains_your_labels_from_the_shipped_model(tmp_path, mon
     args += ["--data.val_fraction", "0.25", "--data.batch_size", "2", "--data.num_workers", "0"]
     cli = main(["fit", *args, "--trainer.max_epochs", "1"])
     assert cli.model.class_names == ["background", "skin", "dress", "widget"]
-    assert (tmp_path / "runs" / "finetune" / "checkpoints" / "last.ckpt").is_file()
+    last = tmp_path / "runs" / "finetune" / "checkpoints" / "last.ckpt"
+    assert last.is_file()
+    # ... then pack it (with or without exclusive pairs) and parse with it: the whole own-data path
+    pack(last, tmp_path / "my.ckpt")
+    out = tmp_path / "parsed"
+    assert (
+        predict([str(root / "images"), "-o", str(out), "--checkpoint", str(tmp_path / "my.ckpt"), "--no-progress"]) == 0
+    )
+    for stem in masks:
+        assert np.asarray(Image.open(out / "masks" / f"{stem}.png")).max() < 4
+    assert [entry["name"] for entry in json.loads((out / "labels.json").read_text())] == cli.model.class_names

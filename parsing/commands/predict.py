@@ -109,8 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--min-share",
         type=float,
         default=MIN_SHARE,
-        help=f"garments covering less of the photo are removed from the mask, their pixels relabelled by their "
-        f"neighbours, so that the mask and the outfit agree (default {MIN_SHARE}; 0 keeps every pixel)",
+        help=f"garments covering less of the person (the non-background pixels) are removed from the mask, their "
+        f"pixels relabelled by their neighbours, so that mask and outfit agree (default {MIN_SHARE}; 0 keeps all)",
     )
     add_input_size(parser, "the network's input box (portrait; turned for landscape photos); default: the checkpoint's")
     parser.add_argument("--batch-size", type=int, default=4)

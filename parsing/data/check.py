@@ -22,6 +22,8 @@ from parsing.data.datasets import list_images, mask_problems, read_raw_mask
 from parsing.data.io import IMAGE_SUFFIXES, DataError, read_ccp_tags, read_image
 from parsing.labels import CCP_LABELS, label_list, read_label_file
 
+MIN_VAL_PHOTOS = 20  # a validation split of fewer photos gives noise for scores (one photo moves fg by points)
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -199,6 +201,14 @@ def main(argv: list[str] | None = None) -> int:
         problems = check_coco(args.root, args.annotations, args.labels, workers=args.workers)
     else:
         problems = check_folder(args.root, len(args.labels), workers=args.workers)
+        photos = len(list_images(Path(args.root) / "images")) if (Path(args.root) / "images").is_dir() else 0
+        if photos > 0 and max(1, round(photos * 0.1)) < MIN_VAL_PHOTOS:
+            print(
+                f"note: {photos} photos: the default validation split (data.val_fraction 0.1) holds "
+                f"{max(1, round(photos * 0.1))}; under {MIN_VAL_PHOTOS} its scores are noise — label more photos or "
+                f"raise data.val_fraction",
+                file=sys.stderr,
+            )
     for problem in problems:
         print(problem)
     print(f"{args.root}: {len(problems)} problem(s)", file=sys.stderr)

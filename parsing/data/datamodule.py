@@ -16,7 +16,7 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
-from parsing.data.check import DataProblems, check_ccp, check_coco, check_folder
+from parsing.data.check import MIN_VAL_PHOTOS, DataProblems, check_ccp, check_coco, check_folder
 from parsing.data.coco import coco_items
 from parsing.data.datasets import (
     Item,
@@ -303,9 +303,6 @@ class ParsingDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.predict_set, train=False)
-
-
-MIN_VAL_PHOTOS = 20  # fewer make the validation scores noise (one photo moves fg accuracy by points)
 
 
 def small_validation(train: list[Item], val: list[Item], names: Sequence[str], val_fraction: float) -> list[str]:

@@ -41,7 +41,7 @@ from parsing.training.transfer import SHIPPED
 
 REFOCUS = 1.5  # a person this many times smaller than the frame allows is parsed again in a box (refocus)
 WIDEN = 1.5  # a close-up (person cut at top and bottom) is also parsed on a canvas this many times wider (refocus)
-MIN_SHARE = 0.001  # a garment covering less of the photo is a speck: removed from the mask (its pixels relabelled)
+MIN_SHARE = 0.004  # a garment covering less of the person is a speck: removed from the mask (its pixels relabelled)
 
 
 class ParseError(ValueError):
