@@ -9,11 +9,12 @@ photo over ``max_image_pixels`` (checked before it is decoded), 422 for unknown 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import io
-import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,10 @@ class Service:
         self.max_image_pixels, self.token, self.save_needs_token = max_image_pixels, token, save_needs_token
         self.folder = TrainingFolder(dataset, parser.names, parser.palette) if dataset is not None else None
         self._variants: dict[tuple[str | None, str], Parser] = {}
-        self._lock = threading.Lock()  # one parse at a time: the network uses every core already
+        # One thread parses, one photo at a time: the network uses every core already, and one thread keeps the big
+        # buffers in one malloc arena (parses on the web server's many threads grew the process by ~0.8 GB in 200
+        # requests; bench/serve.py).
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
 
     def variant(self, merge: str | None, crf: str | None) -> Parser:
         crf = crf or self.parser.crf
@@ -126,8 +130,7 @@ class Service:
         image, size = read_upload(data, parser.max_pixels, self.max_image_pixels)
         photo = parser.prepare(image, source=safe_stem(filename, "upload"))
         photo.size = size  # the upload's own size (the array may be shrunk to max_pixels)
-        with self._lock:
-            result = parser.parse_photos([photo], [garments])[0]
+        result = parser.parse_photos([photo], [garments])[0]
         if not result.ok:
             raise HTTPError(400, result.problem)
         return result
@@ -164,9 +167,10 @@ def create_app(service: Service) -> FastAPI:
         if file is None or isinstance(file, str):
             raise HTTPError(400, "no photo: send it in the multipart field 'file'")
         data = await file.read(service.max_upload + 1)
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        await form.close()  # its spooled upload files
         if len(data) > service.max_upload:
             raise HTTPError(413, f"upload over the limit of {service.max_upload / 1024 / 1024:g} MB")
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
         return data, file.filename, fields
 
     @app.get("/healthz")
@@ -189,8 +193,9 @@ def create_app(service: Service) -> FastAPI:
         """Multipart ``file`` (a photo); optional ``garments`` (comma list), ``merge``, ``crf``, ``overlay``,
         ``cutouts``. Answers the summary record, ``mask_png`` and, when asked, ``overlay_jpeg`` / ``cutouts``."""
         data, filename, form = await upload(request)
-        result = await _in_thread(service.parse, data, filename, form)
-        return parse_response(result, _flag(form.get("overlay", "false")), _flag(form.get("cutouts", "false")))
+        result = await _in_thread(service, service.parse, data, filename, form)
+        overlay, cutouts = _flag(form.get("overlay", "false")), _flag(form.get("cutouts", "false"))
+        return await _in_thread(service, parse_response, result, overlay, cutouts)
 
     @app.post("/save")
     async def save(request: Request) -> dict[str, Any]:
@@ -201,8 +206,9 @@ def create_app(service: Service) -> FastAPI:
         data, filename, form = await upload(request)
         service.check_token(request, form)
         form = {**form, "merge": None}  # training pairs are in the model's own labels
-        result = await _in_thread(service.parse, data, filename, form)
-        paths = service.folder.save(result.image, result.work_labels, form.get("name") or filename)
+        result = await _in_thread(service, service.parse, data, filename, form)
+        name = form.get("name") or filename
+        paths = await _in_thread(service, service.folder.save, result.image, result.work_labels, name)
         return {"saved": paths, "garments": result.garments, "dataset": str(service.folder.root)}
 
     @app.get("/", include_in_schema=False)
@@ -213,7 +219,6 @@ def create_app(service: Service) -> FastAPI:
     return app
 
 
-async def _in_thread(function: Any, *args: Any) -> Any:
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(function, *args)
+async def _in_thread(service: Service, function: Any, *args: Any) -> Any:
+    """Run ``function`` on the service's parse thread without blocking the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(service.worker, function, *args)
