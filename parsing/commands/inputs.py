@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 from pathlib import Path
 
@@ -108,3 +109,21 @@ def tags_for_jobs(jobs: list[Job], tags: dict[str, list[str]]) -> dict[str, list
         elif names[photo.name] == 1 and photo.name in tags:
             found[str(photo)] = tags[photo.name]
     return found
+
+
+def shard_spec(text: str) -> tuple[int, int]:
+    """``--shard I/N`` → (I, N), 0 ≤ I < N."""
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give I/N, e.g. 0/4 (shard I of N, from 0)") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"{text!r}: I must be in 0..N-1")
+    return i, n
+
+
+def in_shard(key: Path, index: int, count: int) -> bool:
+    """Whether the photo with output key ``key`` belongs to shard ``index`` of ``count``: a hash of its relative
+    path, so the partition does not depend on listing order or on which other photos exist."""
+    digest = hashlib.sha1(Path(key).as_posix().encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count == index

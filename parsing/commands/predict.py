@@ -18,11 +18,12 @@ from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
 
-from parsing.commands.inputs import Job, add_input_size, collect_inputs, read_tags, tags_for_jobs
+from parsing.commands.inputs import Job, add_input_size, collect_inputs, in_shard, read_tags, shard_spec, tags_for_jobs
 from parsing.data.io import DataError
 from parsing.inference.parser import MIN_SHARE, REFOCUS, WIDEN, Parser
 from parsing.inference.photo import MAX_PIXELS, prepare
-from parsing.outputs.files import OutputFolder, write_labels_json
+from parsing.outputs.files import write_labels_json
+from parsing.outputs.folder import OutputFolder
 from parsing.training.checkpoint import CheckpointError
 from parsing.training.transfer import SHIPPED
 
@@ -113,6 +114,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"pixels relabelled by their neighbours, so that mask and outfit agree (default {MIN_SHARE}; 0 keeps all)",
     )
     add_input_size(parser, "the network's input box (portrait; turned for landscape photos); default: the checkpoint's")
+    parser.add_argument(
+        "--shard",
+        type=shard_spec,
+        default=None,
+        metavar="I/N",
+        help="parse only shard I of N (0-based; by a hash of each photo's output name): N array-job tasks, one folder",
+    )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -180,6 +188,8 @@ def predict(args: argparse.Namespace) -> int:
         print(f"parsing-predict: {err}", file=sys.stderr)
         return 2
     jobs, errors = collect_inputs(args.inputs, args.recursive)
+    if args.shard is not None:
+        jobs, errors = [job for job in jobs if in_shard(job[1], *args.shard)], errors if args.shard[0] == 0 else []
     photo_tags = tags_for_jobs(jobs, tags)
     if args.tags is not None:
         print(f"parsing-predict: tags for {len(photo_tags)} of {len(jobs)} photos from {args.tags}", file=sys.stderr)
@@ -188,6 +198,8 @@ def predict(args: argparse.Namespace) -> int:
     redo = {str(photo) for photo, _ in todo} & set(done)
     if redo:  # their earlier lines go: each photo keeps one summary line
         out.forget(redo)
+    out.refresh()
+    out.finished.clear()  # from here on: photos other processes finish while this one runs
     skipped = len(jobs) - len(todo)
     loader = DataLoader(
         PhotoDataset(todo, parser.size, args.max_pixels),
@@ -195,7 +207,7 @@ def predict(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         collate_fn=list,
     )
-    failed = written = 0
+    failed = written = others = 0
 
     def fail(record: dict[str, str]) -> None:  # reported at once: a killed run keeps its error log
         nonlocal failed
@@ -208,8 +220,20 @@ def predict(args: argparse.Namespace) -> int:
     try:
         print(f"parsing-predict: {len(jobs)} photos, {skipped} already done in {out.root}", file=sys.stderr)
         for batch in _progress(loader, len(todo), not args.no_progress and len(todo) > 0):
+            claims = {}  # photos this process parses; the others are another process's, or finished by one
+            for item in batch:
+                claim = out.claim(item["key"])
+                if claim is not None and str(item.get("path") or item["photo"].source) in out.refresh():
+                    out.release(claim, finished=True)  # another process finished it
+                    claim = None
+                if claim is None:
+                    others += 1
+                else:
+                    claims[str(item["key"])] = claim
+            batch = [item for item in batch if str(item["key"]) in claims]
             for bad in [item for item in batch if "error" in item]:
                 fail({"file": bad["path"], "error": bad["error"]})
+                out.release(claims[str(bad["key"])], finished=True)
             good = [item for item in batch if "error" not in item]
             garments = [photo_tags.get(item["photo"].source, every) for item in good]
             for item, result in zip(good, parser.parse_photos([i["photo"] for i in good], garments), strict=True):
@@ -229,10 +253,15 @@ def predict(args: argparse.Namespace) -> int:
                 except (OSError, ValueError, RuntimeError) as err:
                     problem = getattr(err, "problem", None) or f"{type(err).__name__}: {err}"
                     fail({"file": item["photo"].source, "error": problem})
+                out.release(claims[str(item["key"])], finished=True)
     except KeyboardInterrupt:
         print(f"\nparsing-predict: interrupted after {written} photos; run again to resume", file=sys.stderr)
         return 130
-    print(f"parsing-predict: {written} parsed, {skipped} already done, {failed} failed → {out.root}", file=sys.stderr)
+    note = f", {others} left to other processes" if others else ""
+    print(
+        f"parsing-predict: {written} parsed, {skipped} already done{note}, {failed} failed → {out.root}",
+        file=sys.stderr,
+    )
     return 1 if failed else 0
 
 

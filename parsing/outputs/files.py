@@ -1,6 +1,7 @@
 """Writing a parse's files: atomically (a killed run never leaves a half-written file under its final name), into
 the layout ``parsing-predict`` uses: ``masks/<key>.png``, ``overlays/<key>.jpg``, ``probs/<key>.npy``,
-``cutouts/<key>/<label>.png``, and ``labels.json`` (id → name, colour) beside them."""
+``cutouts/<key>/<label>.png``, and ``labels.json`` (id → name, colour) beside them (``outputs.folder`` keeps the
+logs)."""
 
 from __future__ import annotations
 
@@ -76,35 +77,3 @@ def write_labels_json(
     if not target.is_file() or target.read_text() != text:
         atomic_write(target, lambda tmp: tmp.write_text(text))
     return target
-
-
-class OutputFolder:
-    """A ``parsing-predict`` output folder: what is done, and its logs ``summary.jsonl`` and ``errors.jsonl``."""
-
-    def __init__(self, root: Path, probs: bool, cutouts: bool = False) -> None:
-        self.root, self.probs, self.cutouts = root, probs, cutouts
-        self.summary, self.errors = root / "summary.jsonl", root / "errors.jsonl"
-        root.mkdir(parents=True, exist_ok=True)
-
-    def done(self, key: Path) -> bool:
-        return all(p.exists() for p in output_paths(self.root, key, self.probs, self.cutouts).values())
-
-    def summarised(self) -> dict[str, str]:
-        """file → its summary line, from earlier runs."""
-        lines: dict[str, str] = {}
-        if self.summary.is_file():
-            for line in self.summary.read_text().splitlines():
-                try:
-                    lines[json.loads(line)["file"]] = line
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue  # a line cut by a killed run
-        return lines
-
-    def forget(self, files: set[str]) -> None:
-        """Drop these files' earlier summary lines (they are being redone: --overwrite, or left half done)."""
-        kept = [line for f, line in self.summarised().items() if f not in files]
-        atomic_write(self.summary, lambda tmp: tmp.write_text("".join(f"{line}\n" for line in kept)))
-
-    def append(self, log: Path, record: dict[str, Any]) -> None:
-        with open(log, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
