@@ -22,7 +22,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c $(CONSTRAINTS) torch==2.13.0
-	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev,crf,serve]"
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev,crf,serve,ray]"
 	$(PY) -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'parsing-torchvision.pth').write_text('import _parsing_startup\\n')"
 	touch $@
 

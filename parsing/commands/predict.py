@@ -121,6 +121,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="I/N",
         help="parse only shard I of N (0-based; by a hash of each photo's output name): N array-job tasks, one folder",
     )
+    parser.add_argument(
+        "--ray", metavar="ADDRESS", help="parse on Ray: local (a local instance), auto, ray://HOST:PORT"
+    )
+    parser.add_argument("--ray-actors", type=int, default=1, help="Parser actors (each loads the model)")
+    parser.add_argument("--ray-cpus-per-actor", type=float, default=None, help="default 1 (locally: leaves ½ core)")
+    parser.add_argument("--ray-gpus-per-actor", type=float, default=0.0, help="GPUs per actor (e.g. 1, or 0.5)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -219,7 +225,12 @@ def predict(args: argparse.Namespace) -> int:
         fail(record)
     try:
         print(f"parsing-predict: {len(jobs)} photos, {skipped} already done in {out.root}", file=sys.stderr)
-        for batch in _progress(loader, len(todo), not args.no_progress and len(todo) > 0):
+        if args.ray is not None:
+            from parsing.scale.ray_job import predict_on_ray
+
+            written = predict_on_ray(args, parser, todo, photo_tags, every, out, fail)
+            todo = []  # parsed on Ray
+        for batch in _progress(loader, len(todo), not args.no_progress and len(todo) > 0) if todo else ():
             claims = {}  # photos this process parses; the others are another process's, or finished by one
             for item in batch:
                 claim = out.claim(item["key"])
