@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import os
 import sys
 from pathlib import Path
@@ -63,7 +64,7 @@ def app_from_args(args: argparse.Namespace):  # noqa: ANN201
 
 def app_from_env():  # noqa: ANN201
     """The app factory uvicorn's worker processes call (``--workers`` > 1)."""
-    return app_from_args(parse_args(os.environ[ENV].split("\0")))
+    return app_from_args(parse_args(json.loads(os.environ[ENV])))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"parsing serve: on {args.host}, saving needs --token (or PARSING_TOKEN); saving is off", file=sys.stderr)
     try:
         if args.workers > 1:
-            os.environ[ENV] = "\0".join(sys.argv[1:] if argv is None else argv)
+            os.environ[ENV] = json.dumps(sys.argv[1:] if argv is None else argv)
             target = "parsing.commands.serve:app_from_env"
             uvicorn.run(target, factory=True, host=args.host, port=args.port, workers=args.workers)
         else:
