@@ -13,7 +13,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 
 .DEFAULT_GOAL := help
 .PHONY: help install predict serve train train-hires train-ship pseudo ship train-outfit finetune resume evaluate check-data export test \
-        test-fast bench-outfit bench-crf bench-robustness bench-garments bench-predict bench-serve lint format clean
+        test-fast bench-outfit bench-crf bench-robustness bench-garments bench-predict bench-stages bench-serve lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -115,6 +115,9 @@ bench-garments: install  ## garment naming, tags and merges (shipped model or CK
 
 bench-predict: install  ## parsing-predict throughput per option set → bench/results/predict.*
 	$(PY) bench/predict.py
+
+bench-stages: install  ## seconds per photo of each stage of the default pipeline vs one forward pass → bench/results/stages.*
+	$(PY) bench/stages.py
 
 bench-serve: install  ## the service under load (8 clients x 25 photos) and bad uploads → bench/results/serve.*
 	$(PY) bench/serve.py

@@ -16,6 +16,8 @@ box) → garments below ``min_share`` removed from the mask → confidence → t
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,7 @@ class Parser:
             probs,
         )
         self.merge_spec = merge
+        self.timings: dict[str, float] | None = None  # a dict: seconds per pipeline stage are added to it
         self.merge = read_merge(merge) if isinstance(merge, (str, Path)) else merge
         self._views: dict[tuple[str, ...] | None, LabelView | None] = {}
         self.view(None)  # a bad merge fails here
@@ -266,7 +269,8 @@ class Parser:
         out: list[Parse | ParseError] = []
         with torch.inference_mode():
             images = batch.to(self.device)  # (B, 3, H, W), padded
-            logits, presence = self.module.infer(images, self.tta)  # (B, K, H, W), (B, K) or None
+            with self._timed("network"):
+                logits, presence = self.module.infer(images, self.tta)  # (B, K, H, W), (B, K) or None
             for i, (vh, vw) in enumerate(valid):
                 x, z = images[i, :, :vh, :vw], logits[i, :, :vh, :vw]  # (3, h', w'), (K, h', w'): no padding
                 p = None if presence is None else presence[i]
@@ -281,16 +285,21 @@ class Parser:
         module, view = self.module, self.view(garments)
         names = list(view.names) if view is not None else module.class_names
         work = tuple(photo.image.shape[:2])  # the photo's size, or less above max_pixels
-        z, wide = widened(module, x, z, self.widen, self.tta)
-        labels, chosen = parse_photo(module, z, p, work, photo.image, self.crf, view)
-        labels, chosen, p, box, z_box = refocused(
-            module, self.size, photo.image, labels, chosen, p, self.crf, view, self.tta, self.refocus
-        )
-        if self.min_share > 0:
-            labels = remove_specks(labels, names, self.min_share)
-        sure = label_confidence(labels, z, names, view, box, z_box)
-        work_labels = labels.to(torch.uint8).cpu().numpy()
-        full_labels = to_size(work_labels, photo.size)
+        with self._timed("widen"):
+            z, wide = widened(module, x, z, self.widen, self.tta)
+        with self._timed("decode + CRF"):
+            labels, chosen = parse_photo(module, z, p, work, photo.image, self.crf, view)
+        with self._timed("refocus"):
+            labels, chosen, p, box, z_box = refocused(
+                module, self.size, photo.image, labels, chosen, p, self.crf, view, self.tta, self.refocus
+            )
+        with self._timed("specks"):
+            labels = remove_specks(labels, names, self.min_share) if self.min_share > 0 else labels
+        with self._timed("confidence"):
+            sure = label_confidence(labels, z, names, view, box, z_box)
+        with self._timed("full size"):
+            work_labels = labels.to(torch.uint8).cpu().numpy()
+            full_labels = to_size(work_labels, photo.size)
         counts = np.bincount(full_labels.ravel(), minlength=len(names))
         presence = None if p is None else torch.sigmoid(p).cpu()
         presence = view.presence_probs(presence) if view is not None else presence
@@ -316,6 +325,18 @@ class Parser:
                 "merge": self.merge_spec if isinstance(self.merge_spec, (str, type(None))) else "custom",
             },
         )
+
+    @contextlib.contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        """Add the block's seconds to ``self.timings[stage]`` when ``timings`` is a dict (``bench/stages.py``)."""
+        if self.timings is None:
+            yield
+            return
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
 
     @staticmethod
     def _probs(

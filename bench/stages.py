@@ -1,0 +1,157 @@
+"""Where a photo's time goes in ``parsing-predict``'s default pipeline, stage by stage, against one network pass.
+
+On CCP validation photos (original size), in one process, batches of ``--batch-size`` as the command runs them:
+read + decode, fit into the network box, the network (batched), widen, decoding + CRF, refocus, specks,
+confidence, labels to full size (``Parser.timings``), then writing the mask PNG, rendering + writing the overlay
+JPEG, and the summary record. Against: one eager batch-1 forward pass per photo (the yardstick of issue 28), the
+network's GFLOP per photo (``torch.utils.flop_counter``) and GFLOP/s, and this machine's sgemm rate (2048² fp32
+matmul) measured in the same run. Loader workers and output overlap are not modelled: the stages are serial here.
+Writes ``bench/results/stages.{json,md}``.
+
+    python bench/stages.py                 # 40 photos
+    python bench/stages.py --photos 10 --batch-size 1
+"""
+
+# ruff: noqa: I001  (parsing first: it makes torchvision importable before Lightning/torchmetrics import it)
+from __future__ import annotations
+
+import parsing  # noqa: F401
+from common import ROOT, machine, shown, validation_photos, write_results
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from parsing import Parser
+from parsing.data.io import read_photo, write_mask_png
+from parsing.data.transforms import fit_photo
+from parsing.inference.photo import MAX_PIXELS, Photo
+from parsing.labels import flat_palette
+from parsing.training.transfer import SHIPPED
+
+
+def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def forward_seconds(parser: Parser, xs: list[torch.Tensor], repeats: int = 2) -> float:
+    """Seconds per photo of one eager batch-1 forward pass (the network only), after a warm-up."""
+    with torch.inference_mode():
+        parser.module.infer(xs[0][None])
+        start = time.perf_counter()
+        for _ in range(repeats):
+            for x in xs:
+                parser.module.infer(x[None])
+    return (time.perf_counter() - start) / (repeats * len(xs))
+
+
+def gflop_per_photo(parser: Parser, x: torch.Tensor) -> float:
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        parser.module.infer(x[None])
+    return counter.get_total_flops() / 1e9
+
+
+def run(args: argparse.Namespace) -> dict:
+    photos = [p for p, _ in validation_photos(args.data_root, args.photos)]
+    parser = Parser.load(args.checkpoint, device="cpu")
+    parser(photos[0])  # warm-up
+    parser.timings = {}
+    own = dict.fromkeys(("read + decode", "fit"), 0.0)
+    writes = dict.fromkeys(("write mask PNG", "overlay: render + write JPEG", "summary record"), 0.0)
+    xs = []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for first in range(0, len(photos), args.batch_size):
+            prepared = []
+            for path in photos[first : first + args.batch_size]:
+                t0 = time.perf_counter()
+                image, size = read_photo(path, MAX_PIXELS)
+                t1 = time.perf_counter()
+                prepared.append(Photo(image, size, fit_photo(image, parser.size), str(path)))
+                own["read + decode"] += t1 - t0
+                own["fit"] += time.perf_counter() - t1
+            xs += [p.x for p in prepared]
+            for parse in parser.parse_photos(prepared):
+                stem = Path(parse.source).stem
+                t0 = time.perf_counter()
+                write_mask_png(Path(tmp) / f"{stem}.png", parse.labels, flat_palette(parse.palette))
+                t1 = time.perf_counter()
+                parse.overlay().save(Path(tmp) / f"{stem}.jpg", format="JPEG", quality=90)
+                t2 = time.perf_counter()
+                json.dumps(parse.to_dict())
+                writes["write mask PNG"] += t1 - t0
+                writes["overlay: render + write JPEG"] += t2 - t1
+                writes["summary record"] += time.perf_counter() - t2
+    total = time.perf_counter() - start
+    n = len(photos)
+    forward = forward_seconds(parser, xs[: args.forward_photos])
+    gflop = gflop_per_photo(parser, xs[0])
+    stages = {**own, **parser.timings, **writes}
+    return {
+        "meta": {
+            "checkpoint": shown(args.checkpoint),
+            "photos": n,
+            "batch_size": args.batch_size,
+            "network_input": list(parser.size),
+            **machine(),
+        },
+        "stages_s_per_photo": {k: round(v / n, 4) for k, v in stages.items()},
+        "total_s_per_photo": round(total / n, 4),
+        "forward_s_per_photo": round(forward, 4),
+        "gflop_per_photo": round(gflop, 2),
+        "network_gflops": round(gflop / forward, 1),
+        "sgemm_gflops": round(sgemm_gflops(), 1),
+    }
+
+
+def markdown(result: dict) -> str:
+    meta, forward = result["meta"], result["forward_s_per_photo"]
+    lines = [
+        "# Where a photo's time goes — the default `parsing-predict` pipeline, stage by stage",
+        "",
+        f"{meta['photos']} CCP validation photos at their original size, `{meta['checkpoint']}` at "
+        f"{meta['network_input'][0]}×{meta['network_input'][1]}, batches of {meta['batch_size']}, one process, "
+        f"stages serial ({meta['cpu']}, torch {meta['torch']}). `python bench/stages.py`.",
+        "",
+        "| stage | s / photo | × one forward pass |",
+        "|---|---|---|",
+    ]
+    for stage, seconds in result["stages_s_per_photo"].items():
+        lines.append(f"| {stage} | {seconds:.3f} | {seconds / forward:.2f} |")
+    total = result["total_s_per_photo"]
+    lines += [
+        f"| **all** | **{total:.3f}** | **{total / forward:.2f}** |",
+        "",
+        f"One eager batch-1 forward pass: {forward:.3f} s per photo; the network costs "
+        f"{result['gflop_per_photo']:.1f} GFLOP per photo: {result['network_gflops']:.0f} GFLOP/s, "
+        f"{100 * result['network_gflops'] / result['sgemm_gflops']:.0f} % of this machine's sgemm rate "
+        f"({result['sgemm_gflops']:.0f} GFLOP/s, 2048² fp32, measured in the same run).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, default=SHIPPED)
+    parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data" / "ccp"))
+    parser.add_argument("--photos", type=int, default=40)
+    parser.add_argument("--forward-photos", type=int, default=10, help="photos the forward-pass yardstick uses")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    write_results(args.out, "stages", run(args), markdown)
+
+
+if __name__ == "__main__":
+    main()
