@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> dict:
             "photos": n,
             "batch_size": args.batch_size,
             "network_input": list(parser.size),
+            "network_batch": parser.network_batch,
             **machine(),
         },
         "stages_s_per_photo": {k: round(v / n, 4) for k, v in stages.items()},
@@ -119,7 +120,8 @@ def markdown(result: dict) -> str:
         "# Where a photo's time goes — the default `parsing-predict` pipeline, stage by stage",
         "",
         f"{meta['photos']} CCP validation photos at their original size, `{meta['checkpoint']}` at "
-        f"{meta['network_input'][0]}×{meta['network_input'][1]}, batches of {meta['batch_size']}, one process, "
+        f"{meta['network_input'][0]}×{meta['network_input'][1]}, batches of {meta['batch_size']} (the network takes "
+        f"them {meta.get('network_batch') or 'all'} at a time), one process, "
         f"stages serial ({meta['cpu']}, torch {meta['torch']}). `python bench/stages.py`.",
         "",
         "| stage | s / photo | × one forward pass |",
