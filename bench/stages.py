@@ -43,26 +43,26 @@ def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def forward_seconds(parser: Parser, xs: list[torch.Tensor], repeats: int = 2) -> float:
-    """Seconds per photo of one eager batch-1 forward pass (the network only), after a warm-up."""
+def forward_seconds(module: torch.nn.Module, xs: list[torch.Tensor], repeats: int = 2) -> float:
+    """Seconds per photo of one eager batch-1 torch forward pass (the network only), after a warm-up."""
     with torch.inference_mode():
-        parser.module.infer(xs[0][None])
+        module.infer(xs[0][None])
         start = time.perf_counter()
         for _ in range(repeats):
             for x in xs:
-                parser.module.infer(x[None])
+                module.infer(x[None])
     return (time.perf_counter() - start) / (repeats * len(xs))
 
 
-def gflop_per_photo(parser: Parser, x: torch.Tensor) -> float:
+def gflop_per_photo(module: torch.nn.Module, x: torch.Tensor) -> float:
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        parser.module.infer(x[None])
+        module.infer(x[None])
     return counter.get_total_flops() / 1e9
 
 
 def run(args: argparse.Namespace) -> dict:
     photos = [p for p, _ in validation_photos(args.data_root, args.photos)]
-    parser = Parser.load(args.checkpoint, device="cpu")
+    parser = Parser.load(args.checkpoint, device="cpu", backend=args.backend)
     parser(photos[0])  # warm-up
     parser.timings = {}
     own = dict.fromkeys(("read + decode", "fit"), 0.0)
@@ -93,8 +93,9 @@ def run(args: argparse.Namespace) -> dict:
                 writes["summary record"] += time.perf_counter() - t2
     total = time.perf_counter() - start
     n = len(photos)
-    forward = forward_seconds(parser, xs[: args.forward_photos])
-    gflop = gflop_per_photo(parser, xs[0])
+    torch_net = getattr(parser.module, "_module", parser.module)  # the yardstick is torch's eager pass
+    forward = forward_seconds(torch_net, xs[: args.forward_photos])
+    gflop = gflop_per_photo(torch_net, xs[0])
     stages = {**own, **parser.timings, **writes}
     return {
         "meta": {
@@ -103,6 +104,7 @@ def run(args: argparse.Namespace) -> dict:
             "batch_size": args.batch_size,
             "network_input": list(parser.size),
             "network_batch": parser.network_batch,
+            "backend": args.backend,
             **machine(),
         },
         "stages_s_per_photo": {k: round(v / n, 4) for k, v in stages.items()},
@@ -121,7 +123,7 @@ def markdown(result: dict) -> str:
         "",
         f"{meta['photos']} CCP validation photos at their original size, `{meta['checkpoint']}` at "
         f"{meta['network_input'][0]}×{meta['network_input'][1]}, batches of {meta['batch_size']} (the network takes "
-        f"them {meta.get('network_batch') or 'all'} at a time), one process, "
+        f"them {meta.get('network_batch') or 'all'} at a time, on {meta.get('backend', 'torch')}), one process, "
         f"stages serial ({meta['cpu']}, torch {meta['torch']}). `python bench/stages.py`.",
         "",
         "| stage | s / photo | × one forward pass |",
@@ -149,10 +151,12 @@ def main() -> None:
     parser.add_argument("--forward-photos", type=int, default=10, help="photos the forward-pass yardstick uses")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    parser.add_argument("--name", default="stages", help="file stem of the results")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    write_results(args.out, "stages", run(args), markdown)
+    write_results(args.out, args.name, run(args), markdown)
 
 
 if __name__ == "__main__":

@@ -127,6 +127,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ray-actors", type=int, default=1, help="Parser actors (each loads the model)")
     parser.add_argument("--ray-cpus-per-actor", type=float, default=None, help="default 1 (locally: leaves ½ core)")
     parser.add_argument("--ray-gpus-per-actor", type=float, default=0.0, help="GPUs per actor (e.g. 1, or 0.5)")
+    parser.add_argument(
+        "--backend", choices=("torch", "onnxruntime"), default="torch", help="runs the network (onnxruntime: CPU)"
+    )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -176,6 +179,7 @@ def load(args: argparse.Namespace) -> tuple[Parser, list[str] | None, dict[str, 
         crf_iterations=args.crf_iterations,
         probs=args.probs,
         min_share=args.min_share,
+        backend=args.backend,
     )
     every = None
     if args.garments is not None:

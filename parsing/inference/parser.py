@@ -121,7 +121,9 @@ class Parser:
             from parsing.inference.crf import densecrf
 
             densecrf()  # a clear ImportError now, not one per photo
-        self.module = module.eval().to(device)
+        module.eval()
+        module.to(device)  # (an OnnxModule hands both to its ParsingModule and stays itself)
+        self.module = module
         self.size = (int(size[0]), int(size[1]))
         self.checkpoint, self.device, self.crf, self.tta = checkpoint, device, crf, tta
         self.max_pixels, self.refocus, self.widen, self.min_share, self.keep_probs = (
@@ -156,6 +158,7 @@ class Parser:
         crf_iterations: int | None = None,
         min_share: float = MIN_SHARE,
         probs: bool = False,
+        backend: str = "torch",
     ) -> Parser:
         """A parser for ``checkpoint``: ``"shipped"`` (the packaged CCP model) or a packed or Lightning checkpoint
         file. A missing file is a ``FileNotFoundError``, anything else unusable a ``CheckpointError``, each
@@ -168,6 +171,14 @@ class Parser:
         size = tuple(input_size) if input_size is not None else checkpoint_input_size(state)
         options = dict(crf=crf, tta=tta, max_pixels=max_pixels, refocus=refocus, widen=widen, merge=merge)
         device = resolve_device(device)
+        if backend == "onnxruntime":
+            if device != "cpu":
+                raise ValueError("backend='onnxruntime' runs on the CPU here; on a GPU use backend='torch'")
+            from parsing.inference.onnx_backend import OnnxModule
+
+            module = OnnxModule(module.eval(), path)
+        elif backend != "torch":
+            raise ValueError(f"backend {backend!r}: choose torch or onnxruntime")
         return cls(module, size, checkpoint=str(path), device=device, min_share=min_share, probs=probs, **options)
 
     def replace(self, **options: Any) -> Parser:
