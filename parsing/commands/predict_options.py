@@ -1,0 +1,111 @@
+"""``parsing-predict``'s command-line options (``parsing-predict --help``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from parsing.commands.inputs import add_input_size, shard_spec
+from parsing.inference.parser import MIN_SHARE, REFOCUS, WIDEN
+from parsing.inference.photo import MAX_PIXELS
+from parsing.training.transfer import SHIPPED as DEFAULT_CHECKPOINT
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="parsing-predict",
+        description="Parse clothing in photos: palette PNG masks, overlays, summary.jsonl (and errors.jsonl).",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="output folder")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="trained model (default: the shipped CCP model)"
+    )
+    parser.add_argument(
+        "--crf",
+        choices=("none", "dense", "fast"),
+        default="fast",
+        help="CRF after the network (default fast: the torch CRF, ~0.06 s/photo on a CPU core; dense: pydensecrf)",
+    )
+    parser.add_argument(
+        "--crf-iterations", type=int, default=None, help="mean-field iterations (default: 10 dense, 3 fast)"
+    )
+    parser.add_argument(
+        "--tta",
+        choices=("none", "flip"),
+        default="none",
+        help="test-time augmentation: flip = mean of the photo's and its mirror image's logits (2x network time)",
+    )
+    parser.add_argument(
+        "--garments", default=None, help="comma-separated garments every photo may hold (e.g. dress,bag,shoes)"
+    )
+    parser.add_argument(
+        "--tags", type=Path, default=None, help='JSONL, one line per photo: {"file": ..., "garments": [...]}'
+    )
+    parser.add_argument(
+        "--merge", default=None, help="write merged labels: a preset (ccp-coarse) or a YAML file {group: [labels]}"
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=MAX_PIXELS,
+        help="larger photos are decoded and parsed at this many pixels, their masks upsampled to full size "
+        "(bounds memory; overlays and --probs stay at the working size)",
+    )
+    parser.add_argument(
+        "--refocus",
+        type=float,
+        default=REFOCUS,
+        metavar="GAIN",
+        help=f"parse a box around the person again when that enlarges them at least GAIN times (small or distant "
+        f"people; default {REFOCUS}; 0 = off)",
+    )
+    parser.add_argument(
+        "--widen",
+        type=float,
+        default=WIDEN,
+        metavar="CANVAS",
+        help=f"a close-up (the person cut by the photo's top and bottom edges) is also parsed on a canvas CANVAS "
+        f"times the photo's size and the two parses averaged (default {WIDEN}; 0 = off)",
+    )
+    parser.add_argument(
+        "--min-share",
+        type=float,
+        default=MIN_SHARE,
+        help=f"garments covering less of the person (the non-background pixels) are removed from the mask, their "
+        f"pixels relabelled by their neighbours, so that mask and outfit agree (default {MIN_SHARE}; 0 keeps all)",
+    )
+    add_input_size(parser, "the network's input box (portrait; turned for landscape photos); default: the checkpoint's")
+    parser.add_argument(
+        "--shard",
+        type=shard_spec,
+        default=None,
+        metavar="I/N",
+        help="parse only shard I of N (0-based; by a hash of each photo's output name): N array-job tasks, one folder",
+    )
+    parser.add_argument(
+        "--ray", metavar="ADDRESS", help="parse on Ray: local (a local instance), auto, ray://HOST:PORT"
+    )
+    parser.add_argument("--ray-actors", type=int, default=1, help="Parser actors (each loads the model)")
+    parser.add_argument("--ray-cpus-per-actor", type=float, default=None, help="default 1 (locally: leaves ½ core)")
+    parser.add_argument("--ray-gpus-per-actor", type=float, default=0.0, help="GPUs per actor (e.g. 1, or 0.5)")
+    parser.add_argument(
+        "--backend", choices=("torch", "onnxruntime"), default="torch", help="runs the network (onnxruntime: CPU)"
+    )
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--recursive", action="store_true", help="look into sub-folders of folder inputs")
+    parser.add_argument("--overwrite", action="store_true", help="redo photos whose outputs exist")
+    parser.add_argument("--probs", action="store_true", help="also write probs/<stem>.npy (float16, K×H×W; large)")
+    parser.add_argument(
+        "--describe",
+        action="store_true",
+        help="per garment in summary.jsonl: its pieces (boxes) and up to 3 named colours",
+    )
+    parser.add_argument(
+        "--cutouts", action="store_true", help="also write cutouts/<stem>/<label>.png: RGBA garments (with pieces)"
+    )
+    parser.add_argument("--feather", type=float, default=0.0, help="soften cut-out edges by this many pixels")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
