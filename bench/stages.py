@@ -28,8 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from parsing import Parser
 from parsing.data.io import read_photo, write_mask_png
-from parsing.data.transforms import fit_photo
-from parsing.inference.photo import MAX_PIXELS, Photo
+from parsing.inference.photo import MAX_PIXELS, fitted
 from parsing.labels import flat_palette
 from parsing.training.transfer import SHIPPED
 
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> dict:
                 t0 = time.perf_counter()
                 image, size = read_photo(path, MAX_PIXELS)
                 t1 = time.perf_counter()
-                prepared.append(Photo(image, size, fit_photo(image, parser.size), str(path)))
+                prepared.append(fitted(image, size, parser.size, str(path)))
                 own["read + decode"] += t1 - t0
                 own["fit"] += time.perf_counter() - t1
             xs += [p.x for p in prepared]

@@ -78,6 +78,12 @@ def prepare(
     rgb, full = as_rgb(image, max_pixels)
     if source is None and isinstance(image, (str, Path)):
         source = str(image)
+    return fitted(rgb, full, size, source)
+
+
+def fitted(rgb: np.ndarray, full: tuple[int, int], size: tuple[int, int], source: str | None = None) -> Photo:
+    """An RGB working photo (h, w, 3) already read (``as_rgb``, ``read_photo``) and its own size (H, W) → a
+    ``Photo`` fitted into the network box ``size``."""
     return Photo(rgb, full, fit_photo(rgb, size), source)
 
 

@@ -27,6 +27,7 @@ from PIL import Image, UnidentifiedImageError
 
 from parsing.data.io import photo_array
 from parsing.inference.parser import Parser
+from parsing.inference.photo import fitted
 from parsing.labels import MERGES, NON_GARMENTS
 from parsing.outputs.parse import Parse
 from parsing.serve.dataset import TrainingFolder, safe_stem
@@ -128,8 +129,7 @@ class Service:
         except ValueError as err:
             raise HTTPError(422, str(err)) from None
         image, size = read_upload(data, parser.max_pixels, self.max_image_pixels)
-        photo = parser.prepare(image, source=safe_stem(filename, "upload"))
-        photo.size = size  # the upload's own size (the array may be shrunk to max_pixels)
+        photo = fitted(image, size, parser.size, safe_stem(filename, "upload"))  # read once: no second decode
         result = parser.parse_photos([photo], [garments])[0]
         if not result.ok:
             raise HTTPError(400, result.problem)
