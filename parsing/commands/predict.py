@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
 
 from parsing.commands.inputs import Job, collect_inputs, in_shard, read_tags, tags_for_jobs
-from parsing.commands.predict_options import parse_args
+from parsing.commands.predict_options import parse_args, parser_options, save_options
 from parsing.data.io import DataError
 from parsing.inference.parser import Parser
 from parsing.inference.photo import MAX_PIXELS, prepare
 from parsing.outputs.files import write_labels_json
 from parsing.outputs.folder import OutputFolder
+from parsing.outputs.parse import save_result
 from parsing.training.checkpoint import CheckpointError
 from parsing.training.transfer import SHIPPED
 
@@ -66,21 +67,7 @@ def _progress(loader: DataLoader, total: int, show: bool) -> Iterator[list[dict[
 
 def load(args: argparse.Namespace) -> tuple[Parser, list[str] | None, dict[str, list[str]]]:
     """The parser, the garments every photo may hold and the tags file's (ValueError/CheckpointError/...)."""
-    parser = Parser.load(
-        args.checkpoint,
-        device=args.device,
-        crf=args.crf,
-        tta=args.tta,
-        input_size=args.input_size,
-        max_pixels=args.max_pixels,
-        refocus=args.refocus,
-        widen=args.widen,
-        merge=args.merge,
-        crf_iterations=args.crf_iterations,
-        probs=args.probs,
-        min_share=args.min_share,
-        backend=args.backend,
-    )
+    parser = Parser.load(args.checkpoint, device=args.device, **parser_options(args))
     every = None
     if args.garments is not None:
         every = parser.garment_names(g for g in args.garments.split(",") if g.strip())
@@ -111,12 +98,6 @@ def predict(args: argparse.Namespace) -> int:
     out.refresh()
     out.finished.clear()  # from here on: photos other processes finish while this one runs
     skipped = len(jobs) - len(todo)
-    loader = DataLoader(
-        PhotoDataset(todo, parser.size, args.max_pixels),
-        batch_size=args.batch_size,
-        num_workers=args.workers,
-        collate_fn=list,
-    )
     failed = written = others = 0
 
     def fail(record: dict[str, str]) -> None:  # reported at once: a killed run keeps its error log
@@ -129,12 +110,16 @@ def predict(args: argparse.Namespace) -> int:
         fail(record)
     try:
         print(f"parsing-predict: {len(jobs)} photos, {skipped} already done in {out.root}", file=sys.stderr)
-        if args.ray is not None:
+        if args.ray is not None:  # the actors parse and write; this process appends the summary
             from parsing.scale.ray_job import predict_on_ray
 
             written = predict_on_ray(args, parser, todo, photo_tags, every, out, fail)
-            todo = []  # parsed on Ray
-        for batch in _progress(loader, len(todo), not args.no_progress and len(todo) > 0) if todo else ():
+            batches: Iterable[list[dict[str, Any]]] = ()
+        else:
+            dataset = PhotoDataset(todo, parser.size, args.max_pixels)
+            loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers, collate_fn=list)
+            batches = _progress(loader, len(todo), not args.no_progress and len(todo) > 0)
+        for batch in batches:
             claims = {}  # photos this process parses; the others are another process's, or finished by one
             for item in batch:
                 claim = out.claim(item["key"])
@@ -152,21 +137,11 @@ def predict(args: argparse.Namespace) -> int:
             good = [item for item in batch if "error" not in item]
             garments = [photo_tags.get(item["photo"].source, every) for item in good]
             for item, result in zip(good, parser.parse_photos([i["photo"] for i in good], garments), strict=True):
-                try:
-                    if not result.ok:
-                        raise result
-                    record = result.save(
-                        out.root,
-                        item["key"],
-                        probs=args.probs,
-                        cutouts=args.cutouts,
-                        describe=args.describe,
-                        feather=args.feather,
-                    )
+                record, problem = save_result(result, out.root, item["key"], **save_options(args))
+                if record is not None:
                     out.append(out.summary, record)
                     written += 1
-                except (OSError, ValueError, RuntimeError) as err:
-                    problem = getattr(err, "problem", None) or f"{type(err).__name__}: {err}"
+                else:
                     fail({"file": item["photo"].source, "error": problem})
                 out.release(claims[str(item["key"])], finished=True)
     except KeyboardInterrupt:

@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from parsing.commands.inputs import add_input_size, shard_spec
 from parsing.inference.parser import MIN_SHARE, REFOCUS, WIDEN
 from parsing.inference.photo import MAX_PIXELS
 from parsing.training.transfer import SHIPPED as DEFAULT_CHECKPOINT
+
+
+def parser_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``Parser.load`` options the command line gives (all but the checkpoint and the device)."""
+    return dict(
+        crf=args.crf, tta=args.tta, input_size=args.input_size, max_pixels=args.max_pixels, refocus=args.refocus,
+        widen=args.widen, merge=args.merge, crf_iterations=args.crf_iterations, probs=args.probs,
+        min_share=args.min_share, backend=args.backend,
+    )  # fmt: skip
+
+
+def save_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``Parse.save`` options the command line gives."""
+    return dict(probs=args.probs, cutouts=args.cutouts, describe=args.describe, feather=args.feather)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -199,14 +199,18 @@ class Parser:
     @property
     def names(self) -> list[str]:
         """The names of the mask's label ids (the merge's groups, with a merge)."""
-        view = self.view(None)
-        return list(view.names) if view is not None else list(self.module.class_names)
+        return self._labels(self.view(None))[0]
 
     @property
     def palette(self) -> list[tuple[int, int, int]]:
-        view = self.view(None)
-        colours = view.palette if view is not None else self.module.palette
-        return [tuple(int(c) for c in rgb) for rgb in colours]
+        return self._labels(self.view(None))[1]
+
+    def _labels(self, view: LabelView | None) -> tuple[list[str], list[tuple[int, int, int]]]:
+        """The names and colours of a parse's label ids with ``view`` (None: the model's own)."""
+        names, colours = (
+            (view.names, view.palette) if view is not None else (self.module.class_names, self.module.palette)
+        )
+        return list(names), [tuple(int(c) for c in rgb) for rgb in colours]
 
     def garment_names(self, garments: Iterable[str]) -> list[str]:
         """User-typed garment names → the model's (case-insensitive; a ValueError with a did-you-mean)."""
@@ -227,7 +231,7 @@ class Parser:
     def __call__(self, image: ImageInput, *, garments: Sequence[str] | None = None) -> Parse:
         """Parse one photo; a ``ParseError`` (a ValueError) names an unreadable one."""
         check_input(image)  # a TypeError, not a ParseError, for what is no photo at all
-        result = self._parse_chunk([image], self._garments(garments))[0]
+        result = self.parse_inputs([image], [self._garments(garments)])[0]
         if isinstance(result, ParseError):
             raise result
         return result
@@ -246,23 +250,25 @@ class Parser:
         for image in images:
             chunk.append(image)
             if len(chunk) == batch_size:
-                yield from self._parse_chunk(chunk, tags)
+                yield from self.parse_inputs(chunk, [tags] * len(chunk))
                 chunk = []
         if chunk:
-            yield from self._parse_chunk(chunk, tags)
+            yield from self.parse_inputs(chunk, [tags] * len(chunk))
 
     def _garments(self, garments: Sequence[str] | None) -> list[str] | None:
         return None if garments is None else self.garment_names(garments)
 
-    def _parse_chunk(self, images: list[Any], tags: list[str] | None) -> list[Parse | ParseError]:
+    def parse_inputs(self, images: Sequence[Any], garments: Sequence[Sequence[str] | None]) -> list[Parse | ParseError]:
+        """Inputs (paths, PIL images, arrays) and, per input, the only garments it may hold (model label names)
+        or None → their parses in order, a ``ParseError`` for each that cannot be read or parsed."""
         prepared: list[Photo | ParseError] = []
         for image in images:
             try:
                 prepared.append(self.prepare(image))
             except (DataError, TypeError) as err:
                 prepared.append(ParseError(describe_input(image), getattr(err, "problem", str(err))))
-        good = [p for p in prepared if isinstance(p, Photo)]
-        parsed = iter(self.parse_photos(good, [tags] * len(good)))
+        good = [i for i, p in enumerate(prepared) if isinstance(p, Photo)]
+        parsed = iter(self.parse_photos([prepared[i] for i in good], [garments[i] for i in good]))
         return [p if isinstance(p, ParseError) else next(parsed) for p in prepared]
 
     def prepare(self, image: ImageInput, source: str | None = None) -> Photo:
@@ -305,7 +311,7 @@ class Parser:
     def _finish(self, photo: Photo, x: torch.Tensor, z: torch.Tensor, p: torch.Tensor | None, garments: Any) -> Parse:
         """One photo after the network: widen, decode + CRF, refocus, specks, confidence, full size."""
         module, view = self.module, self.view(garments)
-        names = list(view.names) if view is not None else module.class_names
+        names, palette = self._labels(view)
         work = tuple(photo.image.shape[:2])  # the photo's size, or less above max_pixels
         with self._timed("widen"):
             z, wide = widened(module, x, z, self.widen, self.tta)
@@ -329,7 +335,7 @@ class Parser:
         return Parse(
             labels=full_labels,
             names=names,
-            palette=[tuple(int(c) for c in rgb) for rgb in (view.palette if view is not None else module.palette)],
+            palette=palette,
             garments=[n for i, n in enumerate(names) if n not in NON_GARMENTS and counts[i] > 0],
             presence=None if presence is None else presence.float().numpy(),
             confidence={names[label]: fields for label, fields in sure.items()},

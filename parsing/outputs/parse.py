@@ -189,3 +189,14 @@ class Parse:
             atomic_write(paths["probs"], lambda tmp: np.save(tmp, self.probs))
         outputs = {name: str(path.relative_to(root)) for name, path in paths.items()}
         return self.to_dict(outputs, pieces=describe or cutouts, colours=describe)
+
+
+def save_result(result: Any, folder: str | Path, stem: str | Path, **options: Any) -> tuple[dict | None, str | None]:
+    """A ``Parse`` — or the ``ParseError`` in its place — saved as ``Parse.save`` saves it → (its summary record,
+    None), or (None, the problem) when it could not be parsed or written."""
+    if not result.ok:
+        return None, result.problem
+    try:
+        return result.save(folder, stem, **options), None
+    except (OSError, ValueError, RuntimeError) as err:
+        return None, f"{type(err).__name__}: {err}"

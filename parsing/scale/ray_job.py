@@ -39,30 +39,17 @@ class ParseActor:
             torch.set_num_threads(threads)  # as many as the actor's CPUs: actors on one node do not fight
         self.parser = Parser.load(**parser_options)
         self.output, self.save_options = Path(output), save_options
-        self.batches = 0
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from parsing.data.io import DataError
+        from parsing.outputs.parse import save_result
 
         paths, keys = list(batch["path"]), list(batch["key"])
-        tags = [json.loads(g) for g in batch["garments"]]
-        records, errors = [""] * len(paths), [""] * len(paths)
-        photos, where = [], []
-        for i, path in enumerate(paths):
-            try:
-                photos.append(self.parser.prepare(path))
-                where.append(i)
-            except DataError as err:
-                errors[i] = err.problem
-        results = self.parser.parse_photos(photos, [tags[i] for i in where])
-        for i, result in zip(where, results, strict=True):
-            try:
-                if not result.ok:
-                    raise result
-                records[i] = json.dumps(result.save(self.output, keys[i], **self.save_options))
-            except (OSError, ValueError, RuntimeError) as err:
-                errors[i] = getattr(err, "problem", None) or f"{type(err).__name__}: {err}"
-        self.batches += 1
+        results = self.parser.parse_inputs(paths, [json.loads(g) for g in batch["garments"]])
+        records, errors = [], []
+        for key, result in zip(keys, results, strict=True):
+            record, problem = save_result(result, self.output, key, **self.save_options)
+            records.append("" if record is None else json.dumps(record))
+            errors.append(problem or "")
         marker = os.environ.get(CRASH_ONCE)
         if marker and not Path(marker).exists():
             Path(marker).write_text("crashed once")
@@ -141,13 +128,11 @@ def predict_on_ray(args: Any, parser: Any, todo: list, tags: dict, every: Any, o
     reports failures (``fail``) as the local loop does. Returns how many photos were parsed."""
     import ray.data
 
+    from parsing.commands.predict_options import parser_options, save_options
+
     connect(args.ray)
-    options = dict(
-        checkpoint=str(args.checkpoint), crf=args.crf, tta=args.tta, input_size=parser.size,
-        max_pixels=args.max_pixels, refocus=args.refocus, widen=args.widen, merge=args.merge,
-        crf_iterations=args.crf_iterations, min_share=args.min_share, probs=args.probs,
-    )  # fmt: skip
-    save = dict(probs=args.probs, cutouts=args.cutouts, describe=args.describe, feather=args.feather)
+    options = {"checkpoint": str(args.checkpoint), **parser_options(args), "input_size": parser.size}
+    save = save_options(args)
     cpus = cpus_per_actor(args.ray, args.ray_actors, args.ray_cpus_per_actor)
     dataset = ray.data.from_items(rows_for(todo, tags, every)) if todo else None
     written = 0
