@@ -23,6 +23,12 @@ from parsing.data.io import IMAGE_SUFFIXES, DataError, read_ccp_tags, read_image
 from parsing.labels import CCP_LABELS, label_list, read_label_file
 
 MIN_VAL_PHOTOS = 20  # a validation split of fewer photos gives noise for scores (one photo moves fg by points)
+VAL_FRACTION = 0.1  # data.val_fraction's default
+
+
+def validation_size(photos: int, val_fraction: float = VAL_FRACTION) -> int:
+    """How many of ``photos`` the data module's split keeps for validation (at least one)."""
+    return max(1, round(photos * val_fraction))
 
 
 @dataclass(frozen=True)
@@ -202,10 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         problems = check_folder(args.root, len(args.labels), workers=args.workers)
         photos = len(list_images(Path(args.root) / "images")) if (Path(args.root) / "images").is_dir() else 0
-        if photos > 0 and max(1, round(photos * 0.1)) < MIN_VAL_PHOTOS:
+        if photos > 0 and validation_size(photos) < MIN_VAL_PHOTOS:
             print(
-                f"note: {photos} photos: the default validation split (data.val_fraction 0.1) holds "
-                f"{max(1, round(photos * 0.1))}; under {MIN_VAL_PHOTOS} its scores are noise — label more photos or "
+                f"note: {photos} photos: the default validation split (data.val_fraction {VAL_FRACTION}) holds "
+                f"{validation_size(photos)}; under {MIN_VAL_PHOTOS} its scores are noise — label more photos or "
                 f"raise data.val_fraction",
                 file=sys.stderr,
             )

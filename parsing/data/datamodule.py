@@ -16,7 +16,15 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
-from parsing.data.check import MIN_VAL_PHOTOS, DataProblems, check_ccp, check_coco, check_folder
+from parsing.data.check import (
+    MIN_VAL_PHOTOS,
+    VAL_FRACTION,
+    DataProblems,
+    check_ccp,
+    check_coco,
+    check_folder,
+    validation_size,
+)
 from parsing.data.coco import coco_items
 from parsing.data.datasets import (
     Item,
@@ -131,7 +139,7 @@ class ParsingDataModule(pl.LightningDataModule):
         merge: str | dict[str, list[str]] | None = None,
         ids: list[str] | None = None,
         limit: int | None = None,
-        val_fraction: float = 0.1,
+        val_fraction: float = VAL_FRACTION,
         train_fraction: float = 1.0,
         seed: int = 0,
         size: tuple[int, int] = (384, 256),
@@ -198,7 +206,7 @@ class ParsingDataModule(pl.LightningDataModule):
     def split(self, items: list[Item]) -> tuple[list[Item], list[Item]]:
         """Seeded split: the same items and seed give the same val set on every machine."""
         order = np.random.default_rng(self.hparams.seed).permutation(len(items))
-        n_val = max(1, round(len(items) * self.hparams.val_fraction))
+        n_val = validation_size(len(items), self.hparams.val_fraction)
         if n_val >= len(items):
             raise ValueError(f"{self.hparams.root}: {len(items)} item(s) are too few to split off a val set")
         val = sorted(order[:n_val].tolist())
