@@ -11,6 +11,7 @@ arguments; 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -29,6 +30,12 @@ from parsing.training.checkpoint import CheckpointError
 from parsing.training.transfer import SHIPPED
 
 DEFAULT_CHECKPOINT = SHIPPED
+
+
+def _ignore_sigint(_: int) -> None:
+    """Loader workers leave Ctrl-C to the command: killed mid-transfer they made the interpreter print tracebacks
+    after the one-line message (the parent shuts them down as it exits)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class PhotoDataset(Dataset):
@@ -117,7 +124,9 @@ def predict(args: argparse.Namespace) -> int:
             batches: Iterable[list[dict[str, Any]]] = ()
         else:
             dataset = PhotoDataset(todo, parser.size, args.max_pixels)
-            loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers, collate_fn=list)
+            loader = DataLoader(
+                dataset, args.batch_size, num_workers=args.workers, collate_fn=list, worker_init_fn=_ignore_sigint
+            )
             batches = _progress(loader, len(todo), not args.no_progress and len(todo) > 0)
         for batch in batches:
             claims = {}  # photos this process parses; the others are another process's, or finished by one
