@@ -94,13 +94,17 @@ class LabelSet:
         base = cls.identity(CCP_LABELS)
         return base if merge is None else base.merged(merge)
 
-    def merged(self, groups: str | dict[str, list[str]], default: str = "null") -> LabelSet:
-        """Merge source labels into groups (``{new_name: [source names]}``); unlisted labels go to ``default``."""
+    def merged(self, groups: str | dict[str, list[str]], default: str | None = None) -> LabelSet:
+        """Merge source labels into groups (``{new_name: [source names]}``); unlisted labels go to ``default``
+        (the first group, the background, when not given)."""
         if isinstance(groups, str):
             if groups not in MERGES:
                 raise ValueError(f"unknown label merge {groups!r}; known: {sorted(MERGES)}")
             groups = MERGES[groups]
         names = tuple(groups)
+        if not names:
+            raise ValueError("the merge has no groups")
+        default = names[0] if default is None else default
         if default not in names:
             raise ValueError(f"the merge must define the default group {default!r}")
         index = {name: i for i, name in enumerate(self.source)}

@@ -32,6 +32,13 @@ def test_coarse_merge_maps_every_member():
     assert labels.colours[labels.names.index("pants")] == default_palette(CCP_LABELS)[CCP_LABELS.index("pants")]
 
 
+def test_unlisted_labels_join_the_first_group_whatever_its_name():
+    labels = LabelSet.ccp({"background": ["null"], "top": ["blouse", "shirt"]})
+    assert labels.names == ("background", "top")
+    assert labels.lut[CCP_LABELS.index("hair")] == labels.lut[0] == 0
+    assert labels.lut[CCP_LABELS.index("shirt")] == 1
+
+
 def test_custom_merge_unlisted_go_to_null():
     labels = LabelSet.ccp({"null": ["null"], "skin": ["skin"], "legs": ["jeans", "pants"]})
     assert labels.names == ("null", "skin", "legs")
@@ -44,7 +51,7 @@ def test_custom_merge_unlisted_go_to_null():
     [
         ({"null": ["null"], "x": ["nonsense"]}, "unknown label 'nonsense'"),
         ({"null": ["null"], "a": ["skin"], "b": ["skin"]}, "in both"),
-        ({"a": ["skin"]}, "default group 'null'"),
+        ({}, "no groups"),
         ("no-such-preset", "unknown label merge"),
     ],
 )

@@ -59,7 +59,7 @@ class LabelView:
             out_names, out_palette, group = tuple(names), tuple(tuple(c) for c in palette), torch.arange(k)
             out_exclusive = exclusive.cpu().bool()
         else:
-            merged = LabelSet.identity(names).merged(merge, default=_first_group(merge))
+            merged = LabelSet.identity(names).merged(merge)
             out_names, out_palette = merged.names, merged.colours
             group = torch.from_numpy(merged.lut[:k].astype("int64"))
             out_exclusive = _group_exclusive(exclusive.cpu().bool(), group, len(out_names))
@@ -181,11 +181,6 @@ def _group_log_absent(log_absent: torch.Tensor, group: torch.Tensor, g: int) -> 
     are (their log-probabilities add up), so it is present unless all its members are absent."""
     out = torch.zeros(g, dtype=log_absent.dtype, device=log_absent.device)
     return out.index_add_(0, group.to(log_absent.device), log_absent)
-
-
-def _first_group(merge: str | dict[str, list[str]]) -> str:
-    groups = MERGES.get(merge, {}) if isinstance(merge, str) else merge
-    return next(iter(groups), "null")
 
 
 def _group_exclusive(exclusive: torch.Tensor, group: torch.Tensor, g: int) -> torch.Tensor:
