@@ -78,9 +78,9 @@ train-outfit: install  ## outfit-encoder stages 2 and 3 on top of the default ru
 	$(PY) -m parsing fit --config configs/ccp-outfit-stage2.yaml
 	$(PY) -m parsing fit --config configs/ccp-outfit.yaml
 
-finetune: install  ## your photos + labels from the shipped model: make finetune DATA=/data/shop LABELS="[background, …]" [EPOCHS=N]
-	$(if $(and $(DATA),$(LABELS)),,$(error give DATA=folder (images/ + masks/) and LABELS="[names in mask-value order]"))
-	$(PY) -m parsing fit --config configs/finetune.yaml --data.root $(DATA) --data.labels "$(LABELS)" \
+finetune: install  ## your photos + labels from the shipped model: make finetune DATA=/data/shop [LABELS="[background, …]"] [EPOCHS=N]
+	$(if $(DATA),,$(error give DATA=folder (images/ + masks/, and labels.txt or LABELS="[names in mask-value order]")))
+	$(PY) -m parsing fit --config configs/finetune.yaml --data.root $(DATA) $(if $(LABELS),--data.labels "$(LABELS)") \
 	  $(if $(EPOCHS),--trainer.max_epochs $(EPOCHS)) $(if $(RESUME),--ckpt_path runs/finetune/checkpoints/last.ckpt)
 
 resume: install  ## continue a killed run of CONFIG from its last.ckpt (e.g. CONFIG=configs/ccp-ship.yaml)

@@ -49,6 +49,16 @@ def test_check_data_takes_any_syntax_or_the_labels_file(tmp_path, capsys):
     assert check_data([str(root), "--format", "folder"]) == 0
 
 
+def test_fit_data_reads_the_labels_file_too(tmp_path):
+    from parsing.data.datamodule import ParsingDataModule
+
+    root = write_folder_root(tmp_path / "data", {f"p{i}": blocks(32, 24, [0, 1, 2], seed=i) for i in range(3)})
+    with pytest.raises(ValueError, match="labels.txt"):
+        ParsingDataModule(root=str(root), format="folder")
+    (root / "labels.txt").write_text("background\nskin\ndress\n")
+    assert ParsingDataModule(root=str(root), format="folder").label_set.names == ("background", "skin", "dress")
+
+
 def test_merge_files_may_say_null_unquoted(tmp_path):
     path = tmp_path / "merge.yaml"
     path.write_text("null: [null]\nbody: [skin, hair]\n")

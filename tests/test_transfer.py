@@ -59,9 +59,9 @@ def test_shipped_names_the_packaged_model():
 def test_finetune_config_trains_your_labels_from_the_shipped_model(tmp_path, monkeypatch):
     masks = {f"p{i}": blocks(64, 48, [0, 1, 2, 3], seed=i) for i in range(4)}
     root = write_folder_root(tmp_path / "shop", masks)
+    (root / "labels.txt").write_text("background\nskin\ndress\nwidget\n")  # the config reads it: labels: null
     monkeypatch.chdir(tmp_path)  # the config's runs/finetune lands here
-    args = ["--config", str(ROOT / "configs" / "finetune.yaml"), "--data.root", str(root)]
-    args += ["--data.labels", "[background, skin, dress, widget]", "--data.size", "[64, 64]"]
+    args = ["--config", str(ROOT / "configs" / "finetune.yaml"), "--data.root", str(root), "--data.size", "[64, 64]"]
     args += ["--data.val_fraction", "0.25", "--data.batch_size", "2", "--data.num_workers", "0"]
     cli = main(["fit", *args, "--trainer.max_epochs", "1"])
     assert cli.model.class_names == ["background", "skin", "dress", "widget"]

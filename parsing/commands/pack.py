@@ -5,7 +5,7 @@ asks for encoder weights or ``init_from`` again. The shipped model (``parsing/as
 
 ``--average-with OTHER`` packs the mean of two fine-tuning runs' weights (a "soup"; ``--average-weight`` is
 OTHER's share, 0.5 by default): e.g. a model and the model it was fine-tuned from, which keeps what each does
-better (the shipped model: the pseudo-label student and its teacher, MODEL_CARD.md).
+better (the shipped model: the pseudo-label student and its teacher, docs/model-card.md).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from parsing.data.datasets import (
 )
 from parsing.data.transforms import Framing, eval_transform, train_transform
 from parsing.inference.exclusions import presence_targets
-from parsing.labels import LabelSet
+from parsing.labels import LabelSet, read_label_file
 
 _PRESENCE_CACHE: dict[tuple, torch.Tensor] = {}
 
@@ -169,10 +169,13 @@ class ParsingDataModule(pl.LightningDataModule):
             raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
         if tag_ratio and format != "ccp":
             raise ValueError("tag_ratio needs format='ccp' (tag-only photos come from annotations/image-level)")
+        if format == "folder" and labels is None:
+            labels = read_label_file(root)  # root/labels.txt or labels.yaml, as check-data and the studio write
         if format == "ccp":
             self.label_set = LabelSet.ccp(merge)
         elif labels is None:
-            raise ValueError(f"format={format!r} needs labels: the names of mask values 0..K-1")
+            where = f" or a labels.txt in {root}" if format == "folder" else ""
+            raise ValueError(f"format={format!r} needs labels: the names of mask values 0..K-1{where}")
         elif format == "coco" and annotations is None:
             raise ValueError("format='coco' needs annotations: the COCO instances JSON")
         else:
