@@ -13,7 +13,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 
 .DEFAULT_GOAL := help
 .PHONY: help install predict serve train train-hires train-ship pseudo ship train-outfit finetune resume evaluate check-data export test \
-        test-fast bench-outfit bench-crf bench-robustness bench-garments bench-predict bench-stages bench-serve lint format clean
+        test-fast bench-outfit bench-crf bench-robustness bench-garments bench-predict bench-stages bench-serve bench-finetune docs lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -22,7 +22,8 @@ $(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c $(CONSTRAINTS) torch==2.13.0
-	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev,crf,serve,ray]"
+	$(PIP) uninstall -q -y parsing 2>/dev/null || true  # the distribution's name before 0.3 (now clothing-parsing)
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev,train,crf,serve,ray,docs]"
 	$(PY) -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'parsing-torchvision.pth').write_text('import _parsing_startup\\n')"
 	touch $@
 
@@ -122,8 +123,14 @@ bench-stages: install  ## seconds per photo of each stage of the default pipelin
 bench-serve: install  ## the service under load (8 clients x 25 photos) and bad uploads → bench/results/serve.*
 	$(PY) bench/serve.py
 
+bench-finetune: install  ## --merge vs fine-tunes from shipped/ImageNet on 25/50/100/all photos (~50 min) → bench/results/finetune.*
+	$(PY) bench/finetune.py
+
 bench-outfit: install  ## outfit settings, each continuing the shipped model (or CKPT=…) 120 steps; needs make pseudo
 	$(PY) bench/outfit.py --steps 120 $(if $(filter command line,$(origin CKPT)),--start $(CKPT))
+
+docs: install  ## the documentation site (mkdocs-material) → site/; open site/index.html
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: install  ## ruff lint + format check
 	$(VENV)/bin/ruff check .

@@ -153,16 +153,19 @@ def test_test_with_flip_tta_and_tags_from_the_masks(fitted):
     assert 0.0 <= float(cli.trainer.callback_metrics["test/fg_acc"]) <= 1.0
 
 
-def test_smoke_fit_from_the_repository_root_leaves_the_tree_clean(ccp_root):
-    status = ["git", "status", "--porcelain", "--untracked-files=all"]
+def test_smoke_fit_from_the_repository_root_leaves_the_tree_clean(ccp_root, tmp_path):
+    status = ["git", "status", "--porcelain", "--ignored", "--untracked-files=normal"]  # new folders, files
     before = subprocess.run(status, cwd=ROOT, capture_output=True, text=True)
     if before.returncode != 0:
         pytest.skip("not a git checkout")
     fit = [sys.executable, "-m", "parsing", "fit", "--config", "configs/smoke.yaml", "--data.root", str(ccp_root)]
+    fit += ["--trainer.default_root_dir", str(tmp_path)]  # where the run's saved config.yaml goes
     done = subprocess.run(fit, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "config.yaml").is_file()
     after = subprocess.run(status, cwd=ROOT, capture_output=True, text=True)
-    assert after.stdout == before.stdout  # nothing new: the saved config went to runs/smoke (ignored)
+    new = set(after.stdout.splitlines()) - set(before.stdout.splitlines())
+    assert not {line for line in new if "__pycache__" not in line}  # nothing written into the checkout, even ignored
 
 
 def test_test_fits_photos_into_a_packed_checkpoints_input_size(fitted, tmp_path):

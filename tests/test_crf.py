@@ -21,7 +21,7 @@ def _needs_pydensecrf(request):
         except ImportError:
             if os.environ.get("CI"):
                 pytest.fail("pydensecrf (the crf extra) is not installed")
-            pytest.skip("pydensecrf not installed (pip install 'parsing[crf]')")
+            pytest.skip("pydensecrf not installed (pip install 'clothing-parsing[crf]')")
 
 
 def noisy_scene(seed: int = 0, flip: float = 0.25):

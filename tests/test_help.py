@@ -31,3 +31,11 @@ def test_a_typo_gets_a_hint(capsys):
 
 def test_plain_drops_code_marks():
     assert plain("``parsing pack`` writes :class:`Parser` input") == "parsing pack writes Parser input"
+
+
+def test_version_names_the_distribution(capsys):
+    from parsing import __version__
+    from parsing.commands.cli import main
+
+    assert main(["--version"]) in (0, None)
+    assert capsys.readouterr().out.strip() == f"clothing-parsing {__version__} (import parsing)"

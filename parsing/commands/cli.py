@@ -92,7 +92,7 @@ def main(args: list[str] | None = None) -> ParsingCLI | None:
     if argv[:1] == ["--version"]:
         from parsing import __version__
 
-        print(f"parsing {__version__}")
+        print(f"clothing-parsing {__version__} (import parsing)")
         return None
     if argv[:1] and not argv[0].startswith("-") and argv[0] not in (*COMMANDS, "predict-folder"):
         close = difflib.get_close_matches(argv[0], list(COMMANDS), n=1)

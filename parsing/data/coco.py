@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pycocotools import mask as rle_tools
 
 from parsing.data.io import DataError
 from parsing.labels import IGNORE_INDEX
@@ -91,11 +90,11 @@ class CocoIndex:
         h, w = int(image["height"]), int(image["width"])
         mask = np.zeros((h, w), np.uint8)
         anns = [(_rle(a["segmentation"], h, w), a) for a in self.annotations.get(image_id, [])]
-        plain = sorted((x for x in anns if not x[1].get("iscrowd")), key=lambda x: -float(rle_tools.area(x[0])))
+        plain = sorted((x for x in anns if not x[1].get("iscrowd")), key=lambda x: -float(_rle_tools().area(x[0])))
         for rle, ann in plain:
-            mask[rle_tools.decode(rle) > 0] = self.values[ann["category_id"]]
+            mask[_rle_tools().decode(rle) > 0] = self.values[ann["category_id"]]
         for rle, _ in (x for x in anns if x[1].get("iscrowd")):
-            mask[rle_tools.decode(rle) > 0] = IGNORE_INDEX
+            mask[_rle_tools().decode(rle) > 0] = IGNORE_INDEX
         return mask
 
 
@@ -155,10 +154,19 @@ def _segmentation_problem(segmentation: Any, h: int, w: int) -> str | None:
     return "segmentation is neither polygons nor RLE"
 
 
+def _rle_tools() -> Any:
+    """pycocotools' mask module (the ``train`` extra), imported when COCO masks are first painted."""
+    try:
+        from pycocotools import mask
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError("format: coco needs pycocotools: pip install 'clothing-parsing[train]'") from error
+    return mask
+
+
 def _rle(segmentation: Any, h: int, w: int) -> dict:
     """Polygons, uncompressed or compressed RLE → one compressed RLE."""
     if isinstance(segmentation, list):
-        return rle_tools.merge(rle_tools.frPyObjects(segmentation, h, w))
+        return _rle_tools().merge(_rle_tools().frPyObjects(segmentation, h, w))
     if isinstance(segmentation["counts"], list):
-        return rle_tools.frPyObjects(segmentation, h, w)
+        return _rle_tools().frPyObjects(segmentation, h, w)
     return segmentation

@@ -79,7 +79,7 @@ def densecrf():  # noqa: ANN201
         import pydensecrf.densecrf as dcrf
     except ImportError as err:
         raise MissingCRFError(
-            "crf='dense' needs pydensecrf: pip install 'parsing[crf]' (the pydensecrf2 build), "
+            "crf='dense' needs pydensecrf: pip install 'clothing-parsing[crf]' (the pydensecrf2 build), "
             "or use crf='fast', which needs nothing extra"
         ) from err
     return dcrf

