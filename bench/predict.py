@@ -3,7 +3,9 @@
 Times the whole command as a user runs it — decoding, network, CRF, writing masks/overlays/summary — after one
 warm-up photo, for each variant: no CRF, the default (fast CRF), flip TTA, a merge, tags (each photo's garments,
 from its mask), pieces and colours (``--describe``), cut-outs, the dense CRF, and the photos' 2× centre crops
-(close-ups, which the default widens: a second network pass each) with and without widening. Writes
+(close-ups, which the default widens: a second network pass each) with and without widening; each against one
+eager batch-1 torch forward pass per photo measured in the same run (issue 28's yardstick). With both ``default``
+and ``onnxruntime`` run, the share of mask pixels on which the two backends agree. Writes
 ``bench/results/predict.json`` and ``bench/results/predict.md``.
 
     python bench/predict.py                       # 40 photos per variant, 10 with the dense CRF
@@ -22,6 +24,7 @@ from __future__ import annotations
 import parsing  # noqa: F401
 from common import ROOT, shown
 from robustness import zoom_in
+from stages import forward_seconds
 import argparse
 import json
 import os
@@ -33,18 +36,23 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import psutil
 import torch
+from PIL import Image
 
 from parsing.data.datamodule import ParsingDataModule
 from parsing.data.datasets import read_raw_mask
 from parsing.labels import CCP_LABELS, NON_GARMENTS
 from parsing.commands.predict import main as predict
+from parsing.inference.parser import Parser
 from parsing.training.transfer import SHIPPED as DEFAULT_CHECKPOINT
 
 VARIANTS: dict[str, list[str]] = {  # parsing-predict options; "{tags}" = a tags file of each photo's garments
     "no CRF": ["--crf", "none"],
     "default": [],
+    "onnxruntime": ["--backend", "onnxruntime"],
+    "no CRF, onnxruntime": ["--crf", "none", "--backend", "onnxruntime"],
     "tta-flip": ["--tta", "flip"],
     "merge": ["--merge", "ccp-coarse"],
     "tags": ["--tags", "{tags}"],
@@ -127,16 +135,37 @@ def write_close_ups(photos: list[str], folder: Path) -> list[str]:
     return out
 
 
+def agreement(a: Path, b: Path) -> dict:
+    """Pixels on which two output folders' masks agree: the share over all photos and the lowest photo's."""
+    same = total = photos = 0
+    lowest = 1.0
+    for mask in sorted((a / "masks").rglob("*.png")):
+        photos += 1
+        x, y = np.asarray(Image.open(mask)), np.asarray(Image.open(b / "masks" / mask.relative_to(a / "masks")))
+        same, total = same + int((x == y).sum()), total + x.size
+        lowest = min(lowest, float((x == y).mean()))
+    return {"pixels": round(same / total, 6), "lowest_photo": round(lowest, 6), "photos": photos}
+
+
+def forward_yardstick(args: argparse.Namespace, photos: list[str]) -> float:
+    """Seconds per photo of one eager batch-1 torch forward pass of the checkpoint's network on ``photos``."""
+    parser = Parser.load(args.checkpoint, device=args.device)
+    return forward_seconds(parser.module, [parser.prepare(photo).x for photo in photos])
+
+
 def run(args: argparse.Namespace) -> dict:
     data = ParsingDataModule(root=args.data_root)
     _, val = data.split(data.items())
     whole = [str(photo) for photo, _ in val]
     rows = []
+    kept = tempfile.TemporaryDirectory()  # the default's and onnxruntime's masks, compared at the end
+    forward = forward_yardstick(args, whole[: args.forward_photos])
     for name in args.variants:
         count = args.dense_photos if name == "dense CRF" else args.photos
         if count <= 0:
             continue
         with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(kept.name, name) if name in ("default", "onnxruntime") else os.path.join(tmp, "out")
             photos = write_close_ups(whole[: count + 1], Path(tmp) / "close-ups") if name in CLOSE_UPS else whole
             tags = os.path.join(tmp, "tags.jsonl")
             write_tags(val, tags)
@@ -145,7 +174,7 @@ def run(args: argparse.Namespace) -> dict:
             common += ["--workers", str(args.workers), "--device", args.device, "--no-progress"]
             predict([photos[0], "-o", os.path.join(tmp, "warm-up"), *common])
             start = time.perf_counter()
-            code = predict([*photos[1 : count + 1], "-o", os.path.join(tmp, "out"), *common])
+            code = predict([*photos[1 : count + 1], "-o", out, *common])
             seconds = time.perf_counter() - start
         if code != 0:
             raise SystemExit(f"parsing-predict failed with {name}: {VARIANTS[name]}")
@@ -157,9 +186,13 @@ def run(args: argparse.Namespace) -> dict:
                 "photos": count,
                 "seconds": round(seconds, 2),
                 "photos_per_s": round(count / seconds, 3),
+                "x_forward": round(seconds / count / forward, 2),
             }
         )
         print(rows[-1], flush=True)
+    names = [row["variant"] for row in rows]
+    same = agreement(*(Path(kept.name, n) for n in ("default", "onnxruntime"))) if "onnxruntime" in names else None
+    kept.cleanup()
     meta = {
         "checkpoint": shown(args.checkpoint),
         "device": args.device,
@@ -169,11 +202,13 @@ def run(args: argparse.Namespace) -> dict:
         "batch_size": args.batch_size,
         "workers": args.workers,
         "torch": torch.__version__,
+        "forward_s": round(forward, 4),
+        "forward_photos": args.forward_photos,
     }
     if args.device == "cuda":
         meta["gpu"] = torch.cuda.get_device_name()
     memory = memory_rows(args, val[0][0]) if args.megapixels else []
-    return {"meta": meta, "rows": rows, "memory": memory}
+    return {"meta": meta, "rows": rows, "memory": memory, "backend_agreement": same}
 
 
 def markdown(result: dict) -> str:
@@ -185,13 +220,25 @@ def markdown(result: dict) -> str:
         f"{meta['cpu_count']} cores, {meta['torch_threads']} torch threads), batch {meta['batch_size']}, "
         f"{meta['workers']} loader workers; whole command: read, network, decoding, CRF, masks + overlays + summary.",
         "",
-        "| variant | options | photos | seconds | photos/s |",
-        "|---|---|---|---|---|",
+        f"× forward: seconds per photo over one eager batch-1 torch forward pass of the network "
+        f"({meta.get('forward_s', float('nan')):.3f} s per photo on {meta.get('forward_photos', '?')} photos, "
+        "measured in the same run).",
+        "",
+        "| variant | options | photos | seconds | photos/s | × forward |",
+        "|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['variant']} | `{r['options']}` | {r['photos']} | {r['seconds']:.1f} | {r['photos_per_s']:.2f} |"
+        f"| {r['variant']} | `{r['options']}` | {r['photos']} | {r['seconds']:.1f} | {r['photos_per_s']:.2f} | "
+        f"{r.get('x_forward', '—')} |"
         for r in result["rows"]
     ]
+    same = result.get("backend_agreement")
+    if same:
+        lines += [
+            "",
+            f"`--backend onnxruntime` against torch (`default`): the masks agree on {100 * same['pixels']:.3f} % of "
+            f"the pixels of the {same['photos']} photos (lowest photo {100 * same['lowest_photo']:.3f} %).",
+        ]
     if any(r["variant"] in CLOSE_UPS for r in result["rows"]):
         lines += [
             "",
@@ -221,6 +268,7 @@ def main() -> None:
     parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data" / "ccp"))
     parser.add_argument("--photos", type=int, default=40)
     parser.add_argument("--dense-photos", type=int, default=10)
+    parser.add_argument("--forward-photos", type=int, default=10, help="photos for the forward-pass yardstick")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cpu")

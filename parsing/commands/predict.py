@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
@@ -115,6 +117,23 @@ def predict(args: argparse.Namespace) -> int:
 
     for record in errors:
         fail(record)
+    # Writing (overlay, PNG/JPEG encoding) runs on one thread while the next batch parses; the summary lines, the
+    # error lines and the claims are settled here in input order, once each photo's files are in place.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parsing-writer")
+    pending: deque[tuple[Future, str, Any]] = deque()
+
+    def settle(keep: int = 0) -> None:
+        nonlocal written
+        while len(pending) > keep or (pending and pending[0][0].done()):
+            future, source, claim = pending.popleft()
+            record, problem = future.result()
+            if record is not None:
+                out.append(out.summary, record)
+                written += 1
+            else:
+                fail({"file": source, "error": problem})
+            out.release(claim, finished=True)
+
     try:
         print(f"parsing-predict: {len(jobs)} photos, {skipped} already done in {out.root}", file=sys.stderr)
         if args.ray is not None:  # the actors parse and write; this process appends the summary
@@ -146,16 +165,16 @@ def predict(args: argparse.Namespace) -> int:
             good = [item for item in batch if "error" not in item]
             garments = [photo_tags.get(item["photo"].source, every) for item in good]
             for item, result in zip(good, parser.parse_photos([i["photo"] for i in good], garments), strict=True):
-                record, problem = save_result(result, out.root, item["key"], **save_options(args))
-                if record is not None:
-                    out.append(out.summary, record)
-                    written += 1
-                else:
-                    fail({"file": item["photo"].source, "error": problem})
-                out.release(claims[str(item["key"])], finished=True)
+                future = writer.submit(save_result, result, out.root, item["key"], **save_options(args))
+                pending.append((future, item["photo"].source, claims[str(item["key"])]))
+            settle(keep=args.batch_size)  # at most one batch of parses waits for its files
+        settle()
     except KeyboardInterrupt:
+        settle()  # the photos already parsed are written and recorded
         print(f"\nparsing-predict: interrupted after {written} photos; run again to resume", file=sys.stderr)
         return 130
+    finally:
+        writer.shutdown(wait=True)
     note = f", {others} left to other processes" if others else ""
     print(
         f"parsing-predict: {written} parsed, {skipped} already done{note}, {failed} failed → {out.root}",
