@@ -6,7 +6,8 @@ own labels. Each fine-tune is a real ``python -m parsing fit`` on CCP relabelled
 (``configs/ccp.yaml``'s, lr 1e-3), on the first N photos of a fixed order of the training split (nested subsets),
 for the same budget of optimizer steps whatever N. Every model is scored the same way on the 90 held-out
 validation photos: ``parsing.Parser`` at full resolution (fast CRF, defaults), ground truth grouped the same way.
-The shipped model is scored at its own input box and at the fine-tunes' training size. Wall time is each fit's.
+Every model is scored at the fine-tunes' training size and at the shipped model's input box. Wall time is each
+fit's.
 Writes ``bench/results/finetune.{json,md}``.
 
     python bench/finetune.py                                  # 25/50/100/all photos, both starts, 120 steps
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 import yaml
 
+from parsing import Parser
 from parsing.data.datamodule import ParsingDataModule
 from parsing.data.datasets import read_raw_mask
 from parsing.data.io import read_image
@@ -98,7 +100,6 @@ def fine_tune(start: str, photos: int, train_size: int, args: argparse.Namespace
 
 def score(checkpoint: Path, photos: list, input_size: list[int] | None, merge: dict | None) -> dict:
     """Pixel accuracy, foreground accuracy and mIoU over SHOP's groups on ``photos``, parsed with defaults."""
-    from parsing import Parser
 
     parser = Parser.load(checkpoint, device="cpu", input_size=input_size, merge=merge)
     if parser.names != list(SHOP):
@@ -120,26 +121,25 @@ def score(checkpoint: Path, photos: list, input_size: list[int] | None, merge: d
 
 def markdown(result: dict) -> str:
     meta = result["meta"]
+    sizes = meta["score_sizes"]
     lines = [
         "# Your own labels: `--merge` vs fine-tuning, by number of labelled photos",
         "",
         f"{meta['cpu']}, torch {meta['torch']}. Label set: CCP grouped into {len(SHOP)} shop groups "
         f"({', '.join(SHOP)}). Scored on the {meta['val_photos']} held-out validation photos at full resolution "
-        "(`parsing.Parser`, fast CRF); metrics over the groups. Fine-tunes: `python -m parsing fit` on the first N "
+        "(`parsing.Parser`, fast CRF), each model with the photos fitted into each network input box below; "
+        "foreground accuracy / mIoU over the groups. Fine-tunes: `python -m parsing fit` on the first N "
         f"of {meta['train_photos']} training photos (nested), {meta['steps']} steps of batch 8 at "
-        f"{meta['size'][0]}×{meta['size'][1]} whatever N, no validation during the fit; wall time is the whole "
-        "fit command. Command: `python bench/finetune.py`.",
+        f"{meta['size'][0]}×{meta['size'][1]} whatever N, no validation during the fit; minutes: the whole fit "
+        "command. Command: `python bench/finetune.py`.",
         "",
-        "| model | photos | start | minutes | input | pixel acc | fg acc | mIoU |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | photos | start | minutes | " + " | ".join(f"fg / mIoU at {s}" for s in sizes) + " |",
+        "|---|---|---|---|" + "---|" * len(sizes),
     ]
     for row in result["rows"]:
         minutes = "—" if row["seconds"] is None else f"{row['seconds'] / 60:.1f}"
-        size = "×".join(map(str, row["input_size"]))
-        lines.append(
-            f"| {row['model']} | {row['photos']} | {row['start']} | {minutes} | {size} | {row['pixel_acc']} | "
-            f"{row['fg_acc']} | {row['miou']} |"
-        )
+        cells = [f"{row['scores'][s]['fg_acc']} / {row['scores'][s]['miou']}" for s in sizes]
+        lines.append(f"| {row['model']} | {row['photos']} | {row['start']} | {minutes} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -160,17 +160,21 @@ def main() -> None:
     dm = ParsingDataModule(root=args.data_root, num_workers=0, check=False)
     train_size = len(dm.split(dm.items())[0])
     photos = validation_photos(args.data_root, args.limit)
-    rows = []
-    for size in (None, args.size):
-        row = score(SHIPPED, photos, size, SHOP)
-        rows.append({"model": "shipped + `--merge`", "photos": 0, "start": "—", "seconds": None, **row})
-        print(rows[-1], flush=True)
+    boxes = [args.size, list(Parser.load(SHIPPED).size)]  # the fine-tunes' training size, the shipped model's box
+
+    def scored(checkpoint: Path, merge: dict | None) -> dict:
+        rows = [score(checkpoint, photos, box, merge) for box in boxes]
+        return {"×".join(map(str, r.pop("input_size"))): r for r in rows}
+
+    merged = scored(SHIPPED, SHOP)
+    rows = [{"model": "shipped + `--merge`", "photos": 0, "start": "—", "seconds": None, "scores": merged}]
+    print(rows[-1], flush=True)
     for count in args.photos:
         count = count or train_size
         for start in args.starts:
             checkpoint, seconds = fine_tune(start, count, train_size, args)
-            row = score(checkpoint, photos, None, None)
-            rows.append({"model": "fine-tune", "photos": count, "start": start, "seconds": round(seconds, 1), **row})
+            row = {"model": "fine-tune", "photos": count, "start": start, "seconds": round(seconds, 1)}
+            rows.append({**row, "scores": scored(checkpoint, None)})
             print(rows[-1], flush=True)
     meta = {
         **machine(),
@@ -178,6 +182,7 @@ def main() -> None:
         "size": args.size,
         "train_photos": train_size,
         "val_photos": len(photos),
+        "score_sizes": ["×".join(map(str, box)) for box in boxes],
         "groups": SHOP,
     }
     write_results(args.out, args.name, {"meta": meta, "rows": rows}, markdown)

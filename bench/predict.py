@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> dict:
             continue
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(kept.name, name) if name in ("default", "onnxruntime") else os.path.join(tmp, "out")
-            photos = write_close_ups(whole[: count + 1], Path(tmp) / "close-ups") if name in CLOSE_UPS else whole
+            photos = write_close_ups(whole[:count], Path(tmp) / "close-ups") if name in CLOSE_UPS else whole
             tags = os.path.join(tmp, "tags.jsonl")
             write_tags(val, tags)
             options = [o.replace("{tags}", tags) for o in VARIANTS[name]]
@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> dict:
             common += ["--workers", str(args.workers), "--device", args.device, "--no-progress"]
             predict([photos[0], "-o", os.path.join(tmp, "warm-up"), *common])
             start = time.perf_counter()
-            code = predict([*photos[1 : count + 1], "-o", out, *common])
+            code = predict([*photos[:count], "-o", out, *common])
             seconds = time.perf_counter() - start
         if code != 0:
             raise SystemExit(f"parsing-predict failed with {name}: {VARIANTS[name]}")

@@ -15,6 +15,7 @@ the view's labels, as the map is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -34,15 +35,20 @@ def probability_sums(
     box: Box | None = None,
     skip: Box | None = None,
     stride: int = 2,
+    select: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Label map (h, w) of output ids and logits (L, h', w') covering its ``box`` (the whole map when None), row i
     for output label ``ids[i]`` → sums (N, N) of P(column) over the sampled cells the map labels row, and their
-    counts (N,). Cells whose pixel falls inside ``skip`` are left out (a part parsed again on its own)."""
+    counts (N,). Cells whose pixel falls inside ``skip`` are left out (a part parsed again on its own). ``select``:
+    logits (K, a, b) → the view's (L, a, b) and ids (L,), applied to the sampled cells only (it works per cell)."""
     h, w = labels.shape
     top, left, bottom, right = box or (0, 0, h, w)
     lh, lw = logits.shape[1:]
     first = stride // 2
-    cells = logits[:, first::stride, first::stride].permute(1, 2, 0)  # (n_y, n_x, L): a view, no copy
+    cells = logits[:, first::stride, first::stride]  # (K, n_y, n_x): a view, no copy
+    if select is not None:  # merged groups: summed over the sampled cells, not the whole map
+        cells, ids = select(cells)
+    cells = cells.permute(1, 2, 0)  # (n_y, n_x, L)
     probs = cells.float().softmax(-1)  # 4x less work than the whole map at stride 2
     rows = torch.arange(first, lh, stride, device=logits.device)
     cols = torch.arange(first, lw, stride, device=logits.device)
@@ -77,11 +83,15 @@ def label_confidence(
     sources = [(logits, None, box)]  # (logits, the part of the map they cover, a part they leave to others)
     if box is not None:
         sources.append((box_logits, box, None))
+    select = None
+    if view is not None and not view.identity:
+
+        def select(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # (K, a, b) → (L, a, b), ids (L,)
+            z, _, ids = view.select(z, None)  # the labels the map could take
+            return z, ids
+
     for z, covers, skip in sources:
-        ids = torch.arange(z.shape[0])
-        if view is not None and not view.identity:
-            z, _, ids = view.select(z, None)  # (L, h', w') the labels the map could take
-        s, c = probability_sums(labels, z, ids, n, covers, skip, stride)
+        s, c = probability_sums(labels, z, torch.arange(z.shape[0]), n, covers, skip, stride, select)
         sums, counts = sums + s, counts + c
     out = {}
     for label in counts.nonzero().flatten().tolist():
