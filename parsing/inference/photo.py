@@ -33,6 +33,14 @@ class Photo:
     x: torch.Tensor
     source: str | None = None
 
+    def __getstate__(self) -> dict:
+        """Pickled by value (``x`` as a numpy array): a photo from a loader worker or a Ray task then needs no shared
+        file descriptor, whose server thread printed tracebacks when Ctrl-C stopped the command mid-transfer."""
+        return {**self.__dict__, "x": self.x.detach().cpu().numpy()}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({**state, "x": torch.from_numpy(state["x"])})
+
 
 def as_rgb(image: ImageInput, max_pixels: int | None = MAX_PIXELS) -> tuple[np.ndarray, tuple[int, int]]:
     """A path, PIL image (any mode) or array (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA, uint8 or uint16 → RGB
