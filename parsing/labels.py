@@ -24,7 +24,7 @@ CCP_LABELS: tuple[str, ...] = (
 # Labels that are not garments or accessories: the body and the background.
 NON_GARMENTS: frozenset[str] = frozenset({"null", "background", "skin", "hair", "face"})
 
-_FIXED_COLOURS = {"null": (0, 0, 0), "skin": (255, 205, 170), "hair": (110, 60, 20)}
+_FIXED_COLOURS = {"null": (0, 0, 0), "background": (0, 0, 0), "skin": (255, 205, 170), "hair": (110, 60, 20)}
 
 # Coarse CCP: garments grouped by what they cover. Labels not listed fall into "null".
 MERGES: dict[str, dict[str, list[str]]] = {

@@ -71,6 +71,7 @@ def test_a_tiny_validation_split_is_warned_with_what_to_do(tmp_path):
     items = [(root / "images" / f"{s}.png", root / "masks" / f"{s}.png") for s in masks]
     warnings = small_validation(items[:9], items[:1], ["background", "skin", "dress"], 0.1)
     assert "1 photo(s)" in warnings[0] and "data.val_fraction" in warnings[0]
+    assert "label more photos (40 give 20" in warnings[0]  # 10 photos: no split gives 20 and keeps half
     assert warnings[1] == "labels in training but in no validation photo: dress"
     many = [items[0]] * 25
     assert small_validation(many, many, ["background", "skin"], 0.5) == []

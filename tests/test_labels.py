@@ -58,3 +58,8 @@ def test_custom_merge_unlisted_go_to_null():
 def test_bad_merges_are_explained(groups, message):
     with pytest.raises(ValueError, match=message):
         LabelSet.ccp(groups)
+
+
+def test_background_is_black_whatever_its_name():
+    assert LabelSet.identity(["background", "skin", "top"]).colours[0] == (0, 0, 0)
+    assert LabelSet.ccp().colours[0] == (0, 0, 0)

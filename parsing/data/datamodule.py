@@ -322,9 +322,13 @@ def small_validation(train: list[Item], val: list[Item], names: Sequence[str], v
     if len(val) >= MIN_VAL_PHOTOS:
         return []
     want = math.ceil(MIN_VAL_PHOTOS / max(len(train) + len(val), 1) * 100) / 100
+    if want <= 0.5:
+        advice = f"label more photos or raise data.val_fraction (≥ {want:.2f} gives {MIN_VAL_PHOTOS})"
+    else:  # no split gives enough validation photos and keeps half of them for training
+        advice = f"label more photos ({2 * MIN_VAL_PHOTOS} give {MIN_VAL_PHOTOS} with data.val_fraction 0.5)"
     out = [
         f"the validation split has {len(val)} photo(s) (data.val_fraction {val_fraction}); its scores will be noise: "
-        f"label more photos or raise data.val_fraction (≥ {min(want, 0.5):.2f} gives {MIN_VAL_PHOTOS})"
+        + advice
     ]
     seen = [set(np.unique(read_raw_mask(mask)).tolist()) for _, mask in (*train, *val) if mask is not None]
     in_train = set().union(*seen[: len(train)]) if train else set()
