@@ -35,25 +35,20 @@ from parsing import Parser
 from parsing.data.datamodule import ParsingDataModule
 from parsing.data.datasets import read_raw_mask
 from parsing.data.io import read_image
-from parsing.labels import LabelSet
+from parsing.labels import MERGES, LabelSet
 from parsing.training.metrics import confusion_matrix, scores
 from parsing.training.transfer import SHIPPED
 
-# What a catalogue labels; CCP labels not listed are background.
+# What a catalogue labels: ccp-coarse with shorts joining pants and the small accessories one group.
+COARSE = MERGES["ccp-coarse"]
+SMALL = ("accessories", "belt", "eyewear", "hat", "legwear", "scarf")
 SHOP: dict[str, list[str]] = {
-    "background": ["null"],
-    "skin": ["skin"],
-    "hair": ["hair"],
-    "top": ["blouse", "bodysuit", "bra", "shirt", "t-shirt", "top", "sweater", "sweatshirt", "hoodie", "jumper"],
-    "outerwear": ["blazer", "cape", "cardigan", "coat", "jacket", "suit", "vest"],
-    "dress": ["dress", "romper", "swimwear", "intimate"],
-    "skirt": ["skirt"],
-    "trousers": ["pants", "jeans", "leggings", "shorts", "panties"],
-    "shoes": ["boots", "clogs", "flats", "heels", "loafers", "pumps", "sandals", "shoes", "sneakers", "wedges"],
-    "bag": ["bag", "purse", "wallet"],
-    "accessories": ["accessories", "belt", "bracelet", "earrings", "glasses", "gloves", "hat", "necklace", "ring",
-                    "scarf", "socks", "stockings", "sunglasses", "tie", "tights", "watch"],
-}  # fmt: skip
+    "background": COARSE["null"],
+    **{group: COARSE[group] for group in ("skin", "hair", "top", "outerwear", "dress", "skirt")},
+    "trousers": COARSE["pants"] + COARSE["shorts"],
+    **{group: COARSE[group] for group in ("shoes", "bag")},
+    "accessories": sorted(label for group in SMALL for label in COARSE[group]),
+}
 STARTS = {"shipped": ROOT / "configs" / "finetune.yaml", "imagenet": ROOT / "configs" / "ccp.yaml"}
 
 
