@@ -36,3 +36,16 @@ def test_the_readme_is_a_front_page():
     assert len(lines) <= 200
     for page in ("install", "predict", "python", "serve", "scale", "own-data", "training", "model-card"):
         assert f"docs/{page}.md" in "\n".join(lines), page
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/python.md"])
+def test_the_python_examples_run(page, ccp_root, tmp_path, monkeypatch, capsys):
+    """The front page's and the API page's code, run as written on a CCP photo (0009: a coat) and a bad file."""
+    text = (ROOT / page).read_text()
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "photo.jpg").write_bytes((ccp_root / "photos" / "0009.jpg").read_bytes())
+    (tmp_path / "broken.jpg").write_bytes(b"not a photo")
+    monkeypatch.chdir(tmp_path)  # what the example saves lands here
+    exec(compile(block, page, "exec"), {"paths": ["photo.jpg", "broken.jpg"]})  # noqa: S102
+    assert (tmp_path / "overlay.jpg").is_file()
+    assert "broken.jpg" in capsys.readouterr().out  # the bad file is reported, the loop went on
