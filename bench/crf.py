@@ -65,7 +65,7 @@ def sync(device: str) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
-    parser_ = Parser.load(args.checkpoint, device=args.device)
+    parser_ = Parser.load(args.checkpoint, device=args.device, backend="torch")
     module, size = parser_.module, parser_.size
     dm = ParsingDataModule(root=args.data_root, size=size, num_workers=0)
     dm.setup("test")

@@ -4,7 +4,7 @@ Times the whole command as a user runs it — decoding, network, CRF, writing ma
 warm-up photo, for each variant: no CRF, the default (fast CRF), flip TTA, a merge, tags (each photo's garments,
 from its mask), pieces and colours (``--describe``), cut-outs, the dense CRF, and the photos' 2× centre crops
 (close-ups, which the default widens: a second network pass each) with and without widening; each against one
-eager batch-1 torch forward pass per photo measured in the same run (issue 28's yardstick). With both ``default``
+eager batch-1 torch forward pass per photo measured in the same run (issue 28's yardstick). With both ``torch``
 and ``onnxruntime`` run, the share of mask pixels on which the two backends agree. Writes
 ``bench/results/predict.json`` and ``bench/results/predict.md``.
 
@@ -51,8 +51,9 @@ from parsing.training.transfer import SHIPPED as DEFAULT_CHECKPOINT
 VARIANTS: dict[str, list[str]] = {  # parsing-predict options; "{tags}" = a tags file of each photo's garments
     "no CRF": ["--crf", "none"],
     "default": [],
+    "torch": ["--backend", "torch"],
     "onnxruntime": ["--backend", "onnxruntime"],
-    "no CRF, onnxruntime": ["--crf", "none", "--backend", "onnxruntime"],
+    "no CRF, torch": ["--crf", "none", "--backend", "torch"],
     "tta-flip": ["--tta", "flip"],
     "merge": ["--merge", "ccp-coarse"],
     "tags": ["--tags", "{tags}"],
@@ -149,7 +150,7 @@ def agreement(a: Path, b: Path) -> dict:
 
 def forward_yardstick(args: argparse.Namespace, photos: list[str]) -> float:
     """Seconds per photo of one eager batch-1 torch forward pass of the checkpoint's network on ``photos``."""
-    parser = Parser.load(args.checkpoint, device=args.device)
+    parser = Parser.load(args.checkpoint, device=args.device, backend="torch")
     return forward_seconds(parser.module, [parser.prepare(photo).x for photo in photos])
 
 
@@ -158,14 +159,14 @@ def run(args: argparse.Namespace) -> dict:
     _, val = data.split(data.items())
     whole = [str(photo) for photo, _ in val]
     rows = []
-    kept = tempfile.TemporaryDirectory()  # the default's and onnxruntime's masks, compared at the end
+    kept = tempfile.TemporaryDirectory()  # the two backends' masks, compared at the end
     forward = forward_yardstick(args, whole[: args.forward_photos])
     for name in args.variants:
         count = args.dense_photos if name == "dense CRF" else args.photos
         if count <= 0:
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            out = os.path.join(kept.name, name) if name in ("default", "onnxruntime") else os.path.join(tmp, "out")
+            out = os.path.join(kept.name, name) if name in ("torch", "onnxruntime") else os.path.join(tmp, "out")
             photos = write_close_ups(whole[:count], Path(tmp) / "close-ups") if name in CLOSE_UPS else whole
             tags = os.path.join(tmp, "tags.jsonl")
             write_tags(val, tags)
@@ -191,7 +192,8 @@ def run(args: argparse.Namespace) -> dict:
         )
         print(rows[-1], flush=True)
     names = [row["variant"] for row in rows]
-    same = agreement(*(Path(kept.name, n) for n in ("default", "onnxruntime"))) if "onnxruntime" in names else None
+    both = {"torch", "onnxruntime"} <= set(names)
+    same = agreement(*(Path(kept.name, n) for n in ("torch", "onnxruntime"))) if both else None
     kept.cleanup()
     meta = {
         "checkpoint": shown(args.checkpoint),
@@ -236,7 +238,7 @@ def markdown(result: dict) -> str:
     if same:
         lines += [
             "",
-            f"`--backend onnxruntime` against torch (`default`): the masks agree on {100 * same['pixels']:.3f} % of "
+            f"`--backend onnxruntime` against `--backend torch`: the masks agree on {100 * same['pixels']:.3f} % of "
             f"the pixels of the {same['photos']} photos (lowest photo {100 * same['lowest_photo']:.3f} %).",
         ]
     if any(r["variant"] in CLOSE_UPS for r in result["rows"]):

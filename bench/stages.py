@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--forward-photos", type=int, default=10, help="photos the forward-pass yardstick uses")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto")
     parser.add_argument("--name", default="stages", help="file stem of the results")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()

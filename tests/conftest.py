@@ -1,4 +1,5 @@
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,9 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # hub look-ups fail at once instead of retrying
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+# The onnxruntime backend's exported networks (the default on a CPU) go to a temporary folder, never ~/.cache;
+# subprocesses inherit it. One folder for the session: a checkpoint is exported once.
+os.environ.setdefault("PARSING_CACHE", tempfile.mkdtemp(prefix="parsing-test-cache-"))
 
 ROOT = Path(__file__).resolve().parents[1]
 CCP_ROOT = Path(os.environ.get("PARSING_CCP_ROOT", ROOT.parent / "shared" / "data" / "ccp"))

@@ -19,7 +19,7 @@ def test_masks_match_torch_and_the_cache_is_reused_or_rebuilt(cache, ccp_root):
     onnx = Parser.load(backend="onnxruntime")
     files = list(cache.glob("*.onnx"))
     assert len(files) == 1 and onnx.module.path == files[0]
-    torch_parser = Parser.load()
+    torch_parser = Parser.load(backend="torch")
     for stem in ("0009", "0038"):  # validation photos
         a, b = onnx(ccp_root / "photos" / f"{stem}.jpg"), torch_parser(ccp_root / "photos" / f"{stem}.jpg")
         assert (a.labels == b.labels).mean() >= 0.999 and a.garments == b.garments
@@ -35,5 +35,30 @@ def test_masks_match_torch_and_the_cache_is_reused_or_rebuilt(cache, ccp_root):
 
 
 def test_onnxruntime_is_for_the_cpu_and_names_are_checked():
-    with pytest.raises(ValueError, match="choose torch or onnxruntime"):
+    with pytest.raises(ValueError, match="choose auto, torch or onnxruntime"):
         Parser.load(backend="tensorrt")
+
+
+def test_auto_is_onnxruntime_on_a_cpu_and_falls_back_to_torch_with_a_warning(cache, tmp_path, monkeypatch):
+    from parsing.inference.onnx_backend import OnnxModule
+
+    assert isinstance(Parser.load().module, OnnxModule)  # the default on a CPU
+    assert not isinstance(Parser.load(backend="torch").module, OnnxModule)
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("PARSING_CACHE", str(tmp_path / "file"))  # a cache that cannot be made: no export
+    with pytest.warns(UserWarning, match="the network runs on torch"):
+        parser = Parser.load()
+    assert not isinstance(parser.module, OnnxModule)
+    with pytest.raises(OSError):
+        Parser.load(backend="onnxruntime")  # asked for by name: the error, not a fallback
+
+
+def test_auto_without_the_onnx_extra_is_torch_and_silent(monkeypatch, recwarn):
+    import importlib.util
+
+    from parsing.inference.onnx_backend import OnnxModule
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
+    assert not isinstance(Parser.load().module, OnnxModule)
+    assert not [w for w in recwarn if "runs on torch" in str(w.message)]

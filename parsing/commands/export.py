@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--check", help="a photo: report the max abs logit difference against torch")
     parser.add_argument("--opset", type=int, default=17)
     args = parser.parse_args(argv)
-    parser_ = Parser.load(args.checkpoint, device="cpu")
+    parser_ = Parser.load(args.checkpoint, device="cpu", backend="torch")  # the torch network is what is exported
     module, size = parser_.module, parser_.size
     export_onnx(module, args.output, size, args.opset)
     print(f"{args.output}: outputs {output_names(module)}, input (B, 3, H, W), H and W multiples of 32")

@@ -105,7 +105,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ray-cpus-per-actor", type=float, default=None, help="default 1 (locally: leaves ½ core)")
     parser.add_argument("--ray-gpus-per-actor", type=float, default=0.0, help="GPUs per actor (e.g. 1, or 0.5)")
     parser.add_argument(
-        "--backend", choices=("torch", "onnxruntime"), default="torch", help="runs the network (onnxruntime: CPU)"
+        "--backend",
+        choices=("auto", "torch", "onnxruntime"),
+        default="auto",
+        help="runs the network; auto: onnxruntime on the CPU (cached export), torch on a GPU",
     )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="data-loading processes")

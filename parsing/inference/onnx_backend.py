@@ -4,7 +4,8 @@ The checkpoint's network is exported to ONNX (dynamic batch and size, ``parsing.
 and cached in ``$PARSING_CACHE`` or ``~/.cache/parsing/onnx/<sha256 of the checkpoint file>-<opset>.onnx``. A
 cached file is only trusted when onnxruntime loads it and it answers a probe like the torch network; otherwise
 it is exported again. Only the network moves: decoding, CRF, refocus… stay in torch (``OnnxModule`` hands
-everything but ``infer`` to the ``ParsingModule``). Needs the ``onnxruntime`` package (the ``dev`` extra has it).
+everything but ``infer`` to the ``ParsingModule``). Needs ``onnx`` and ``onnxruntime`` (the ``onnx`` extra);
+where they are installed, ``backend="auto"``, the default, uses this on a CPU.
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ box) → garments below ``min_share`` removed from the mask → confidence → t
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,22 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r}: no CUDA device is available")
     return device
+
+
+def network_on_onnxruntime(module: Any, checkpoint: Path, required: bool) -> Any:
+    """The module with its network on onnxruntime (``OnnxModule``). Not ``required`` (``backend="auto"``): the torch
+    module where onnx or onnxruntime is not installed (the ``onnx`` extra), or, with a warning, where it fails."""
+    if not required and not all(importlib.util.find_spec(name) for name in ("onnx", "onnxruntime")):
+        return module
+    try:
+        from parsing.inference.onnx_backend import OnnxModule
+
+        return OnnxModule(module, checkpoint)
+    except Exception as err:  # an export or a cache that fails: any error of onnx, onnxruntime or the disk  # noqa: BLE001
+        if required:
+            raise
+        warnings.warn(f"the network runs on torch: onnxruntime could not ({type(err).__name__}: {err})", stacklevel=3)
+        return module
 
 
 def remove_specks(labels: torch.Tensor, names: Sequence[str], min_share: float) -> torch.Tensor:
@@ -158,11 +176,14 @@ class Parser:
         crf_iterations: int | None = None,
         min_share: float = MIN_SHARE,
         probs: bool = False,
-        backend: str = "torch",
+        backend: str = "auto",
     ) -> Parser:
         """A parser for ``checkpoint``: ``"shipped"`` (the packaged CCP model) or a packed or Lightning checkpoint
         file. A missing file is a ``FileNotFoundError``, anything else unusable a ``CheckpointError``, each
-        naming the file; a bad option a ``ValueError``."""
+        naming the file; a bad option a ``ValueError``. ``backend``: ``torch``, ``onnxruntime`` (CPU; the network
+        exported once and cached by the checkpoint's hash) or ``auto``: onnxruntime on the CPU where it is
+        installed (the ``onnx`` extra; same masks, ~8 % faster end to end, ``bench/results/predict.md``), else
+        torch."""
         path = SHIPPED if str(checkpoint) == "shipped" else Path(checkpoint)
         state = read_checkpoint(path)
         module = module_from_checkpoint(state)
@@ -171,14 +192,12 @@ class Parser:
         size = tuple(input_size) if input_size is not None else checkpoint_input_size(state)
         options = dict(crf=crf, tta=tta, max_pixels=max_pixels, refocus=refocus, widen=widen, merge=merge)
         device = resolve_device(device)
-        if backend == "onnxruntime":
-            if device != "cpu":
-                raise ValueError("backend='onnxruntime' runs on the CPU here; on a GPU use backend='torch'")
-            from parsing.inference.onnx_backend import OnnxModule
-
-            module = OnnxModule(module.eval(), path)
-        elif backend != "torch":
-            raise ValueError(f"backend {backend!r}: choose torch or onnxruntime")
+        if backend not in ("auto", "torch", "onnxruntime"):
+            raise ValueError(f"backend {backend!r}: choose auto, torch or onnxruntime")
+        if backend == "onnxruntime" and device != "cpu":
+            raise ValueError("backend='onnxruntime' runs on the CPU here; on a GPU use backend='torch'")
+        if backend == "onnxruntime" or (backend == "auto" and device == "cpu"):
+            module = network_on_onnxruntime(module.eval(), path, required=backend == "onnxruntime")
         return cls(module, size, checkpoint=str(path), device=device, min_share=min_share, probs=probs, **options)
 
     def replace(self, **options: Any) -> Parser:
