@@ -96,7 +96,9 @@ class OnnxModule:
         h, w = x.shape[-2:]
         padded = F.pad(x, (0, -w % 32, 0, -h % 32)).float().contiguous().cpu().numpy()  # zeros, as ParsingNet
         outputs = self._session.run(None, {"image": padded})
-        logits = torch.from_numpy(outputs[0])[..., :h, :w].to(x.device)
+        # channels-last, as the torch network returns them: the steps after it (softmax over labels, merged groups)
+        # are written for that layout, and on NCHW logits decode + CRF took 0.16 instead of 0.11 s per photo
+        logits = torch.from_numpy(outputs[0])[..., :h, :w].contiguous(memory_format=torch.channels_last).to(x.device)
         presence = torch.logit(torch.from_numpy(outputs[1]).double(), eps=1e-7).float() if len(outputs) > 1 else None
         return logits, None if presence is None else presence.to(x.device)
 

@@ -182,7 +182,7 @@ class Parser:
         file. A missing file is a ``FileNotFoundError``, anything else unusable a ``CheckpointError``, each
         naming the file; a bad option a ``ValueError``. ``backend``: ``torch``, ``onnxruntime`` (CPU; the network
         exported once and cached by the checkpoint's hash) or ``auto``: onnxruntime on the CPU where it is
-        installed (the ``onnx`` extra; same masks, ~8 % faster end to end, ``bench/results/predict.md``), else
+        installed (the ``onnx`` extra; same masks, ~15 % faster end to end, ``bench/results/predict.md``), else
         torch."""
         path = SHIPPED if str(checkpoint) == "shipped" else Path(checkpoint)
         state = read_checkpoint(path)
