@@ -18,7 +18,7 @@ Writes ``bench/results/finetune.{json,md}``.
 from __future__ import annotations
 
 import parsing  # noqa: F401
-from common import ROOT, machine, validation_photos, write_results
+from common import ROOT, machine, write_results
 import argparse
 import json
 import os
@@ -153,8 +153,8 @@ def main() -> None:
     torch.set_num_threads(2)
 
     dm = ParsingDataModule(root=args.data_root, num_workers=0, check=False)
-    train_size = len(dm.split(dm.items())[0])
-    photos = validation_photos(args.data_root, args.limit)
+    train, val = dm.split(dm.items())  # the split of every fit here and of common.validation_photos
+    train_size, photos = len(train), val[: args.limit]
     boxes = [args.size, list(Parser.load(SHIPPED).size)]  # the fine-tunes' training size, the shipped model's box
 
     def scored(checkpoint: Path, merge: dict | None) -> dict:

@@ -6,7 +6,7 @@ from its mask), pieces and colours (``--describe``), cut-outs, the dense CRF, an
 (close-ups, which the default widens: a second network pass each) with and without widening; each against one
 eager batch-1 torch forward pass per photo measured in the same run (issue 28's yardstick). With both ``torch``
 and ``onnxruntime`` run, the share of mask pixels on which the two backends agree. Writes
-``bench/results/predict.json`` and ``bench/results/predict.md``.
+``bench/results/predict.json`` and ``bench/results/predict.md`` (``--name``: another stem).
 
     python bench/predict.py                       # 40 photos per variant, 10 with the dense CRF
     python bench/predict.py --photos 90 --dense-photos 90 --device cuda
@@ -22,7 +22,7 @@ their proportional set sizes, sampled every 20 ms).
 from __future__ import annotations
 
 import parsing  # noqa: F401
-from common import ROOT, shown
+from common import ROOT, shown, write_results
 from robustness import zoom_in
 from stages import forward_seconds
 import argparse
@@ -277,12 +277,9 @@ def main() -> None:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--megapixels", type=float, nargs="*", default=[1, 4, 16, 80])
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--name", default="predict", help="file stem of the results")
     args = parser.parse_args()
-    result = run(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "predict.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "predict.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(args.out, args.name, run(args), markdown)
 
 
 if __name__ == "__main__":

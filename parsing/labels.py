@@ -94,9 +94,9 @@ class LabelSet:
         base = cls.identity(CCP_LABELS)
         return base if merge is None else base.merged(merge)
 
-    def merged(self, groups: str | dict[str, list[str]], default: str | None = None) -> LabelSet:
-        """Merge source labels into groups (``{new_name: [source names]}``); unlisted labels go to ``default``
-        (the first group, the background, when not given)."""
+    def merged(self, groups: str | dict[str, list[str]]) -> LabelSet:
+        """Merge source labels into groups (``{new_name: [source names]}``); unlisted labels go to the first group
+        (the background)."""
         if isinstance(groups, str):
             if groups not in MERGES:
                 raise ValueError(f"unknown label merge {groups!r}; known: {sorted(MERGES)}")
@@ -104,12 +104,9 @@ class LabelSet:
         names = tuple(groups)
         if not names:
             raise ValueError("the merge has no groups")
-        default = names[0] if default is None else default
-        if default not in names:
-            raise ValueError(f"the merge must define the default group {default!r}")
         index = {name: i for i, name in enumerate(self.source)}
         lut = self.lut.copy()
-        lut[: len(self.source)] = names.index(default)
+        lut[: len(self.source)] = 0  # unlisted labels: the first group
         seen: dict[str, str] = {}
         for new_id, (new_name, members) in enumerate(groups.items()):
             for member in members:
