@@ -22,34 +22,43 @@ from parsing.training.module import ParsingModule
 
 
 class ExportNet(nn.Module):
-    """ParsingNet without the /32 padding (the exported input is already a multiple of 32)."""
+    """ParsingNet without the /32 padding (the exported input is already a multiple of 32). ``channels_last``:
+    logits (B, H, W, K), the layout the steps after the network read fastest (``backend="onnxruntime"``)."""
 
-    def __init__(self, module: ParsingModule) -> None:
+    def __init__(self, module: ParsingModule, channels_last: bool = False) -> None:
         super().__init__()
         self.net = module.net
         self.gated = module.net.gate_mode is not None
+        self.channels_last = channels_last
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         features = self.net.features(x)
         logits = self.net.seg.segmentation_head(self.net.seg.decoder(features))  # (B, K, H, W)
-        if self.net.outfit is None:
-            return logits
-        presence = self.net.outfit(features[-1])  # (B, K) logits
+        presence = self.net.outfit(features[-1]) if self.net.outfit is not None else None  # (B, K) logits
         if self.gated:
             logits = gate(logits, presence, self.net.gate_mode)
-        return logits, torch.sigmoid(presence)
+        if self.channels_last:
+            logits = logits.permute(0, 2, 3, 1)  # (B, H, W, K)
+        return logits if presence is None else (logits, torch.sigmoid(presence))
 
 
 def output_names(module: ParsingModule) -> list[str]:
     return ["logits"] if module.net.outfit is None else ["logits", "presence"]
 
 
-def export_onnx(module: ParsingModule, path: str | Path, size: tuple[int, int] = (512, 352), opset: int = 17) -> Path:
-    """Write an ONNX model with dynamic batch, height and width."""
-    net = ExportNet(module).eval().float()
+def export_onnx(
+    module: ParsingModule,
+    path: str | Path,
+    size: tuple[int, int] = (512, 352),
+    opset: int = 17,
+    channels_last: bool = False,
+) -> Path:
+    """Write an ONNX model with dynamic batch, height and width; ``channels_last``: logits (B, H, W, K)."""
+    net = ExportNet(module, channels_last).eval().float()
     example = torch.rand(1, 3, *size)
     names = output_names(module)
-    axes = {"image": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}}
+    spatial = {1: "height", 2: "width"} if channels_last else {2: "height", 3: "width"}
+    axes = {"image": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", **spatial}}
     if "presence" in names:
         axes["presence"] = {0: "batch"}
     with warnings.catch_warnings():

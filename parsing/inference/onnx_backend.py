@@ -1,7 +1,8 @@
 """The network on onnxruntime: ``Parser.load(…, backend="onnxruntime")`` / ``parsing-predict --backend``.
 
-The checkpoint's network is exported to ONNX (dynamic batch and size, ``parsing.commands.export``) on first use
-and cached in ``$PARSING_CACHE`` or ``~/.cache/parsing/onnx/<sha256 of the checkpoint file>-<opset>.onnx``. A
+The checkpoint's network is exported to ONNX (dynamic batch and size, ``parsing.commands.export``, logits
+channels-last) on first use and cached in ``$PARSING_CACHE`` or
+``~/.cache/parsing/onnx/<sha256 of the checkpoint file>-opset<N>-nhwc.onnx``. A
 cached file is only trusted when onnxruntime loads it and it answers a probe like the torch network; otherwise
 it is exported again. Only the network moves: decoding, CRF, refocus… stay in torch (``OnnxModule`` hands
 everything but ``infer`` to the ``ParsingModule``). Needs ``onnx`` and ``onnxruntime`` (the ``onnx`` extra);
@@ -49,7 +50,7 @@ class OnnxModule:
         # No busy-waiting between runs: spinning threads took the cores from the torch steps after the network
         # (decode + CRF 0.12 → 0.21 s per photo with spinning on).
         self._options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.path = cache_dir() / f"{file_digest(Path(checkpoint))}-opset{OPSET}.onnx"
+        self.path = cache_dir() / f"{file_digest(Path(checkpoint))}-opset{OPSET}-nhwc.onnx"
         self._session = self._load() or self._export()
 
     def __getattr__(self, name: str) -> Any:
@@ -74,7 +75,7 @@ class OnnxModule:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            export_onnx(self._module, tmp, (64, 64), OPSET)
+            export_onnx(self._module, tmp, (64, 64), OPSET, channels_last=True)
             os.replace(tmp, self.path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -88,7 +89,7 @@ class OnnxModule:
         x = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
         with torch.inference_mode():
             reference = self._module.forward_with_presence(x)[0].float().numpy()
-        got = session.run(None, {"image": x.numpy()})[0]
+        got = session.run(None, {"image": x.numpy()})[0].transpose(0, 3, 1, 2)  # (B, H, W, K) → (B, K, H, W)
         return got.shape == reference.shape and float(np.abs(got - reference).max()) < 1e-3
 
     def forward_with_presence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -96,9 +97,10 @@ class OnnxModule:
         h, w = x.shape[-2:]
         padded = F.pad(x, (0, -w % 32, 0, -h % 32)).float().contiguous().cpu().numpy()  # zeros, as ParsingNet
         outputs = self._session.run(None, {"image": padded})
-        # channels-last, as the torch network returns them: the steps after it (softmax over labels, merged groups)
-        # are written for that layout, and on NCHW logits decode + CRF took 0.16 instead of 0.11 s per photo
-        logits = torch.from_numpy(outputs[0])[..., :h, :w].contiguous(memory_format=torch.channels_last).to(x.device)
+        # (B, H, W, K) from the graph, seen as (B, K, H, W) channels-last like the torch network's logits: the steps
+        # after it (softmax over labels, merged groups) are written for that layout (on NCHW logits decode + CRF
+        # took 0.16 instead of 0.11 s per photo), and transposing inside onnxruntime costs ~5 ms, a copy here ~30
+        logits = torch.from_numpy(outputs[0])[:, :h, :w].permute(0, 3, 1, 2).to(x.device)
         presence = torch.logit(torch.from_numpy(outputs[1]).double(), eps=1e-7).float() if len(outputs) > 1 else None
         return logits, None if presence is None else presence.to(x.device)
 
