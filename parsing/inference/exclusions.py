@@ -91,12 +91,14 @@ def pixel_outfit(
     min_fraction: float = 0.001,
     top: torch.Tensor | None = None,
     banned: torch.Tensor | None = None,
+    sample: int = 1,
 ) -> torch.Tensor:
     """The garment set read off the segmentation itself, for one photo: logits (K, H, W) → chosen (K,) bool.
 
     Labels covering at least ``min_fraction`` of the argmax map are candidates, scored by their softmax mass;
     conflicts keep the set with the most mass. For models without an outfit encoder, or to overrule it. ``top``:
-    the argmax map (H, W), when already computed; ``banned`` (K,) bool: labels read as if their logits were −∞.
+    the argmax map (H, W), when already computed; ``banned`` (K,) bool: labels read as if their logits were −∞;
+    ``sample``: the mass summed over every ``sample``-th pixel each way (``sample``² times less work).
     """
     k = logits.shape[0]
     top = logits.max(0).indices if top is None else top
@@ -106,7 +108,9 @@ def pixel_outfit(
     exclusive = exclusive.to(candidates.device)
     if not (exclusive & candidates[:, None] & candidates[None, :]).any():  # no conflict: the mass is not needed
         return consistent_set(candidates, torch.zeros(k), exclusive)
-    z = logits.float() if banned is None else logits.float().masked_fill(banned.to(logits.device)[:, None, None], -1e9)
+    first = sample // 2
+    z = logits[:, first::sample, first::sample].float()  # (K, H/sample, W/sample)
+    z = z if banned is None else z.masked_fill(banned.to(logits.device)[:, None, None], -1e9)
     mass = softmax(z, 0).sum((1, 2))
     return consistent_set(candidates, mass, exclusive)
 
