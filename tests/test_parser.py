@@ -119,6 +119,29 @@ def test_specks_take_their_neighbours_labels():
     assert remove_specks(labels, names, 0.001)[0, 0] == 1
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_nearest_kept_pixel_in_a_box_is_the_whole_maps(seed):
+    import numpy as np
+    from scipy import ndimage
+
+    from parsing.inference.parser import nearest_kept
+
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(5, 90, 2)
+    speck = np.zeros((h, w), bool)
+    for _ in range(rng.integers(1, 4)):  # a few rectangles, anywhere (edges included)…
+        y, x = rng.integers(0, h), rng.integers(0, w)
+        speck[y : y + rng.integers(1, 30), x : x + rng.integers(1, 30)] = True
+    if seed % 5 == 0:  # …or nearly everything
+        speck = rng.random((h, w)) < 0.95
+    speck[rng.integers(0, h), rng.integers(0, w)] = False
+    rows, cols = ndimage.distance_transform_edt(speck, return_distances=False, return_indices=True)
+    ys, xs = np.nonzero(speck)
+    got = nearest_kept(speck)
+    assert np.hypot(got[0] - ys, got[1] - xs) == pytest.approx(np.hypot(rows[speck] - ys, cols[speck] - xs))
+    assert not speck[got].any()
+
+
 def test_garment_names_are_case_insensitive_with_a_hint(parser, photo):
     assert parser.garment_names(["Dress", " BAG "]) == ["dress", "bag"]
     with pytest.raises(ValueError, match=r"'trousers' \(did you mean pants\?\)"):

