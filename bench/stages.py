@@ -5,7 +5,8 @@ read + decode, fit into the network box, the network (batched), widen, decoding 
 confidence, labels to full size (``Parser.timings``), then writing the mask PNG, rendering + writing the overlay
 JPEG, and the summary record. Against: one eager batch-1 forward pass per photo (the yardstick of issue 28), the
 network's GFLOP per photo (``torch.utils.flop_counter``) and GFLOP/s, and this machine's sgemm rate (2048² fp32
-matmul) measured in the same run. Loader workers and output overlap are not modelled: the stages are serial here.
+matmul) measured in the same run. Loader workers, output writing and the network's overlap with the steps after
+it are not modelled: the stages are serial here.
 Writes ``bench/results/stages.{json,md}``.
 
     python bench/stages.py                 # 40 photos
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> dict:
     photos = [p for p, _ in validation_photos(args.data_root, args.photos)]
     parser = Parser.load(args.checkpoint, device="cpu", backend=args.backend)
     parser(photos[0])  # warm-up
+    parser.overlap = False  # one stage at a time: the network of the next photo would run beside this one's steps
     parser.timings = {}
     own = dict.fromkeys(("read + decode", "fit"), 0.0)
     writes = dict.fromkeys(("write mask PNG", "overlay: render + write JPEG", "summary record"), 0.0)

@@ -62,3 +62,18 @@ def test_auto_without_the_onnx_extra_is_torch_and_silent(monkeypatch, recwarn):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
     assert not isinstance(Parser.load().module, OnnxModule)
     assert not [w for w in recwarn if "runs on torch" in str(w.message)]
+
+
+def test_the_next_photos_network_runs_beside_this_ones_steps_with_the_same_results(cache, ccp_root):
+    parser = Parser.load(backend="onnxruntime", input_size=(256, 160))
+    assert parser.overlap
+    photos = [ccp_root / "photos" / f"{stem}.jpg" for stem in ("0009", "0038", "0001")]
+    images = [*photos[:2], b"not a photo", photos[2]]
+    together = list(parser.parse_many(images, batch_size=4))
+    assert parser._pool is not None  # the network thread was used
+    parser.overlap = False
+    apart = list(parser.parse_many(images, batch_size=4))
+    assert [r.ok for r in together] == [True, True, False, True]
+    assert [r.source for r in together] == [r.source for r in apart]  # input order kept
+    for a, b in zip(together, apart, strict=True):
+        assert not a.ok or ((a.labels == b.labels).all() and a.confidence == b.confidence)

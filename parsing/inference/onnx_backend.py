@@ -38,6 +38,8 @@ def file_digest(path: Path) -> str:
 class OnnxModule:
     """A ``ParsingModule`` whose ``infer`` runs on onnxruntime; every other attribute is the module's."""
 
+    own_threads = True  # onnxruntime's thread pool, not torch's: the network can run beside torch work
+
     def __init__(self, module: Any, checkpoint: Path, threads: int | None = None) -> None:
         try:
             import onnxruntime as ort

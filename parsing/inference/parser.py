@@ -21,6 +21,7 @@ import importlib.util
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,9 @@ class Parser:
     a close-up also on a canvas this many times larger (0 = off); ``merge``: a preset (``ccp-coarse``), a YAML file
     or ``{group: [labels]}``: masks in merged groups; ``min_share``: garments covering less are removed from the
     mask (0 = keep every pixel); ``probs``: keep each parse's (K, h, w) probabilities (memory!).
+
+    ``overlap``: in ``parse_photos``/``parse_many``, the next photo's network runs in a thread while this one is
+    finished; on by default where the network has its own threads (onnxruntime on the CPU).
     """
 
     def __init__(
@@ -184,6 +188,10 @@ class Parser:
         # by one: bench/results/stages.md); a GPU takes the whole batch.
         self.network_batch: int | None = 1 if str(device) == "cpu" else None
         self.merge = read_merge(merge) if isinstance(merge, (str, Path)) else merge
+        # The network of a parse_photos call's next batch runs in a thread while this one is finished, when the
+        # network has its own threads (onnxruntime): the steps after it leave a core idle (the CRF runs on one).
+        self.overlap = getattr(module, "own_threads", False) and str(device) == "cpu"
+        self._pool: ThreadPoolExecutor | None = None
         self._views: dict[tuple[str, ...] | None, LabelView | None] = {}
         self.view(None)  # a bad merge fails here
 
@@ -330,28 +338,54 @@ class Parser:
             return []
         garments = garments if garments is not None else [None] * len(photos)
         step = self.network_batch or len(photos)
+        batches = [(photos[i : i + step], garments[i : i + step]) for i in range(0, len(photos), step)]
         out: list[Parse | ParseError] = []
-        for first in range(0, len(photos), step):
-            out += self._parse_batch(photos[first : first + step], garments[first : first + step])
+        if self.overlap and len(batches) > 1:  # the next batch's network runs while this one is finished
+            pool = self._network_thread()
+            ahead = pool.submit(self._network, batches[0][0])
+            for i, (batch, tags) in enumerate(batches):
+                network = ahead.result()
+                if i + 1 < len(batches):
+                    ahead = pool.submit(self._network, batches[i + 1][0])
+                out += self._finish_batch(batch, tags, *network)
+            return out
+        for batch, tags in batches:
+            out += self._finish_batch(batch, tags, *self._network(batch))
         return out
 
-    def _parse_batch(self, photos: Sequence[Photo], garments: Sequence[Any]) -> list[Parse | ParseError]:
-        """One network batch, padded bottom/right to its largest photo, then each photo's own steps."""
-        valid = [tuple(p.x.shape[-2:]) for p in photos]
-        hh, ww = max(v[0] for v in valid), max(v[1] for v in valid)
+    def _network_thread(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="parsing-network")
+        return self._pool
+
+    def _network(self, photos: Sequence[Photo]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One network batch, padded bottom/right to its largest photo → images (B, 3, H, W), logits (B, K, H, W),
+        presence logits (B, K) or None."""
+        hh, ww = max(p.x.shape[1] for p in photos), max(p.x.shape[2] for p in photos)
         batch = torch.stack([F.pad(p.x, (0, ww - p.x.shape[2], 0, hh - p.x.shape[1])) for p in photos])
+        with torch.inference_mode(), self._timed("network"):
+            images = batch.to(self.device)  # (B, 3, H, W), padded
+            return images, *self.module.infer(images, self.tta)
+
+    def _finish_batch(
+        self,
+        photos: Sequence[Photo],
+        garments: Sequence[Any],
+        images: torch.Tensor,
+        logits: torch.Tensor,
+        presence: torch.Tensor | None,
+    ) -> list[Parse | ParseError]:
+        """Each photo's own steps after the network, the padding cropped off."""
         out: list[Parse | ParseError] = []
         with torch.inference_mode():
-            images = batch.to(self.device)  # (B, 3, H, W), padded
-            with self._timed("network"):
-                logits, presence = self.module.infer(images, self.tta)  # (B, K, H, W), (B, K) or None
-            for i, (vh, vw) in enumerate(valid):
+            for i, photo in enumerate(photos):
+                vh, vw = photo.x.shape[-2:]
                 x, z = images[i, :, :vh, :vw], logits[i, :, :vh, :vw]  # (3, h', w'), (K, h', w'): no padding
                 p = None if presence is None else presence[i]
                 try:
-                    out.append(self._finish(photos[i], x, z, p, garments[i]))
+                    out.append(self._finish(photo, x, z, p, garments[i]))
                 except (ValueError, RuntimeError) as err:
-                    out.append(ParseError(photos[i].source or "<photo>", f"{type(err).__name__}: {err}"))
+                    out.append(ParseError(photo.source or "<photo>", f"{type(err).__name__}: {err}"))
         return out
 
     def _finish(self, photo: Photo, x: torch.Tensor, z: torch.Tensor, p: torch.Tensor | None, garments: Any) -> Parse:
