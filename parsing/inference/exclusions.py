@@ -123,7 +123,8 @@ def allowed_argmax(logits: torch.Tensor, top: torch.Tensor, banned: torch.Tensor
     if not len(ys):
         return top
     top = top.clone()
-    top[ys, xs] = logits[:, ys, xs].float().masked_fill(banned[:, None], -math.inf).max(0).indices
+    rows = logits.permute(1, 2, 0)[ys, xs].float()  # (N, K): a pixel's logits in a row, fast to gather
+    top[ys, xs] = rows.masked_fill(banned[None, :], -math.inf).max(1).indices
     return top
 
 

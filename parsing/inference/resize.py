@@ -43,16 +43,23 @@ def upsample_labels(
     if banned is not None:
         banned = banned.to(z.device)
         top = allowed_argmax(z, top, banned)  # network pixels whose winner is banned: the next allowed label
-    upper, lower = top[y0], top[y1]  # (h, w') the corners' rows
-    labels = upper[:, x0]  # (h, w) the top-left corner's label
-    mixed = (labels != upper[:, x1]) | (labels != lower[:, x0]) | (labels != lower[:, x1])
+    small = top.to(torch.uint8) if z.shape[0] <= 256 else top  # 8× less to move around than int64
+    # network pixels whose 2×2 block (the next row and column, clamped at the edges) holds more than one label
+    right = torch.cat([small[:, 1:], small[:, -1:]], 1)
+    below = torch.cat([small[1:], small[-1:]], 0)
+    corner = torch.cat([right[1:], right[-1:]], 0)
+    uneven = (small != right) | (small != below) | (small != corner)  # (h', w')
+    labels = small[y0][:, x0].long()  # (h, w) the top-left corner's label
+    mixed = uneven[y0][:, x0]  # (h, w): the 4 corners disagree (y1 = y0 + 1 and x1 = x0 + 1, clamped)
     ys, xs = mixed.nonzero(as_tuple=True)  # (N,) each
     if len(ys):
-        r0, r1, c0, c1, u0, u1 = y0[ys], y1[ys], x0[xs], x1[xs], wx0[xs], wx1[xs]
-        mix = wy0[ys] * (u0 * z[:, r0, c0] + u1 * z[:, r0, c1]) + wy1[ys] * (u0 * z[:, r1, c0] + u1 * z[:, r1, c1])
+        rows = z.permute(1, 2, 0)  # (h', w', K): a pixel's K logits in a row (a view; 5× faster to gather)
+        r0, r1, c0, c1 = y0[ys], y1[ys], x0[xs], x1[xs]
+        v0, v1, u0, u1 = wy0[ys, None], wy1[ys, None], wx0[xs, None], wx1[xs, None]  # (N, 1) each
+        mix = v0 * (u0 * rows[r0, c0] + u1 * rows[r0, c1]) + v1 * (u0 * rows[r1, c0] + u1 * rows[r1, c1])  # (N, K)
         if banned is not None:
-            mix.masked_fill_(banned[:, None], -math.inf)
-        labels[ys, xs] = argmax(mix, 0)  # (K, N) → (N,)
+            mix.masked_fill_(banned[None, :], -math.inf)
+        labels[ys, xs] = argmax(mix, 1)
     return labels
 
 
