@@ -106,7 +106,7 @@ def test_the_outfit_is_the_garments_of_the_mask(parser, ccp_root):
 def test_specks_take_their_neighbours_labels():
     import torch
 
-    from parsing.inference.parser import remove_specks
+    from parsing.inference.specks import remove_specks
 
     labels = torch.zeros(100, 100, dtype=torch.long)
     labels[:, 50:] = 2  # a garment on the right half
@@ -124,7 +124,7 @@ def test_nearest_kept_pixel_in_a_box_is_the_whole_maps(seed):
     import numpy as np
     from scipy import ndimage
 
-    from parsing.inference.parser import nearest_kept
+    from parsing.inference.specks import nearest_kept
 
     rng = np.random.default_rng(seed)
     h, w = rng.integers(5, 90, 2)

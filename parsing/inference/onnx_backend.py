@@ -12,7 +12,9 @@ where they are installed, ``backend="auto"``, the default, uses this on a CPU.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +117,17 @@ class OnnxModule:
         n = len(x)
         logits = (logits[:n] + logits[n:].flip(-1)) / 2
         return logits, None if presence is None else (presence[:n] + presence[n:]) / 2
+
+
+def network_on_onnxruntime(module: Any, checkpoint: Path, required: bool) -> Any:
+    """The module with its network on onnxruntime (``OnnxModule``). Not ``required`` (``backend="auto"``): the torch
+    module where onnx or onnxruntime is not installed (the ``onnx`` extra), or, with a warning, where it fails."""
+    if not required and not all(importlib.util.find_spec(name) for name in ("onnx", "onnxruntime")):
+        return module
+    try:
+        return OnnxModule(module, checkpoint)
+    except Exception as err:  # an export or a cache that fails: any error of onnx, onnxruntime or the disk  # noqa: BLE001
+        if required:
+            raise
+        warnings.warn(f"the network runs on torch: onnxruntime could not ({type(err).__name__}: {err})", stacklevel=3)
+        return module

@@ -17,26 +17,26 @@ box) → garments below ``min_share`` removed from the mask → confidence → t
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import time
-import warnings
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 from parsing.data.io import DataError
 from parsing.inference.confidence import label_confidence
 from parsing.inference.crf import CRFParams
 from parsing.inference.decode import parse_photo
 from parsing.inference.label_view import LabelView, read_merge, resolve_garments
+from parsing.inference.onnx_backend import network_on_onnxruntime
 from parsing.inference.photo import MAX_PIXELS, ImageInput, Photo, check_input, describe_input, prepare, to_size
 from parsing.inference.refocus import refocused, scale_box, widened
+from parsing.inference.specks import remove_specks
 from parsing.labels import NON_GARMENTS
 from parsing.outputs.parse import Parse
 from parsing.training.checkpoint import input_size as checkpoint_input_size
@@ -67,68 +67,6 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r}: no CUDA device is available")
     return device
-
-
-def network_on_onnxruntime(module: Any, checkpoint: Path, required: bool) -> Any:
-    """The module with its network on onnxruntime (``OnnxModule``). Not ``required`` (``backend="auto"``): the torch
-    module where onnx or onnxruntime is not installed (the ``onnx`` extra), or, with a warning, where it fails."""
-    if not required and not all(importlib.util.find_spec(name) for name in ("onnx", "onnxruntime")):
-        return module
-    try:
-        from parsing.inference.onnx_backend import OnnxModule
-
-        return OnnxModule(module, checkpoint)
-    except Exception as err:  # an export or a cache that fails: any error of onnx, onnxruntime or the disk  # noqa: BLE001
-        if required:
-            raise
-        warnings.warn(f"the network runs on torch: onnxruntime could not ({type(err).__name__}: {err})", stacklevel=3)
-        return module
-
-
-def remove_specks(labels: torch.Tensor, names: Sequence[str], min_share: float) -> torch.Tensor:
-    """A label map (h, w) → the same with every garment covering less than ``min_share`` of the person (the
-    pixels not labelled background) relabelled: each of its pixels takes the label of the nearest pixel that keeps
-    its label. Relative to the person, not the photo: a small or distant person keeps their small garments."""
-    counts = torch.bincount(labels.flatten().long(), minlength=len(names)).cpu()
-    background = sum(int(counts[i]) for i, n in enumerate(names) if n in ("null", "background"))
-    needed = min_share * (labels.numel() - background)
-    specks = [i for i, c in enumerate(counts.tolist()) if 0 < c < needed and names[i] not in NON_GARMENTS]
-    if not specks:
-        return labels
-    out = labels.cpu().numpy().copy()
-    speck = np.isin(out, specks)
-    if speck.all():
-        return labels
-    rows, cols = nearest_kept(speck)
-    out[speck] = out[rows, cols]
-    return torch.from_numpy(out).to(labels.device)
-
-
-def nearest_kept(speck: np.ndarray, margin: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """A bool map (h, w) → for its True pixels (row-major), the row and column of the nearest False pixel.
-
-    The Euclidean distance transform runs on a box around the True pixels, ``margin`` wider each way (grown until
-    it holds the answer): every pixel outside the box lies farther than the one found inside it, so the answer is
-    the whole map's (specks are small: a box is ~10× faster than the whole photo)."""
-    h, w = speck.shape
-    ys, xs = np.nonzero(speck.any(1))[0], np.nonzero(speck.any(0))[0]
-    while True:
-        t, b = max(0, ys[0] - margin), min(h, ys[-1] + 1 + margin)
-        left, r = max(0, xs[0] - margin), min(w, xs[-1] + 1 + margin)
-        box = speck[t:b, left:r]
-        whole = (t, left, b, r) == (0, 0, h, w)
-        if whole or not box.all():
-            dist, (ny, nx) = ndimage.distance_transform_edt(box, return_indices=True)  # (h', w'), 2 × (h', w')
-            # the distance from each pixel to the nearest pixel outside the box (∞ where the box meets the edge)
-            inf = np.inf
-            down = np.arange(1, b - t + 1, dtype=float)[:, None] if t > 0 else np.full((b - t, 1), inf)
-            up = np.arange(b - t, 0, -1, dtype=float)[:, None] if b < h else np.full((b - t, 1), inf)
-            right = np.arange(1, r - left + 1, dtype=float)[None] if left > 0 else np.full((1, r - left), inf)
-            leftward = np.arange(r - left, 0, -1, dtype=float)[None] if r < w else np.full((1, r - left), inf)
-            outside = np.minimum(np.minimum(down, up), np.minimum(right, leftward))  # (h', w')
-            if whole or bool((dist[box] < outside[box]).all()):
-                return ny[box] + t, nx[box] + left
-        margin *= 4
 
 
 class Parser:
@@ -297,33 +235,26 @@ class Parser:
         batch_size: int = 4,
         garments: Sequence[str] | None = None,
     ) -> Iterator[Parse | ParseError]:
-        """Parse photos in input order, ``batch_size`` at a time through the network. A photo that cannot be read
-        or parsed yields a ``ParseError`` in its place (``.ok`` is False) and the others go on."""
+        """Parse photos in input order, read as they are needed, ``batch_size`` at a time through the network
+        (one at a time on a CPU). A photo that cannot be read or parsed yields a ``ParseError`` in its place
+        (``.ok`` is False) and the others go on."""
         tags = self._garments(garments)
-        chunk: list[Any] = []
-        for image in images:
-            chunk.append(image)
-            if len(chunk) == batch_size:
-                yield from self.parse_inputs(chunk, [tags] * len(chunk))
-                chunk = []
-        if chunk:
-            yield from self.parse_inputs(chunk, [tags] * len(chunk))
+        yield from self.parse_stream(((self._prepared(image), tags) for image in images), batch_size)
 
     def _garments(self, garments: Sequence[str] | None) -> list[str] | None:
         return None if garments is None else self.garment_names(garments)
 
+    def _prepared(self, image: Any) -> Photo | ParseError:
+        try:
+            return self.prepare(image)
+        except (DataError, TypeError) as err:
+            return ParseError(describe_input(image), getattr(err, "problem", str(err)))
+
     def parse_inputs(self, images: Sequence[Any], garments: Sequence[Sequence[str] | None]) -> list[Parse | ParseError]:
         """Inputs (paths, PIL images, arrays) and, per input, the only garments it may hold (model label names)
         or None → their parses in order, a ``ParseError`` for each that cannot be read or parsed."""
-        prepared: list[Photo | ParseError] = []
-        for image in images:
-            try:
-                prepared.append(self.prepare(image))
-            except (DataError, TypeError) as err:
-                prepared.append(ParseError(describe_input(image), getattr(err, "problem", str(err))))
-        good = [i for i, p in enumerate(prepared) if isinstance(p, Photo)]
-        parsed = iter(self.parse_photos([prepared[i] for i in good], [garments[i] for i in good]))
-        return [p if isinstance(p, ParseError) else next(parsed) for p in prepared]
+        items = [(self._prepared(image), tags) for image, tags in zip(images, garments, strict=True)]
+        return list(self.parse_stream(items, batch_size=max(1, len(items))))
 
     def prepare(self, image: ImageInput, source: str | None = None) -> Photo:
         """Any input → a ``Photo`` for ``parse_photos`` (what ``parsing-predict``'s loader workers do)."""
@@ -332,26 +263,35 @@ class Parser:
     def parse_photos(
         self, photos: Sequence[Photo], garments: Sequence[Sequence[str] | None] | None = None
     ) -> list[Parse | ParseError]:
-        """Prepared photos → their parses (one network batch, padded bottom/right to its largest photo);
+        """Prepared photos → their parses (one network batch on a GPU, padded bottom/right to its largest photo);
         ``garments``: per photo, the only garments it may hold (model label names), or None."""
-        if not photos:
-            return []
         garments = garments if garments is not None else [None] * len(photos)
-        step = self.network_batch or len(photos)
-        batches = [(photos[i : i + step], garments[i : i + step]) for i in range(0, len(photos), step)]
-        out: list[Parse | ParseError] = []
-        if self.overlap and len(batches) > 1:  # the next batch's network runs while this one is finished
-            pool = self._network_thread()
-            ahead = pool.submit(self._network, batches[0][0])
-            for i, (batch, tags) in enumerate(batches):
-                network = ahead.result()
-                if i + 1 < len(batches):
-                    ahead = pool.submit(self._network, batches[i + 1][0])
-                out += self._finish_batch(batch, tags, *network)
-            return out
-        for batch, tags in batches:
-            out += self._finish_batch(batch, tags, *self._network(batch))
-        return out
+        return list(self.parse_stream(zip(photos, garments, strict=True), batch_size=max(1, len(photos))))
+
+    def parse_stream(
+        self, items: Iterable[tuple[Photo | ParseError, Sequence[str] | None]], batch_size: int = 4
+    ) -> Iterator[Parse | ParseError]:
+        """Prepared photos, each with the only garments it may hold (model label names) or None → their parses in
+        order, items read as they are needed; a ``ParseError`` item is passed through in its place. Network
+        batches of ``batch_size`` (one photo on a CPU); with ``overlap`` the next batch's network runs while this
+        one is finished."""
+        step = self.network_batch or batch_size
+        pending: deque[tuple[list[Any], Future | None]] = deque()  # batches in input order, their networks
+        for batch in _batches(items, step):
+            photos = [photo for photo, _ in batch if isinstance(photo, Photo)]
+            ahead = self._network_thread().submit(self._network, photos) if self.overlap and photos else None
+            pending.append((batch, ahead))
+            while len(pending) > (1 if self.overlap else 0):  # with overlap one batch's network runs ahead
+                yield from self._finish_pending(*pending.popleft())
+        while pending:
+            yield from self._finish_pending(*pending.popleft())
+
+    def _finish_pending(self, batch: list[Any], ahead: Future | None) -> list[Parse | ParseError]:
+        photos = [photo for photo, _ in batch]
+        if isinstance(photos[0], ParseError):
+            return photos  # one that could not be read: a batch of its own
+        network = ahead.result() if ahead is not None else self._network(photos)
+        return self._finish_batch(photos, [tags for _, tags in batch], *network)
 
     def _network_thread(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -456,3 +396,21 @@ class Parser:
             t, left, b, r = box
             full[:, t:b, left:r] = F.interpolate(z_box[None].float(), (b - t, r - left), mode="bilinear")[0]
         return full.softmax(0).half().cpu().numpy()
+
+
+def _batches(items: Iterable[tuple[Any, Any]], size: int) -> Iterator[list[tuple[Any, Any]]]:
+    """(photo, garments) items → lists of up to ``size`` photos in order; a ``ParseError`` item is a list of its own."""
+    batch: list[tuple[Any, Any]] = []
+    for item in items:
+        if isinstance(item[0], ParseError):
+            if batch:
+                yield batch
+                batch = []
+            yield [item]
+            continue
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
