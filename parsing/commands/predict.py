@@ -1,6 +1,6 @@
 """``parsing-predict INPUT [INPUT ...] -o OUT``: masks, overlays and a summary for photo files, folders or globs.
 
-Input collection (``commands.inputs``) + ``parsing.Parser.parse_photos`` + ``Parse.save``. Writes, keeping each
+Input collection (``commands.inputs``) + ``parsing.Parser.parse_stream`` + ``Parse.save``. Writes, keeping each
 input's path relative to the folder (or glob base) it was found in: ``OUT/masks/<rel>/<stem>.png`` (palette PNG,
 pixel = label id, names in ``OUT/labels.json``), ``OUT/overlays/<rel>/<stem>.jpg``, optionally probs and cut-outs,
 a line per photo in ``OUT/summary.jsonl`` and per failed file in ``OUT/errors.jsonl``. Photos already done are
@@ -24,7 +24,7 @@ from parsing.commands.inputs import Job, collect_inputs, in_shard, read_tags, ta
 from parsing.commands.predict_options import parse_args, parser_options, save_options
 from parsing.data.io import DataError
 from parsing.inference.parser import Parser
-from parsing.inference.photo import MAX_PIXELS, prepare
+from parsing.inference.photo import MAX_PIXELS, Photo, prepare
 from parsing.outputs.files import write_labels_json
 from parsing.outputs.folder import OutputFolder
 from parsing.outputs.parse import save_result
@@ -147,26 +147,32 @@ def predict(args: argparse.Namespace) -> int:
                 dataset, args.batch_size, num_workers=args.workers, collate_fn=list, worker_init_fn=_ignore_sigint
             )
             batches = _progress(loader, len(todo), not args.no_progress and len(todo) > 0)
-        for batch in batches:
-            claims = {}  # photos this process parses; the others are another process's, or finished by one
-            for item in batch:
-                claim = out.claim(item["key"])
-                if claim is not None and str(item.get("path") or item["photo"].source) in out.refresh():
-                    out.release(claim, finished=True)  # another process finished it
-                    claim = None
-                if claim is None:
-                    others += 1
-                else:
-                    claims[str(item["key"])] = claim
-            batch = [item for item in batch if str(item["key"]) in claims]
-            for bad in [item for item in batch if "error" in item]:
-                fail({"file": bad["path"], "error": bad["error"]})
-                out.release(claims[str(bad["key"])], finished=True)
-            good = [item for item in batch if "error" not in item]
-            garments = [photo_tags.get(item["photo"].source, every) for item in good]
-            for item, result in zip(good, parser.parse_photos([i["photo"] for i in good], garments), strict=True):
-                future = writer.submit(save_result, result, out.root, item["key"], **save_options(args))
-                pending.append((future, item["photo"].source, claims[str(item["key"])]))
+        inflight: deque[dict[str, Any]] = deque()  # the photos handed to the parser, in order
+
+        def claimed() -> Iterator[tuple[Photo, list[str] | None]]:
+            """The loader's photos that this process claims (the others are another process's, or finished by
+            one), bad files reported on the way."""
+            nonlocal others
+            for batch in batches:
+                for item in batch:
+                    claim = out.claim(item["key"])
+                    if claim is not None and str(item.get("path") or item["photo"].source) in out.refresh():
+                        out.release(claim, finished=True)  # another process finished it
+                        claim = None
+                    if claim is None:
+                        others += 1
+                    elif "error" in item:
+                        fail({"file": item["path"], "error": item["error"]})
+                        out.release(claim, finished=True)
+                    else:
+                        inflight.append({**item, "claim": claim})
+                        yield item["photo"], photo_tags.get(item["photo"].source, every)
+
+        # one stream across the loader's batches: the next photo's network runs while this one is finished
+        for result in parser.parse_stream(claimed(), args.batch_size):
+            item = inflight.popleft()
+            future = writer.submit(save_result, result, out.root, item["key"], **save_options(args))
+            pending.append((future, item["photo"].source, item["claim"]))
             settle(keep=args.batch_size)  # at most one batch of parses waits for its files
         settle()
     except KeyboardInterrupt:
