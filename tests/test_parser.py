@@ -91,6 +91,25 @@ def test_parse_many_keeps_order_and_goes_past_bad_items(parser, ccp_root, tmp_pa
     assert (alone.labels == results[2].labels).mean() > 0.999  # batched with another photo: padding differs
 
 
+def test_parse_stream_takes_each_photos_garments_and_reads_lazily(parser, ccp_root, tmp_path):
+    (tmp_path / "bad.jpg").write_bytes(b"not a photo")
+    photos = [ccp_root / "photos" / f"{stem}.jpg" for stem in VAL[:2]]
+    read = []
+
+    def jobs():  # a generator: the parser reads it as it needs photos, not all at once
+        for item in [(photos[0], ["dress", "shoes"]), (tmp_path / "bad.jpg", None), (parser.prepare(photos[1]), None)]:
+            read.append(item)
+            yield item
+
+    stream = parser.parse_stream(jobs())
+    first = next(stream)
+    assert len(read) <= 2  # at most one photo ahead of what was handed out
+    rest = list(stream)
+    assert first.ok and set(first.garments) <= {"dress", "shoes"}
+    assert [r.ok for r in rest] == [False, True] and rest[0].source == str(tmp_path / "bad.jpg")
+    assert (rest[1].labels == parser(photos[1]).labels).all()
+
+
 def test_the_outfit_is_the_garments_of_the_mask(parser, ccp_root):
     for stem in VAL:
         parse = parser(ccp_root / "photos" / f"{stem}.jpg")

@@ -239,7 +239,7 @@ class Parser:
         (one at a time on a CPU). A photo that cannot be read or parsed yields a ``ParseError`` in its place
         (``.ok`` is False) and the others go on."""
         tags = self._garments(garments)
-        yield from self.parse_stream(((self._prepared(image), tags) for image in images), batch_size)
+        yield from self.parse_stream(((image, tags) for image in images), batch_size)
 
     def _garments(self, garments: Sequence[str] | None) -> list[str] | None:
         return None if garments is None else self.garment_names(garments)
@@ -253,8 +253,7 @@ class Parser:
     def parse_inputs(self, images: Sequence[Any], garments: Sequence[Sequence[str] | None]) -> list[Parse | ParseError]:
         """Inputs (paths, PIL images, arrays) and, per input, the only garments it may hold (model label names)
         or None → their parses in order, a ``ParseError`` for each that cannot be read or parsed."""
-        items = [(self._prepared(image), tags) for image, tags in zip(images, garments, strict=True)]
-        return list(self.parse_stream(items, batch_size=max(1, len(items))))
+        return list(self.parse_stream(zip(images, garments, strict=True), batch_size=max(1, len(images))))
 
     def prepare(self, image: ImageInput, source: str | None = None) -> Photo:
         """Any input → a ``Photo`` for ``parse_photos`` (what ``parsing-predict``'s loader workers do)."""
@@ -269,14 +268,16 @@ class Parser:
         return list(self.parse_stream(zip(photos, garments, strict=True), batch_size=max(1, len(photos))))
 
     def parse_stream(
-        self, items: Iterable[tuple[Photo | ParseError, Sequence[str] | None]], batch_size: int = 4
+        self, items: Iterable[tuple[ImageInput | Photo | ParseError, Sequence[str] | None]], batch_size: int = 4
     ) -> Iterator[Parse | ParseError]:
-        """Prepared photos, each with the only garments it may hold (model label names) or None → their parses in
-        order, items read as they are needed; a ``ParseError`` item is passed through in its place. Network
-        batches of ``batch_size`` (one photo on a CPU); with ``overlap`` the next batch's network runs while this
-        one is finished."""
+        """(photo, garments) pairs → their parses in order, pairs read as they are needed. A photo: anything
+        ``parse_many`` takes or a ``Photo`` from ``prepare`` (e.g. made in your own loader workers); garments: the
+        only ones it may hold (model label names) or None. A ``ParseError`` in place of a photo is passed through,
+        and one for each photo that cannot be read or parsed. Network batches of ``batch_size`` (one photo on a
+        CPU); with ``overlap`` the next batch's network runs while this one is finished."""
         step = self.network_batch or batch_size
         pending: deque[tuple[list[Any], Future | None]] = deque()  # batches in input order, their networks
+        items = ((p if isinstance(p, (Photo, ParseError)) else self._prepared(p), tags) for p, tags in items)
         for batch in _batches(items, step):
             photos = [photo for photo, _ in batch if isinstance(photo, Photo)]
             ahead = self._network_thread().submit(self._network, photos) if self.overlap and photos else None
