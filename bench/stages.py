@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> dict:
     parser(photos[0])  # warm-up
     parser.overlap = False  # one stage at a time: the network of the next photo would run beside this one's steps
     torch_net = getattr(parser.module, "_module", parser.module)  # the yardstick is torch's eager pass
-    first = [fitted(*read_photo(path, MAX_PIXELS), parser.size, str(path)).x for path in photos[: args.forward_photos]]
-    before = forward_seconds(torch_net, first)  # and again after the stages: the machine drifts
+    yard = [fitted(*read_photo(path, MAX_PIXELS), parser.size, str(path)).x for path in photos[: args.forward_photos]]
+    before = forward_seconds(torch_net, yard)  # and again after the stages: the machine drifts
     parser.timings = {}
     own = dict.fromkeys(("read + decode", "fit"), 0.0)
     writes = dict.fromkeys(("write mask PNG", "overlay: render + write JPEG", "summary record"), 0.0)
@@ -95,9 +95,9 @@ def run(args: argparse.Namespace) -> dict:
                 writes["summary record"] += time.perf_counter() - t2
     total = time.perf_counter() - start
     n = len(photos)
-    after = forward_seconds(torch_net, first)
+    after = forward_seconds(torch_net, yard)
     forward = (before + after) / 2
-    gflop = gflop_per_photo(torch_net, first[0])
+    gflop = gflop_per_photo(torch_net, yard[0])
     stages = {**own, **parser.timings, **writes}
     return {
         "meta": {
