@@ -75,7 +75,7 @@ class LabelView:
         ids = self.keep.nonzero().flatten()  # (K',) model labels that may be assigned
         ids = ids.to(logits.device)
         if not self.keep.all():
-            logits = logits.index_select(0, ids)  # only the few kept maps are copied
+            logits = _labels_of(logits, ids)  # only the few kept maps are copied
             presence = None if presence is None else presence.index_select(0, ids)
         group = self.group.to(logits.device)[ids]  # (K',) their output labels
         out = torch.unique(group)  # (L,) sorted output ids
@@ -83,16 +83,11 @@ class LabelView:
             order = torch.argsort(group)
             if bool((order == torch.arange(len(order), device=order.device)).all()):
                 return logits, presence, out
-            return logits[order], None if presence is None else presence[order], out
+            return _labels_of(logits, order), None if presence is None else presence[order], out
         slot = torch.searchsorted(out, group)  # (K',) each kept label's row in the output
-        top = logits.max(0, keepdim=True).values.float()  # (1, H, W) for a stable log-sum-exp
         members = torch.zeros(len(group), len(out), device=logits.device)  # (K', L) one-hot: label → group
         members[torch.arange(len(group), device=logits.device), slot] = 1.0
-        # Sum as one (H·W, K') @ (K', L) product: the network's channels-last logits make that view free, and it
-        # is twice as fast as index_add_ over the label axis (measured, 576×384, 2 threads).
-        exp = (logits.float() - top).exp().permute(1, 2, 0)  # (H, W, K')
-        summed = (exp.reshape(-1, len(group)) @ members).reshape(*exp.shape[:2], len(out)).permute(2, 0, 1)
-        merged = summed.clamp(min=1e-30).log() + top  # (L, H, W) log of the summed probabilities (+ a shift)
+        merged = _group_logsumexp(logits, members)  # (L, H, W)
         if presence is not None:
             absent = _group_log_absent(torch.nn.functional.logsigmoid(-presence.float()), slot, len(out))
             presence = torch.logit(-torch.expm1(absent), eps=1e-6)
@@ -192,3 +187,28 @@ def _group_exclusive(exclusive: torch.Tensor, group: torch.Tensor, g: int) -> to
             if len(ia) and len(ib) and bool(exclusive[ia][:, ib].all()):
                 out[a, b] = out[b, a] = True
     return out
+
+
+def _group_logsumexp(logits: torch.Tensor, members: torch.Tensor, rows: int = 16384) -> torch.Tensor:
+    """Logits (K', H, W) and a one-hot (K', L) label → group matrix → (L, H, W) channels-last: per pixel, the log of
+    each group's summed probability (+ the pixel's shift). Taken as (H·W, K') @ (K', L) products — the network's
+    channels-last logits make that view free, twice as fast as index_add_ over the label axis — ``rows`` pixels at
+    a time: fresh full-photo buffers cost more in page faults than the arithmetic (70 → 27 ms at 576×384, 59 → 17
+    labels, 2 threads, the same values)."""
+    k, h, w = logits.shape
+    flat = logits.float().permute(1, 2, 0).reshape(-1, k)  # (H·W, K'): a view for channels-last logits
+    out = torch.empty(h * w, members.shape[1], device=logits.device)  # (H·W, L)
+    for first in range(0, h * w, rows):
+        chunk, part = flat[first : first + rows], out[first : first + rows]
+        top = chunk.amax(1, keepdim=True)  # (n, 1) for a stable log-sum-exp
+        torch.mm(torch.sub(chunk, top).exp_(), members, out=part)
+        part.clamp_(min=1e-30).log_().add_(top)
+    return out.view(h, w, -1).permute(2, 0, 1)
+
+
+def _labels_of(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Logits (K, H, W) → (len(ids), H, W), in the layout they came in: channels-last logits stay channels-last (the
+    steps after are written for it), taken as columns of the (H, W, K) view."""
+    if logits.stride(0) == 1:
+        return logits.permute(1, 2, 0)[..., ids].permute(2, 0, 1)
+    return logits.index_select(0, ids)
