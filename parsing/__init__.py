@@ -14,7 +14,7 @@ from parsing._torchvision import ensure_torchvision_importable
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no online version check at import
 ensure_torchvision_importable()  # before anything imports timm / smp
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 __all__ = ["Parse", "ParseError", "Parser", "__version__"]
 
 if TYPE_CHECKING:
