@@ -58,6 +58,22 @@ def test_parse_answers_the_summary_record_and_the_same_mask_as_predict(parser, p
     assert "/parse" in api.get("/openapi.json").json()["paths"]
 
 
+def test_concurrent_requests_pipeline_and_each_gets_its_own_answer(parser, ccp_root):
+    from concurrent.futures import ThreadPoolExecutor
+
+    api = client(parser)
+    photos = {stem: (ccp_root / "photos" / f"{stem}.jpg").read_bytes() for stem in ("0009", "0038", "0003")}
+    alone = {stem: api.post("/parse", files={"file": (f"{stem}.jpg", data)}).json() for stem, data in photos.items()}
+    jobs = [*photos.items(), (*list(photos.items())[0][:1], b"not a photo"), *photos.items()]
+    with ThreadPoolExecutor(4) as pool:  # requests in flight together: one's network beside another's steps
+        answers = list(pool.map(lambda job: api.post("/parse", files={"file": (f"{job[0]}.jpg", job[1])}), jobs))
+    assert [a.status_code for a in answers] == [200, 200, 200, 415, 200, 200, 200]
+    for (stem, _), answer in zip(jobs, answers, strict=True):
+        if answer.status_code == 200:
+            assert answer.json()["mask_png"] == alone[stem]["mask_png"]
+            assert answer.json()["outfit"] == alone[stem]["outfit"]
+
+
 def test_bad_uploads_get_json_4xx_and_the_server_keeps_serving(parser, photo):
     api = client(parser, max_upload_mb=0.5, max_image_pixels=1_000_000)
     rgb = np.zeros((40, 30, 3), np.uint8)

@@ -280,7 +280,7 @@ class Parser:
         items = ((p if isinstance(p, (Photo, ParseError)) else self._prepared(p), tags) for p, tags in items)
         for batch in _batches(items, step):
             photos = [photo for photo, _ in batch if isinstance(photo, Photo)]
-            ahead = self._network_thread().submit(self._network, photos) if self.overlap and photos else None
+            ahead = self._network_thread().submit(self.network_pass, photos) if self.overlap and photos else None
             pending.append((batch, ahead))
             while len(pending) > (1 if self.overlap else 0):  # with overlap one batch's network runs ahead
                 yield from self._finish_pending(*pending.popleft())
@@ -291,24 +291,25 @@ class Parser:
         photos = [photo for photo, _ in batch]
         if isinstance(photos[0], ParseError):
             return photos  # one that could not be read: a batch of its own
-        network = ahead.result() if ahead is not None else self._network(photos)
-        return self._finish_batch(photos, [tags for _, tags in batch], *network)
+        network = ahead.result() if ahead is not None else self.network_pass(photos)
+        return self.finish_batch(photos, [tags for _, tags in batch], *network)
 
     def _network_thread(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="parsing-network")
         return self._pool
 
-    def _network(self, photos: Sequence[Photo]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def network_pass(self, photos: Sequence[Photo]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """One network batch, padded bottom/right to its largest photo → images (B, 3, H, W), logits (B, K, H, W),
-        presence logits (B, K) or None."""
+        presence logits (B, K) or None: the first half of ``parse_photos``, ``finish_batch`` the second, for callers
+        that run the two on threads of their own (the service)."""
         hh, ww = max(p.x.shape[1] for p in photos), max(p.x.shape[2] for p in photos)
         batch = torch.stack([F.pad(p.x, (0, ww - p.x.shape[2], 0, hh - p.x.shape[1])) for p in photos])
         with torch.inference_mode(), self._timed("network"):
             images = batch.to(self.device)  # (B, 3, H, W), padded
             return images, *self.module.infer(images, self.tta)
 
-    def _finish_batch(
+    def finish_batch(
         self,
         photos: Sequence[Photo],
         garments: Sequence[Any],
@@ -316,7 +317,7 @@ class Parser:
         logits: torch.Tensor,
         presence: torch.Tensor | None,
     ) -> list[Parse | ParseError]:
-        """Each photo's own steps after the network, the padding cropped off."""
+        """Each photo's own steps after the network (``network_pass``'s outputs), the padding cropped off."""
         out: list[Parse | ParseError] = []
         with torch.inference_mode():
             for i, photo in enumerate(photos):

@@ -1,7 +1,8 @@
 """The HTTP service: ``POST /parse``, ``POST /save``, ``GET /labels``, ``GET /healthz`` and the studio at ``/``.
 
 One ``Parser`` per process (``parsing serve --workers N`` starts N processes), parses one photo at a time (the
-network already uses every core it is given). Every error is JSON ``{"error": …}`` with a 4xx status: 400 for an
+network already uses every core it is given), the next request's network pass beside it where the network runs on
+onnxruntime. Every error is JSON ``{"error": …}`` with a 4xx status: 400 for an
 empty or unreadable upload, 415 for something that is not an image, 413 for a body over ``max_upload_mb`` or a
 photo over ``max_image_pixels`` (checked before it is decoded), 422 for unknown garment names or options,
 401 for a save without the token the server asks for.
@@ -27,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 
 from parsing.data.io import photo_array
 from parsing.inference.parser import Parser
-from parsing.inference.photo import fitted
+from parsing.inference.photo import Photo, fitted
 from parsing.labels import MERGES, NON_GARMENTS
 from parsing.outputs.parse import Parse
 from parsing.serve.dataset import TrainingFolder, safe_stem
@@ -102,10 +103,11 @@ class Service:
         self.max_image_pixels, self.token, self.save_needs_token = max_image_pixels, token, save_needs_token
         self.folder = TrainingFolder(dataset, parser.names, parser.palette) if dataset is not None else None
         self._variants: dict[tuple[str | None, str], Parser] = {}
-        # One thread parses, one photo at a time: the network uses every core already, and one thread keeps the big
-        # buffers in one malloc arena (parses on the web server's many threads grew the process by ~0.8 GB in 200
-        # requests; bench/serve.py).
+        # One thread parses, one photo at a time, and one runs the network (the same one unless the network has its own
+        # threads: onnxruntime): few threads keep the big buffers in few malloc arenas (parses on the web server's
+        # many threads grew the process by ~0.8 GB in 200 requests; bench/serve.py).
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
+        self.network = ThreadPoolExecutor(1, thread_name_prefix="network") if parser.overlap else self.worker
 
     def variant(self, merge: str | None, crf: str | None) -> Parser:
         crf = crf or self.parser.crf
@@ -121,7 +123,8 @@ class Service:
                 raise HTTPError(422, str(err)) from None
         return self._variants[key]
 
-    def parse(self, data: bytes, filename: str | None, form: dict[str, Any]) -> Parse:
+    def prepare(self, data: bytes, filename: str | None, form: dict[str, Any]) -> tuple[Parser, Photo, Any]:
+        """An upload and its form → the parser variant, the photo read and fitted, and its garments (or None)."""
         parser = self.variant(form.get("merge") or None, form.get("crf") or None)
         garments = [g for g in str(form.get("garments") or "").split(",") if g.strip()] or None
         try:
@@ -129,8 +132,14 @@ class Service:
         except ValueError as err:
             raise HTTPError(422, str(err)) from None
         image, size = read_upload(data, parser.max_pixels, self.max_image_pixels)
-        photo = fitted(image, size, parser.size, safe_stem(filename, "upload"))  # read once: no second decode
-        result = parser.parse_photos([photo], [garments])[0]
+        return parser, fitted(image, size, parser.size, safe_stem(filename, "upload")), garments  # one decode
+
+    async def parse(self, data: bytes, filename: str | None, form: dict[str, Any]) -> Parse:
+        """Read on the parse thread, the network on the network thread, the rest on the parse thread again: one
+        request's network runs while the one before is finished (with onnxruntime, which has its own threads)."""
+        parser, photo, garments = await _in_thread(self.worker, self.prepare, data, filename, form)
+        network = await _in_thread(self.network, parser.network_pass, [photo])
+        result = (await _in_thread(self.worker, parser.finish_batch, [photo], [garments], *network))[0]
         if not result.ok:
             raise HTTPError(400, result.problem)
         return result
@@ -193,9 +202,9 @@ def create_app(service: Service) -> FastAPI:
         """Multipart ``file`` (a photo); optional ``garments`` (comma list), ``merge``, ``crf``, ``overlay``,
         ``cutouts``. Answers the summary record, ``mask_png`` and, when asked, ``overlay_jpeg`` / ``cutouts``."""
         data, filename, form = await upload(request)
-        result = await _in_thread(service, service.parse, data, filename, form)
+        result = await service.parse(data, filename, form)
         overlay, cutouts = _flag(form.get("overlay", "false")), _flag(form.get("cutouts", "false"))
-        return await _in_thread(service, parse_response, result, overlay, cutouts)
+        return await _in_thread(service.worker, parse_response, result, overlay, cutouts)
 
     @app.post("/save")
     async def save(request: Request) -> dict[str, Any]:
@@ -206,9 +215,9 @@ def create_app(service: Service) -> FastAPI:
         data, filename, form = await upload(request)
         service.check_token(request, form)
         form = {**form, "merge": None}  # training pairs are in the model's own labels
-        result = await _in_thread(service, service.parse, data, filename, form)
+        result = await service.parse(data, filename, form)
         name = form.get("name") or filename
-        paths = await _in_thread(service, service.folder.save, result.image, result.work_labels, name)
+        paths = await _in_thread(service.worker, service.folder.save, result.image, result.work_labels, name)
         return {"saved": paths, "garments": result.garments, "dataset": str(service.folder.root)}
 
     @app.get("/", include_in_schema=False)
@@ -219,6 +228,6 @@ def create_app(service: Service) -> FastAPI:
     return app
 
 
-async def _in_thread(service: Service, function: Any, *args: Any) -> Any:
-    """Run ``function`` on the service's parse thread without blocking the event loop."""
-    return await asyncio.get_running_loop().run_in_executor(service.worker, function, *args)
+async def _in_thread(pool: ThreadPoolExecutor, function: Any, *args: Any) -> Any:
+    """Run ``function`` on one of the service's threads without blocking the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
