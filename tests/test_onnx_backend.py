@@ -16,17 +16,25 @@ def cache(tmp_path, monkeypatch):
 
 
 def test_masks_match_torch_and_the_cache_is_reused_or_rebuilt(cache, ccp_root):
+    from parsing.inference.onnx_backend import file_digest
+    from parsing.training.transfer import SHIPPED
+
+    cache.mkdir(parents=True)
+    stale = cache / f"{file_digest(SHIPPED)}-opset17.onnx"  # an earlier version's export of the same checkpoint
+    stale.write_bytes(b"old")
+    other = cache / "0123456789abcdef01234567-opset17.onnx"  # another checkpoint's: kept
+    other.write_bytes(b"other")
     onnx = Parser.load(backend="onnxruntime")
-    files = list(cache.glob("*.onnx"))
-    assert len(files) == 1 and onnx.module.path == files[0]
+    files = sorted(cache.glob("*.onnx"))
+    assert files == sorted([onnx.module.path, other]) and not stale.exists()
     torch_parser = Parser.load(backend="torch")
     for stem in ("0009", "0038"):  # validation photos
         a, b = onnx(ccp_root / "photos" / f"{stem}.jpg"), torch_parser(ccp_root / "photos" / f"{stem}.jpg")
         assert (a.labels == b.labels).mean() >= 0.999 and a.garments == b.garments
         assert np.allclose(a.presence, b.presence, atol=1e-3)
-    stamp = files[0].stat().st_mtime_ns
+    stamp = onnx.module.path.stat().st_mtime_ns
     assert Parser.load(backend="onnxruntime").module.path.stat().st_mtime_ns == stamp  # reused, not exported again
-    files[0].write_bytes(b"not an onnx graph")  # a corrupt cache is never trusted: exported again
+    onnx.module.path.write_bytes(b"not an onnx graph")  # a corrupt cache is never trusted: exported again
     again = Parser.load(backend="onnxruntime")
     assert again.module.path.stat().st_size > 1_000_000
     assert (

@@ -83,6 +83,10 @@ class OnnxModule:
             os.replace(tmp, self.path)
         finally:
             tmp.unlink(missing_ok=True)
+        digest = self.path.name.split("-")[0]
+        for old in self.path.parent.glob(f"{digest}-*.onnx"):  # this checkpoint's exports of earlier versions
+            if old != self.path:
+                old.unlink(missing_ok=True)
         session = self._ort.InferenceSession(str(self.path), self._options, providers=["CPUExecutionProvider"])
         if not self._agrees(session):
             raise RuntimeError(f"{self.path}: the exported network does not match torch's")
