@@ -99,3 +99,18 @@ def test_test_with_tags_from_masks_uses_each_photos_garments():
     m.tags_from_masks = False
     (labels,) = m.label_maps(logits, None, batch)
     assert (labels == 3).all()
+
+
+def test_group_sums_taken_in_pieces_equal_the_whole_map():
+    import torch
+
+    from parsing.inference.label_view import _group_logsumexp
+
+    torch.manual_seed(0)
+    logits = (torch.randn(1, 6, 9, 7) * 5).contiguous(memory_format=torch.channels_last)[0]  # (K, H, W)
+    members = torch.zeros(6, 3)
+    members[torch.arange(6), torch.tensor([0, 1, 1, 2, 2, 2])] = 1.0  # labels → 3 groups
+    exact = torch.stack([logits[:1].logsumexp(0), logits[1:3].logsumexp(0), logits[3:].logsumexp(0)])
+    for rows in (5, 16384):  # pieces that split rows of the map, and the whole map at once
+        got = _group_logsumexp(logits, members, rows=rows)
+        assert got.shape == (3, 9, 7) and torch.allclose(got, exact, atol=1e-5)
