@@ -20,7 +20,9 @@ from parsing.inference.resize import upsample_labels, upsample_logits
 if TYPE_CHECKING:
     from parsing.training.module import ParsingModule
 
-SAMPLE = 2  # pooled presence and pixel mass read every 2nd pixel each way: same masks on 90 photos, 4: not
+# Pooled presence and the pixel outfit's mass read every 2nd pixel each way: the same masks and garments on the 90
+# validation photos, 4× less work (every 4th pixel crossed the presence threshold 4 times there: not taken).
+SAMPLE = 2
 
 
 def pooled_presence(
