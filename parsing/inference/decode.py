@@ -45,7 +45,7 @@ def pooled_presence(
     probs = softmax(logits.float(), 1) if probs is None else probs  # (B, K, H, W)
     if region is not None:
         probs = probs * region[:, None].to(probs.dtype)
-    cells = F.avg_pool2d(probs, pool, ceil_mode=True).flatten(2) if pool > 1 else probs.flatten(2)  # (B, K, h·w)
+    cells = F.avg_pool2d(probs, pool, ceil_mode=True).flatten(2)  # (B, K, h·w)
     top = max(1, round(min_fraction * cells.shape[-1]))
     return cells.topk(top, dim=-1).values.mean(-1)  # (B, K)
 

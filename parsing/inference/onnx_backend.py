@@ -54,7 +54,8 @@ class OnnxModule:
         # No busy-waiting between runs: spinning threads took the cores from the torch steps after the network
         # (decode + CRF 0.12 → 0.21 s per photo with spinning on).
         self._options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.path = cache_dir() / f"{file_digest(Path(checkpoint))}-opset{OPSET}-nhwc.onnx"
+        self.digest = file_digest(Path(checkpoint))
+        self.path = cache_dir() / f"{self.digest}-opset{OPSET}-nhwc.onnx"
         self._session = self._load() or self._export()
 
     def __getattr__(self, name: str) -> Any:
@@ -83,8 +84,7 @@ class OnnxModule:
             os.replace(tmp, self.path)
         finally:
             tmp.unlink(missing_ok=True)
-        digest = self.path.name.split("-")[0]
-        for old in self.path.parent.glob(f"{digest}-*.onnx"):  # this checkpoint's exports of earlier versions
+        for old in self.path.parent.glob(f"{self.digest}-*.onnx"):  # this checkpoint's exports of earlier versions
             if old != self.path:
                 old.unlink(missing_ok=True)
         session = self._ort.InferenceSession(str(self.path), self._options, providers=["CPUExecutionProvider"])
