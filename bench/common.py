@@ -24,7 +24,7 @@ def shown(path: str | Path) -> str:
 def model_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     """The options of the benchmarks that score checkpoints on the CCP validation photos."""
     from parsing.commands.inputs import add_input_size
-    from parsing.training.transfer import SHIPPED as DEFAULT_CHECKPOINT
+    from parsing.model.checkpoint import SHIPPED as DEFAULT_CHECKPOINT
 
     parser.add_argument("--checkpoints", type=Path, nargs="+", default=[DEFAULT_CHECKPOINT])
     parser.add_argument("--names", nargs="+", default=None, help="one short name per checkpoint")
@@ -45,9 +45,9 @@ def load_parser(checkpoint: str | Path, input_size: list[int] | None = None, **o
 
 
 def load_model(checkpoint: str | Path, input_size: list[int] | None = None) -> tuple:
-    """A checkpoint's ParsingModule and the network input (H, W) it is scored at: ``input_size`` or its own."""
+    """A checkpoint's ParsingModel and the network input (H, W) it is scored at: ``input_size`` or its own."""
     parser = load_parser(checkpoint, input_size)
-    return parser.module, parser.size
+    return parser.model, parser.size
 
 
 def checkpoint_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:

@@ -29,7 +29,7 @@ from parsing.data.datamodule import ParsingDataModule
 from parsing.training.metrics import confusion_matrix, scores
 from parsing.inference.exclusions import violations
 from parsing.inference.parser import Parser
-from parsing.training.transfer import SHIPPED as DEFAULT_CHECKPOINT
+from parsing.model.checkpoint import SHIPPED as DEFAULT_CHECKPOINT
 
 VARIANTS: dict[str, tuple[str, dict]] = {
     "none": ("none", {}),
@@ -66,7 +66,7 @@ def sync(device: str) -> None:
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     parser_ = Parser.load(args.checkpoint, device=args.device, backend="torch")
-    module, size = parser_.module, parser_.size
+    module, size = parser_.model, parser_.size
     dm = ParsingDataModule(root=args.data_root, size=size, num_workers=0)
     dm.setup("test")
     photos = [dm.val_set[i] for i in range(min(args.limit or len(dm.val_set), len(dm.val_set)))]
@@ -89,16 +89,16 @@ def run(args: argparse.Namespace) -> dict:
             image = sample["full_image"].to(args.device)
             for name in args.variants:
                 kind, overrides = variant(name)
-                module.crf_params = CRFParams(**overrides)
+                params = CRFParams(**overrides)
                 p = None if presence is None else presence[0]
                 sync(args.device)
                 start = time.perf_counter()
-                labels, _ = parse_photo(module, logits[0, :, :vh, :vw], p, sample["size"], image, kind)
+                labels, _ = parse_photo(module, logits[0, :, :vh, :vw], p, sample["size"], image, kind, None, params)
                 sync(args.device)
                 crf_time[name] += time.perf_counter() - start
                 labels = labels.cpu()
                 cms[name].update(labels.flatten(), sample["full_mask"].flatten())
-                viol[name] += int(violations(labels, module.exclusive.cpu(), k, module.hparams.min_fraction))
+                viol[name] += int(violations(labels, module.exclusive.cpu(), k, module.decoding.min_fraction))
         print(f"{n + 1}/{len(photos)} {Path(sample['path']).name}", flush=True)
     count = len(photos)
     rows = []

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from parsing.data.datamodule import ParsingDataModule
 from parsing.commands.predict import main as predict
-from parsing.training.transfer import SHIPPED as DEFAULT_CHECKPOINT
+from parsing.model.checkpoint import SHIPPED as DEFAULT_CHECKPOINT
 
 
 def sheet(out: Path, records: list[dict], tile: tuple[int, int] = (150, 200), columns: int = 5) -> Image.Image:

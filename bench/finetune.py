@@ -37,7 +37,7 @@ from parsing.data.datasets import read_raw_mask
 from parsing.data.io import read_image
 from parsing.labels import MERGES, LabelSet
 from parsing.training.metrics import confusion_matrix, scores
-from parsing.training.transfer import SHIPPED
+from parsing.model.checkpoint import SHIPPED
 
 # What a catalogue labels: ccp-coarse with shorts joining pants and the small accessories one group.
 COARSE = MERGES["ccp-coarse"]

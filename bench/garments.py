@@ -34,19 +34,20 @@ from common import (
     write_results,
 )
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from parsing.inference.decode import parse_photo
+from parsing.inference.decode import decoding_source, parse_photo, pooled_presence
 from parsing.inference.confidence import label_confidence
 from parsing.data.datasets import read_raw_mask
 from parsing.data.io import read_image
 from parsing.labels import LabelSet
 from parsing.training.metrics import PresenceScores, confusion_matrix, scores
-from parsing.inference.exclusions import presence_targets
-from parsing.labels import NON_GARMENTS
+from parsing.data.datasets import presence_targets
+from parsing.labels import NON_GARMENTS, garments_in
 from parsing.data.transforms import fit_photo
 
 SOURCES = ("outfit encoder", "pooled segmentation", "label map")
@@ -125,15 +126,17 @@ class ConfidenceScores:
 
 def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str, input_size: list[int] | None = None) -> dict:
     parser = load_parser(checkpoint, input_size, crf=crf)
-    module, size = parser.module, parser.size
-    k, names = module.num_classes, module.class_names
+    model, backend, size = parser.model, parser.backend, parser.size
+    k, names = model.num_classes, model.class_names
     garments = torch.from_numpy(LabelSet.identity(names).garments)
     coarse = LabelSet.ccp("ccp-coarse")
     lut = torch.from_numpy(coarse.lut.astype(np.int64))
-    merged_view = module.label_view("ccp-coarse")
-    mf = module.hparams.min_fraction
-    decoders = [d for d in DECODERS if d != "presence" or module.hparams.outfit != "none"]
-    default = module.decoding_source(None if module.hparams.outfit == "none" else torch.zeros(k))
+    merged_view = parser.replace(merge="ccp-coarse").view(None)
+    mf = model.decoding.min_fraction
+    outfit = model.config["outfit"] != "none"
+    decoders = [d for d in DECODERS if d != "presence" or outfit]
+    default = decoding_source(model.decoding.decode_from, torch.zeros(k) if outfit else None)
+    settings = model.decoding
     sets = {source: SetScores() for source in (*SOURCES, *(f"decoded outfit ({d})" for d in decoders))}
     sets[PARSER_OUTFIT] = SetScores()
     maps = {"outfit encoder": PresenceScores(k), "pooled segmentation": PresenceScores(k)}
@@ -149,18 +152,18 @@ def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str, input
         h, w = truth.shape
         truth_set = presence_targets(truth[None], k, mf)[0].bool() & garments
         with torch.inference_mode():
-            logits, presence = module.forward_with_presence(fit_photo(image, size)[None])
+            logits, presence = backend.forward(fit_photo(image, size)[None])
             z, p = logits[0], None if presence is None else presence[0]
-            pooled = module.pooled_presence(logits)[0]
+            pooled = pooled_presence(logits, mf)[0]
             decoded_maps = {}
             for decoder in decoders:
-                module.hparams.decode_from = decoder
-                decoded_maps[decoder] = parse_photo(module, z, p, (h, w), torch.from_numpy(image), crf)
-            module.hparams.decode_from = default
+                model.decoding = dataclasses.replace(settings, decode_from=decoder)
+                decoded_maps[decoder] = parse_photo(model, z, p, (h, w), torch.from_numpy(image), crf)
+            model.decoding = dataclasses.replace(settings, decode_from=default)
             labels, chosen = decoded_maps[default]
-            told = module.label_view(garments=module.garments_in(truth))
-            told_labels, _ = parse_photo(module, z, p, (h, w), torch.from_numpy(image), crf, told)
-            merged, _ = parse_photo(module, z, p, (h, w), torch.from_numpy(image), crf, merged_view)
+            told = parser.view(garments_in(truth, names))
+            told_labels, _ = parse_photo(model, z, p, (h, w), torch.from_numpy(image), crf, told)
+            merged, _ = parse_photo(model, z, p, (h, w), torch.from_numpy(image), crf, merged_view)
             sure = label_confidence(labels, z, names)
         in_map = presence_targets(labels[None].long(), k, mf)[0].bool() & garments
         truth_ids = set(truth_set.nonzero().flatten().tolist())

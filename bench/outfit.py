@@ -35,9 +35,9 @@ from pytorch_lightning.loggers import CSVLogger
 from common import ROOT, machine, shown
 
 from parsing.data.datamodule import ParsingDataModule
-from parsing.training.checkpoint import read_checkpoint
+from parsing.model.checkpoint import read_checkpoint
 from parsing.training.module import ParsingModule
-from parsing.training.transfer import SHIPPED as DEFAULT_CHECKPOINT
+from parsing.model.checkpoint import SHIPPED as DEFAULT_CHECKPOINT
 from parsing.data.transforms import Framing
 
 COLUMNS = [

@@ -46,7 +46,8 @@ from parsing.data.datasets import read_raw_mask
 from parsing.labels import CCP_LABELS, NON_GARMENTS
 from parsing.commands.predict import main as predict
 from parsing.inference.parser import Parser
-from parsing.training.transfer import SHIPPED as DEFAULT_CHECKPOINT
+from parsing.model import TorchBackend
+from parsing.model.checkpoint import SHIPPED as DEFAULT_CHECKPOINT
 
 VARIANTS: dict[str, list[str]] = {  # parsing-predict options; "{tags}" = a tags file of each photo's garments
     "no CRF": ["--crf", "none"],
@@ -151,7 +152,7 @@ def agreement(a: Path, b: Path) -> dict:
 def forward_yardstick(args: argparse.Namespace, photos: list[str]) -> float:
     """Seconds per photo of one eager batch-1 torch forward pass of the checkpoint's network on ``photos``."""
     parser = Parser.load(args.checkpoint, device=args.device, backend="torch")
-    return forward_seconds(parser.module, [parser.prepare(photo).x for photo in photos])
+    return forward_seconds(TorchBackend(parser.model), [parser.preprocess(photo).x for photo in photos])
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -41,7 +41,7 @@ from parsing.data.io import read_image
 from parsing.labels import LabelSet
 from parsing.training.metrics import confusion_matrix, scores
 from parsing.outputs.overlay import overlay
-from parsing.inference.parser import MIN_SHARE, REFOCUS, WIDEN
+from parsing.inference.options import MIN_SHARE, REFOCUS, WIDEN
 
 NULL = 0
 Pair = tuple[np.ndarray, np.ndarray]  # photo (h, w, 3) uint8, mask (h, w) CCP ids
@@ -135,8 +135,8 @@ def run_model(
     min_share: float = MIN_SHARE,
 ) -> dict:
     parser = load_parser(checkpoint, input_size, crf=crf, tta=tta, refocus=refocus, widen=widen, min_share=min_share)
-    module, size = parser.module, parser.size
-    k = module.num_classes
+    model, size = parser.model, parser.size
+    k = model.num_classes
     coarse = LabelSet.ccp("ccp-coarse")
     if k != len(coarse.source):
         raise ValueError(f"{checkpoint}: {k} labels; this benchmark scores CCP-59 models")
@@ -183,12 +183,12 @@ def picture(
     tiles: list[list[Image.Image]] = [[] for _ in framings]
     for checkpoint in checkpoints:
         parser = load_parser(checkpoint)
-        module = parser.module
+        model = parser.model
         for row, name in enumerate(framings):
             im, _ = FRAMINGS[name](image, truth, np.random.default_rng([seed, 0]))
             im = np.ascontiguousarray(im)
             labels = parser(im).labels
-            tiles[row].append(overlay(im, labels, module.palette, module.class_names))
+            tiles[row].append(overlay(im, labels, model.palette, model.class_names))
     height = 300
     rows = [[t.resize((max(1, round(t.width * height / t.height)), height)) for t in row] for row in tiles]
     width = max(sum(t.width for t in row) + 10 * len(row) for row in rows)

@@ -31,7 +31,7 @@ from parsing import Parser
 from parsing.data.io import read_photo, write_mask_png
 from parsing.inference.photo import MAX_PIXELS, fitted
 from parsing.labels import flat_palette
-from parsing.training.transfer import SHIPPED
+from parsing.model import SHIPPED, Backend, TorchBackend
 
 
 def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
@@ -43,20 +43,20 @@ def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def forward_seconds(module: torch.nn.Module, xs: list[torch.Tensor], repeats: int = 2) -> float:
-    """Seconds per photo of one eager batch-1 torch forward pass (the network only), after a warm-up."""
+def forward_seconds(backend: Backend, xs: list[torch.Tensor], repeats: int = 2) -> float:
+    """Seconds per photo of one batch-1 forward pass on ``backend`` (the network only), after a warm-up."""
     with torch.inference_mode():
-        module.infer(xs[0][None])
+        backend.infer(xs[0][None])
         start = time.perf_counter()
         for _ in range(repeats):
             for x in xs:
-                module.infer(x[None])
+                backend.infer(x[None])
     return (time.perf_counter() - start) / (repeats * len(xs))
 
 
-def gflop_per_photo(module: torch.nn.Module, x: torch.Tensor) -> float:
+def gflop_per_photo(backend: Backend, x: torch.Tensor) -> float:
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        module.infer(x[None])
+        backend.infer(x[None])
     return counter.get_total_flops() / 1e9
 
 
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> dict:
     parser = Parser.load(args.checkpoint, device="cpu", backend=args.backend)
     parser(photos[0])  # warm-up
     parser.overlap = False  # one stage at a time: the network of the next photo would run beside this one's steps
-    torch_net = getattr(parser.module, "_module", parser.module)  # the yardstick is torch's eager pass
+    torch_net = TorchBackend(parser.model)  # the yardstick is torch's eager pass
     yard = [fitted(*read_photo(path, MAX_PIXELS), parser.size, str(path)).x for path in photos[: args.forward_photos]]
     before = forward_seconds(torch_net, yard)  # and again after the stages: the machine drifts
     parser.timings = {}
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> dict:
                 prepared.append(fitted(image, size, parser.size, str(path)))
                 own["read + decode"] += t1 - t0
                 own["fit"] += time.perf_counter() - t1
-            for parse in parser.parse_photos(prepared):
+            for parse in parser.parse_stream((photo, None) for photo in prepared):
                 stem = Path(parse.source).stem
                 t0 = time.perf_counter()
                 write_mask_png(Path(tmp) / f"{stem}.png", parse.labels, flat_palette(parse.palette))

@@ -7,12 +7,27 @@ parse = Parser.load()("photo.jpg")
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
-from parsing._torchvision import ensure_torchvision_importable
-
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no online version check at import
-ensure_torchvision_importable()  # before anything imports timm / smp
+
+
+class _TorchvisionShim:
+    """Runs ``parsing._torchvision``'s shim just before the first ``import torchvision`` (timm, smp, torchmetrics…),
+    so that ``import parsing`` itself imports no torch (``parsing --help`` stays fast)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "torchvision":
+            sys.meta_path.remove(self)
+            from parsing._torchvision import ensure_torchvision_importable
+
+            ensure_torchvision_importable()
+        return None
+
+
+if "torchvision" not in sys.modules and not any(isinstance(f, _TorchvisionShim) for f in sys.meta_path):
+    sys.meta_path.insert(0, _TorchvisionShim())
 
 __version__ = "0.4.0"
 __all__ = ["Parse", "ParseError", "Parser", "__version__"]

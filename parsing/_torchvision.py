@@ -20,12 +20,14 @@ _SCHEMAS = (
     "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
 )
 _libraries: list[torch.library.Library] = []  # keep the definitions alive
+_started: list[bool] = []
 
 
 def ensure_torchvision_importable() -> bool:
     """Define torchvision's op schemas if its compiled extension cannot load. Returns True if it patched."""
-    if "torchvision" in sys.modules or _libraries:
+    if "torchvision" in sys.modules or _libraries or _started:
         return False
+    _started.append(True)  # once: find_spec below may come back here through an import hook
     spec = importlib.util.find_spec("torchvision")
     if spec is None or spec.origin is None:
         return False

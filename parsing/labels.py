@@ -185,3 +185,11 @@ def read_label_file(root: str | Path) -> list[str] | None:
             raise ValueError(f"{path}: expected a list of label names (or labels: [...])")
         return label_list(["null" if v is None else str(v) for v in data])
     return None
+
+
+def garments_in(mask: np.ndarray, class_names: Sequence[str]) -> list[str]:
+    """The garment names a label map (h, w) (numpy or torch) holds: any pixel, ``IGNORE_INDEX`` skipped."""
+    ids = np.asarray(mask).ravel()
+    counts = np.bincount(ids[ids != IGNORE_INDEX].astype(np.int64), minlength=len(class_names))
+    shown = [name for name, count in zip(class_names, counts.tolist(), strict=False) if count]
+    return [name for name in shown if name not in NON_GARMENTS]

@@ -9,101 +9,13 @@ photo as ``parsing.data.transforms.eval_transform`` does), normalises them itsel
 from __future__ import annotations
 
 import argparse
-import warnings
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch import nn
-
 from parsing.commands.help import plain
-from parsing.nn.outfit import gate
-from parsing.training.module import ParsingModule
+from parsing.model.checkpoint import SHIPPED
 
 
-class ExportNet(nn.Module):
-    """ParsingNet without the /32 padding (the exported input is already a multiple of 32). ``channels_last``:
-    logits (B, H, W, K), the layout the steps after the network read fastest (``backend="onnxruntime"``)."""
-
-    def __init__(self, module: ParsingModule, channels_last: bool = False) -> None:
-        super().__init__()
-        self.net = module.net
-        self.gated = module.net.gate_mode is not None
-        self.channels_last = channels_last
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        features = self.net.features(x)
-        logits = self.net.seg.segmentation_head(self.net.seg.decoder(features))  # (B, K, H, W)
-        presence = self.net.outfit(features[-1]) if self.net.outfit is not None else None  # (B, K) logits
-        if self.gated:
-            logits = gate(logits, presence, self.net.gate_mode)
-        if self.channels_last:
-            logits = logits.permute(0, 2, 3, 1)  # (B, H, W, K)
-        return logits if presence is None else (logits, torch.sigmoid(presence))
-
-
-def output_names(module: ParsingModule) -> list[str]:
-    return ["logits"] if module.net.outfit is None else ["logits", "presence"]
-
-
-def export_onnx(
-    module: ParsingModule,
-    path: str | Path,
-    size: tuple[int, int] = (512, 352),
-    opset: int = 17,
-    channels_last: bool = False,
-) -> Path:
-    """Write an ONNX model with dynamic batch, height and width; ``channels_last``: logits (B, H, W, K)."""
-    net = ExportNet(module, channels_last).eval().float()
-    example = torch.rand(1, 3, *size)
-    names = output_names(module)
-    spatial = {1: "height", 2: "width"} if channels_last else {2: "height", 3: "width"}
-    axes = {"image": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", **spatial}}
-    if "presence" in names:
-        axes["presence"] = {0: "batch"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notice
-        torch.onnx.export(
-            net, (example,), str(path), input_names=["image"], output_names=names, dynamic_axes=axes,
-            opset_version=opset, dynamo=False,
-        )  # fmt: skip
-    return Path(path)
-
-
-def export_torchscript(module: ParsingModule, path: str | Path, size: tuple[int, int] = (512, 352)) -> Path:
-    """Write a traced TorchScript module (any multiple-of-32 size: the traced graph has no fixed shapes)."""
-    net = ExportNet(module).eval().float()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(net, torch.rand(1, 3, *size), check_trace=False)
-    traced.save(str(path))
-    return Path(path)
-
-
-def reference_outputs(module: ParsingModule, x: torch.Tensor) -> list[np.ndarray]:
-    with torch.no_grad():
-        out = ExportNet(module).eval()(x)
-    return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
-
-
-def onnx_parity(module: ParsingModule, path: str | Path, x: torch.Tensor) -> float:
-    """Max abs difference between onnxruntime's and torch's outputs on ``x`` (B, 3, H, W)."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"image": x.numpy()})
-    return max(float(np.abs(g - r).max()) for g, r in zip(got, reference_outputs(module, x), strict=True))
-
-
-def torchscript_parity(module: ParsingModule, path: str | Path, x: torch.Tensor) -> float:
-    loaded = torch.jit.load(str(path))
-    with torch.no_grad():
-        got = loaded(x)
-    got = [t.numpy() for t in (got if isinstance(got, tuple) else (got,))]
-    return max(float(np.abs(g - r).max()) for g, r in zip(got, reference_outputs(module, x), strict=True))
-
-
-def photo_input(photo: str | Path, size: tuple[int, int]) -> torch.Tensor:
+def photo_input(photo: str | Path, size: tuple[int, int]):  # noqa: ANN201
     """A photo fitted and padded to ``size`` as in evaluation: (1, 3, H, W)."""
     from parsing.data.io import read_image
     from parsing.data.transforms import eval_transform
@@ -112,9 +24,6 @@ def photo_input(photo: str | Path, size: tuple[int, int]) -> torch.Tensor:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from parsing.inference.parser import Parser
-    from parsing.training.transfer import SHIPPED
-
     parser = argparse.ArgumentParser(
         prog="parsing export", description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -124,18 +33,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--check", help="a photo: report the max abs logit difference against torch")
     parser.add_argument("--opset", type=int, default=17)
     args = parser.parse_args(argv)
-    parser_ = Parser.load(args.checkpoint, device="cpu", backend="torch")  # the torch network is what is exported
-    module, size = parser_.module, parser_.size
-    export_onnx(module, args.output, size, args.opset)
-    print(f"{args.output}: outputs {output_names(module)}, input (B, 3, H, W), H and W multiples of 32")
+
+    from parsing.model import ParsingModel
+    from parsing.model.export import export_onnx, export_torchscript, onnx_parity, output_names, torchscript_parity
+
+    model = ParsingModel.from_checkpoint(args.checkpoint)
+    size = model.input_size
+    export_onnx(model, args.output, size, args.opset)
+    print(f"{args.output}: outputs {output_names(model)}, input (B, 3, H, W), H and W multiples of 32")
     if args.torchscript:
-        export_torchscript(module, args.torchscript, size)
+        export_torchscript(model, args.torchscript, size)
         print(f"{args.torchscript}: TorchScript")
     if args.check:
         x = photo_input(args.check, size)
-        print(f"max |onnx - torch| on {args.check}: {onnx_parity(module, args.output, x):.2e}")
+        print(f"max |onnx - torch| on {args.check}: {onnx_parity(model, args.output, x):.2e}")
         if args.torchscript:
-            print(f"max |torchscript - torch|: {torchscript_parity(module, args.torchscript, x):.2e}")
+            print(f"max |torchscript - torch|: {torchscript_parity(model, args.torchscript, x):.2e}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import re
 
 # name → one line; the order is the order of a project: data, training, deployment, parsing
@@ -39,3 +41,18 @@ def overview() -> str:
         "Python: from parsing import Parser; parse = Parser.load()('photo.jpg')",
     ]
     return "\n".join(lines)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` that answers an unknown option with the closest known one (``--overwirte``:
+    did you mean --overwrite?)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        match = re.search(r"unrecognized arguments: (.+)", message)
+        if match:
+            known = [option for action in self._actions for option in action.option_strings]
+            for word in match.group(1).split():
+                close = difflib.get_close_matches(word.split("=")[0], known, n=1) if word.startswith("-") else []
+                if close:
+                    message += f" ({word}: did you mean {close[0]}?)"
+        super().error(message)

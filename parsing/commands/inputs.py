@@ -11,6 +11,7 @@ from pathlib import Path
 from parsing.data.datasets import list_images
 from parsing.data.io import IMAGE_SUFFIXES
 from parsing.inference.label_view import resolve_garments
+from parsing.inference.options import MIN_SIDE
 
 Job = tuple[Path, Path]  # (photo, output key: relative path without suffix)
 
@@ -56,7 +57,6 @@ def collect_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[Job
     return unique, errors
 
 
-MIN_SIDE = 32  # the encoders' total stride: a smaller box has no deepest feature cell
 
 
 def _side(text: str) -> int:

@@ -1,7 +1,8 @@
 """``parsing pack CKPT OUT``: a deployable checkpoint — weights, label set, rules and input size, no optimiser.
 
-The packed file loads with ``ParsingModule.load_from_checkpoint`` and ``parsing-predict --checkpoint``; it never
-asks for encoder weights or ``init_from`` again. The shipped model (``parsing/assets``) is made this way.
+The packed file loads with ``ParsingModel.from_checkpoint``, ``Parser.load`` and ``parsing-predict --checkpoint``
+(and ``ParsingModule.load_from_checkpoint``); it never asks for encoder weights or ``init_from`` again. The
+shipped model (``parsing/assets``) is made this way.
 
 ``--average-with OTHER`` packs the mean of two fine-tuning runs' weights (a "soup"; ``--average-weight`` is
 OTHER's share, 0.5 by default): e.g. a model and the model it was fine-tuned from, which keeps what each does
@@ -55,14 +56,17 @@ def pack(
     """Write the packed checkpoint; returns it. ``rules_from``: a checkpoint or a rules YAML (``parsing rules``)
     whose exclusive pairs replace the source's; ``average_with``: a checkpoint of the same model (labels, network)
     whose weights are averaged in, with share ``average_weight``; ``input_size``: the network input (H, W) that
-    inference uses (``parsing.training.checkpoint.input_size``; default: the training size, or what ``source`` records);
+    inference uses (``parsing.model.checkpoint.input_size``; default: the training size, or what ``source`` records);
     ``decode_from``: where inference reads the garment set from (``pixels``, ``pooled``, ``presence``, ``auto``)."""
-    from parsing.training.checkpoint import module_from_checkpoint, read_checkpoint
-    from parsing.training.module import DecodeFrom
+    from parsing.model import ParsingModel, read_checkpoint
+    from parsing.model.checkpoint import model_state
+    from parsing.model.parsing_model import DecodeFrom
 
     checkpoint = read_checkpoint(source)
+    checkpoint["state_dict"] = model_state(checkpoint["state_dict"])  # the model's tensors, named as it names them
     if average_with is not None:
         other = read_checkpoint(average_with)
+        other["state_dict"] = model_state(other["state_dict"])
         mine, theirs = checkpoint["hyper_parameters"], other["hyper_parameters"]
         for key in ("class_names", "arch", "encoder", "outfit", "context"):
             default = "none" if key == "context" else None  # checkpoints from before the context option
@@ -74,7 +78,7 @@ def pack(
             raise ValueError(f"{average_with}: cannot average with {source}: {err}") from None
     packed = {key: checkpoint[key] for key in KEEP if key in checkpoint}
     if input_size is not None:
-        from parsing.commands.inputs import MIN_SIDE
+        from parsing.inference.options import MIN_SIDE
 
         if len(input_size) != 2 or min(input_size) < MIN_SIDE:
             raise ValueError(f"input size {input_size}: give (H, W), each at least {MIN_SIDE}")
@@ -100,8 +104,8 @@ def pack(
 
         state["exclusive"] = exclusion_matrix(rule_pairs(str(rules_from)), hparams["class_names"])
     # No exclusive pairs (a label set of your own, ``exclusions: []``): it packs, and decoding skips the pair step.
-    module = module_from_checkpoint(packed)  # the current model: drops what it no longer has
-    packed["state_dict"] = {key: value.contiguous() for key, value in module.state_dict().items()}
+    model = ParsingModel.from_checkpoint(packed)  # the current model: drops what it no longer has
+    packed["state_dict"] = model.checkpoint()["state_dict"]
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     torch.save(packed, target)
     return packed
@@ -109,8 +113,8 @@ def pack(
 
 def main(argv: list[str] | None = None) -> None:
     from parsing.commands.inputs import add_input_size
-    from parsing.training.checkpoint import input_size
-    from parsing.training.module import DecodeFrom
+    from parsing.model.checkpoint import input_size
+    from parsing.model.parsing_model import DecodeFrom
 
     parser = argparse.ArgumentParser(
         prog="parsing pack", description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter

@@ -23,13 +23,13 @@ from torch.utils.data import DataLoader, Dataset
 from parsing.commands.inputs import Job, collect_inputs, in_shard, read_tags, tags_for_jobs
 from parsing.commands.predict_options import parse_args, parser_options, save_options
 from parsing.data.io import DataError
+from parsing.inference.options import MAX_PIXELS
 from parsing.inference.parser import Parser
-from parsing.inference.photo import MAX_PIXELS, Photo, prepare
+from parsing.inference.photo import Photo, prepare
+from parsing.model.checkpoint import SHIPPED, CheckpointError
 from parsing.outputs.files import write_labels_json
 from parsing.outputs.folder import OutputFolder
 from parsing.outputs.parse import save_result
-from parsing.training.checkpoint import CheckpointError
-from parsing.training.transfer import SHIPPED
 
 DEFAULT_CHECKPOINT = SHIPPED
 
@@ -80,7 +80,7 @@ def load(args: argparse.Namespace) -> tuple[Parser, list[str] | None, dict[str, 
     every = None
     if args.garments is not None:
         every = parser.garment_names(g for g in args.garments.split(",") if g.strip())
-    tags = read_tags(args.tags, parser.module.class_names) if args.tags is not None else {}
+    tags = read_tags(args.tags, parser.model.class_names) if args.tags is not None else {}
     return parser, every, tags
 
 
@@ -139,7 +139,9 @@ def predict(args: argparse.Namespace) -> int:
         if args.ray is not None:  # the actors parse and write; this process appends the summary
             from parsing.scale.ray_job import predict_on_ray
 
-            written = predict_on_ray(args, parser, todo, photo_tags, every, out, fail)
+            options = parser.options.replace(input_size=parser.size)  # the driver's, checked once
+            loads = {"checkpoint": str(args.checkpoint), "backend": args.backend, "options": options}
+            written = predict_on_ray(args, loads, save_options(args), todo, photo_tags, every, out, fail)
             batches: Iterable[list[dict[str, Any]]] = ()
         else:
             dataset = PhotoDataset(todo, parser.size, args.max_pixels)

@@ -6,19 +6,26 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from parsing.commands.help import ArgumentParser
 from parsing.commands.inputs import add_input_size, shard_spec
-from parsing.inference.parser import MIN_SHARE, REFOCUS, WIDEN
-from parsing.inference.photo import MAX_PIXELS
-from parsing.training.transfer import SHIPPED as DEFAULT_CHECKPOINT
+from parsing.inference.options import CRFS, MAX_PIXELS, MIN_SHARE, REFOCUS, TTAS, WIDEN, ParseOptions
+from parsing.model.checkpoint import SHIPPED as DEFAULT_CHECKPOINT
+
+BACKENDS = ("auto", "torch", "onnxruntime")
+
+
+def parse_options(args: argparse.Namespace) -> ParseOptions:
+    """The ``ParseOptions`` the command line gives (a ValueError names a bad one)."""
+    return ParseOptions(
+        crf=args.crf, tta=args.tta, input_size=args.input_size, max_pixels=args.max_pixels, refocus=args.refocus,
+        widen=args.widen, merge=args.merge, crf_iterations=args.crf_iterations, probs=args.probs,
+        min_share=args.min_share,
+    )  # fmt: skip
 
 
 def parser_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``Parser.load`` options the command line gives (all but the checkpoint and the device)."""
-    return dict(
-        crf=args.crf, tta=args.tta, input_size=args.input_size, max_pixels=args.max_pixels, refocus=args.refocus,
-        widen=args.widen, merge=args.merge, crf_iterations=args.crf_iterations, probs=args.probs,
-        min_share=args.min_share, backend=args.backend,
-    )  # fmt: skip
+    """``Parser.load``'s keyword arguments from the command line, but the checkpoint and the device."""
+    return {"backend": args.backend, "options": parse_options(args)}
 
 
 def save_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -27,7 +34,7 @@ def save_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="parsing-predict",
         description="Parse clothing in photos: palette PNG masks, overlays, summary.jsonl (and errors.jsonl).",
     )
@@ -38,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--crf",
-        choices=("none", "dense", "fast"),
+        choices=CRFS,
         default="fast",
         help="CRF after the network (default fast: the torch CRF, ~0.06 s/photo on a CPU core; dense: pydensecrf)",
     )
@@ -47,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--tta",
-        choices=("none", "flip"),
+        choices=TTAS,
         default="none",
         help="test-time augmentation: flip = mean of the photo's and its mirror image's logits (2x network time)",
     )
@@ -101,12 +108,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--ray", metavar="ADDRESS", help="parse on Ray: local (a local instance), auto, ray://HOST:PORT"
     )
-    parser.add_argument("--ray-actors", type=int, default=1, help="Parser actors (each loads the model)")
+    parser.add_argument("--ray-actors", type=int, default=None, help="Parser actors (each loads the model; default 1)")
     parser.add_argument("--ray-cpus-per-actor", type=float, default=None, help="default 1 (locally: leaves ½ core)")
     parser.add_argument("--ray-gpus-per-actor", type=float, default=0.0, help="GPUs per actor (e.g. 1, or 0.5)")
     parser.add_argument(
         "--backend",
-        choices=("auto", "torch", "onnxruntime"),
+        choices=BACKENDS,
         default="auto",
         help="runs the network; auto: onnxruntime on the CPU (cached export), torch on a GPU",
     )
@@ -126,4 +133,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--feather", type=float, default=0.0, help="soften cut-out edges by this many pixels")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    ray = {"--ray-actors": args.ray_actors, "--ray-cpus-per-actor": args.ray_cpus_per_actor}
+    given = [flag for flag, value in ray.items() if value is not None] + ["--ray-gpus-per-actor"] * bool(
+        args.ray_gpus_per_actor
+    )
+    if args.ray is None and given:
+        parser.error(f"{', '.join(given)} without --ray: add --ray local (or auto, ray://HOST:PORT) to parse on Ray")
+    args.ray_actors = args.ray_actors or 1
+    return args

@@ -35,18 +35,16 @@ from parsing.data.io import DataError, read_ccp_tags, read_photo, write_mask_png
 from parsing.data.transforms import fit_photo
 from parsing.inference.decode import parse_photo
 from parsing.inference.label_view import check_garments
+from parsing.inference.options import MAX_PIXELS
 from parsing.inference.parser import Parser
-from parsing.inference.photo import MAX_PIXELS, to_size
+from parsing.inference.photo import to_size
 from parsing.labels import IGNORE_INDEX, LabelSet, flat_palette
+from parsing.model.checkpoint import SHIPPED, CheckpointError
 from parsing.outputs.files import atomic_write
-from parsing.training.checkpoint import CheckpointError
-from parsing.training.module import ParsingModule
-from parsing.training.transfer import SHIPPED
 
 
 def pseudo_label(
-    module: ParsingModule,
-    size: tuple[int, int],
+    parser: Parser,
     image: np.ndarray,
     garments: list[str],
     min_confidence: float = 0.5,
@@ -55,12 +53,12 @@ def pseudo_label(
     """One photo (H, W, 3) uint8 → its pseudo-label mask (H, W) uint8: the parse restricted to ``garments``, with
     pixels whose probability (among the allowed labels) is below ``min_confidence`` set to 255."""
     h, w = image.shape[:2]
-    view = module.label_view(garments=garments)
-    x = fit_photo(image, size)
+    view = parser.view(garments)
+    x = fit_photo(image, parser.size)
     with torch.inference_mode():
-        logits, presence = module.infer(x[None])
+        logits, presence = parser.backend.infer(x[None].to(parser.backend.device))
         p = None if presence is None else presence[0]
-        labels, _ = parse_photo(module, logits[0], p, (h, w), image, crf, view)
+        labels, _ = parse_photo(parser.model, logits[0], p, (h, w), image, crf, view)
         allowed, _, _ = view.select(logits[0], None)  # (L, h', w') the allowed labels' logits
         confidence = allowed.float().softmax(0).max(0).values  # (h', w')
         confidence = F.interpolate(confidence[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
@@ -102,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --photos and --tags, or --ccp ROOT")
     try:
         parser_ = Parser.load(args.checkpoint, device="cpu", crf=args.crf)
-        module, size = parser_.module, parser_.size
+        module = parser_.model
         if args.ccp is not None:
             args.photos, tags, errors = ccp_tagged(args.ccp)
             check_garments(sorted({g for garments in tags.values() for g in garments}), module.class_names)
@@ -132,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             image, full = read_photo(photo, MAX_PIXELS)  # very large photos: labelled at 8 MP, mask at full size
-            mask = pseudo_label(module, size, image, found[str(photo)], args.min_confidence, args.crf)
+            mask = pseudo_label(parser_, image, found[str(photo)], args.min_confidence, args.crf)
             mask = to_size(mask, full)
             atomic_write(images / f"{name}{photo.suffix}", lambda tmp, src=photo: shutil.copyfile(src, tmp))
             atomic_write(target, lambda tmp, m=mask: write_mask_png(tmp, m, flat_palette(module.palette)))

@@ -15,11 +15,11 @@ from parsing.inference.exclusions import exclusion_pairs, learn_exclusions
 
 
 def checkpoint_pairs(path: str) -> list[tuple[str, str]]:
-    from parsing.training.checkpoint import read_checkpoint
+    from parsing.model.checkpoint import model_state, read_checkpoint
 
     checkpoint = read_checkpoint(path)
     names = checkpoint["hyper_parameters"]["class_names"]
-    exclusive = checkpoint["state_dict"].get("exclusive")
+    exclusive = model_state(checkpoint["state_dict"]).get("exclusive")
     if exclusive is None:
         raise ValueError(f"{path}: no exclusion rules in this checkpoint")
     return exclusion_pairs(exclusive, names)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from parsing.commands.help import plain
-from parsing.training.transfer import SHIPPED
+from parsing.model.checkpoint import SHIPPED
 
 ENV = "PARSING_SERVE_ARGS"  # how the worker processes of --workers N get the options
 

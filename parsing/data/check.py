@@ -8,19 +8,16 @@ and stops with the full list.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from parsing.commands.help import plain
 from parsing.data.coco import CocoIndex
 from parsing.data.datasets import list_images, mask_problems, read_raw_mask
 from parsing.data.io import IMAGE_SUFFIXES, DataError, read_ccp_tags, read_image
-from parsing.labels import CCP_LABELS, label_list, read_label_file
+from parsing.labels import CCP_LABELS
 
 MIN_VAL_PHOTOS = 20  # a validation split of fewer photos gives noise for scores (one photo moves fg by points)
 VAL_FRACTION = 0.1  # data.val_fraction's default
@@ -176,50 +173,3 @@ def check_coco(
         for found in pool.map(check_image, index.images.values()):
             problems += found
     return problems
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="parsing check-data", description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("root", help="dataset root")
-    parser.add_argument("--format", choices=("ccp", "folder", "coco"), default="ccp")
-    parser.add_argument(
-        "--labels",
-        nargs="+",
-        help='folder/coco: the label names for mask values 0..K-1: "[a, b, c]", a b c or a,b,c '
-        "(default: ROOT/labels.txt or labels.yaml)",
-    )
-    parser.add_argument("--annotations", help="coco format: the instances JSON")
-    parser.add_argument("--workers", type=int, default=4, help="reader threads")
-    args = parser.parse_args(argv)
-    try:
-        args.labels = label_list(args.labels) if args.labels else read_label_file(args.root)
-    except ValueError as err:
-        parser.error(str(err))
-    if args.format in ("folder", "coco") and not args.labels:
-        parser.error(f'--format {args.format} needs --labels "[a, b, ...]" or a labels.txt in {args.root}')
-    if args.format == "coco" and not args.annotations:
-        parser.error("--format coco needs --annotations")
-    if args.format == "ccp":
-        problems = check_ccp(args.root, workers=args.workers)
-    elif args.format == "coco":
-        problems = check_coco(args.root, args.annotations, args.labels, workers=args.workers)
-    else:
-        problems = check_folder(args.root, len(args.labels), workers=args.workers)
-        photos = len(list_images(Path(args.root) / "images")) if (Path(args.root) / "images").is_dir() else 0
-        if photos > 0 and validation_size(photos) < MIN_VAL_PHOTOS:
-            print(
-                f"note: {photos} photos: the default validation split (data.val_fraction {VAL_FRACTION}) holds "
-                f"{validation_size(photos)}; under {MIN_VAL_PHOTOS} its scores are noise — label more photos or "
-                f"raise data.val_fraction",
-                file=sys.stderr,
-            )
-    for problem in problems:
-        print(problem)
-    print(f"{args.root}: {len(problems)} problem(s)", file=sys.stderr)
-    return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

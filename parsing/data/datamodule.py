@@ -35,10 +35,10 @@ from parsing.data.datasets import (
     collate,
     folder_items,
     list_images,
+    presence_targets,
     read_raw_mask,
 )
 from parsing.data.transforms import Framing, eval_transform, train_transform
-from parsing.inference.exclusions import presence_targets
 from parsing.labels import LabelSet, read_label_file
 
 _PRESENCE_CACHE: dict[tuple, torch.Tensor] = {}

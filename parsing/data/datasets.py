@@ -12,10 +12,21 @@ from torch.utils.data import Dataset, default_collate
 
 from parsing.data.coco import CocoMask
 from parsing.data.io import IMAGE_SUFFIXES, DataError, read_ccp_mask, read_ccp_tags, read_image, read_png_mask
-from parsing.inference.exclusions import presence_targets
 from parsing.labels import IGNORE_INDEX, LabelSet
 
 Item = tuple[Path, "Path | CocoMask | None"]  # (photo, mask or None)
+
+
+def presence_targets(mask: torch.Tensor, num_classes: int, min_fraction: float = 0.001) -> torch.Tensor:
+    """Masks (B, H, W) → (B, K) float: 1 where a label covers at least ``min_fraction`` of the labelled pixels."""
+    b = mask.shape[0]
+    flat = mask.reshape(b, -1)
+    valid = flat != IGNORE_INDEX
+    index = (flat + torch.arange(b, device=mask.device)[:, None] * num_classes)[valid]
+    counts = torch.bincount(index, minlength=b * num_classes).view(b, num_classes)  # (B, K)
+    needed = (valid.sum(1, keepdim=True) * min_fraction).clamp(min=1)
+    return (counts >= needed).float()
+
 
 
 def ccp_items(root: str | Path, ids: Sequence[str] | None = None) -> list[Item]:

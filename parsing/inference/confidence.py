@@ -20,10 +20,6 @@ from typing import Any
 
 import torch
 
-from parsing.labels import NON_GARMENTS
-
-UNSURE = 0.5  # below it a name is more often wrong than right (bench/results/garments.md): overlays say so
-
 Box = tuple[int, int, int, int]  # (top, left, bottom, right) on the label map, bottom/right exclusive
 
 
@@ -105,14 +101,3 @@ def label_confidence(
             "alternative_confidence": round(float(mean[other]), 3),
         }
     return out
-
-
-def unsure_notes(sure: dict[int, dict[str, Any]], names: list[str], below: float = UNSURE) -> dict[int, str]:
-    """Label id → "(alternative?)" for the garments named below ``below`` confidence: the overlay legend's hint."""
-    return {
-        label: f"({fields['alternative']}?)"
-        for label, fields in sure.items()
-        if fields["confidence"] < below
-        and names[label] not in NON_GARMENTS
-        and fields["alternative"] not in ("null", "background")
-    }

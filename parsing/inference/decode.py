@@ -1,8 +1,8 @@
 """Decoding one photo's logits into its label map: the garment set that respects the exclusive pairs, labels that
 conflict with it suppressed, upsampling to the photo's size and the CRF (``parse_photo``).
 
-``module`` is a ``ParsingModule``: its hyperparameters (``decode``, ``decode_from``, ``min_fraction``,
-``presence_threshold``), its exclusive pairs and its CRF parameters configure the decoding.
+``model`` is a ``ParsingModel``: its ``decoding`` settings (``decode``, ``decode_from``, ``min_fraction``,
+``presence_threshold``) and its exclusive pairs configure the decoding; ``crf_params`` the CRF.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from parsing.inference.crf import CRFKind, apply_crf, argmax, refine_labels, softmax
+from parsing.inference.crf import CRFKind, CRFParams, apply_crf, argmax, refine_labels, softmax
 from parsing.inference.exclusions import banned_labels, decode_outfit, pixel_outfit, suppress_excluded
 from parsing.inference.label_view import LabelView
 from parsing.inference.resize import upsample_labels, upsample_logits
 
 if TYPE_CHECKING:
-    from parsing.training.module import ParsingModule
+    from parsing.model import ParsingModel
 
 # Pooled presence and the pixel outfit's mass read every 2nd pixel each way: the same masks and garments on the 90
 # validation photos, 4× less work (every 4th pixel crossed the presence threshold 4 times there: not taken).
@@ -59,24 +59,26 @@ def decoding_source(decode_from: str, presence: torch.Tensor | None) -> str:
 
 
 def parse_photo(
-    module: ParsingModule,
+    model: ParsingModel,
     logits: torch.Tensor,
     presence: torch.Tensor | None,
     size: tuple[int, int],
     image: torch.Tensor | None = None,
     crf: CRFKind = "none",
     view: LabelView | None = None,
+    crf_params: CRFParams | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One photo's logits (K, h', w') without padding → its label map (h, w) at ``size`` and the decoded
     garment set (K,) bool (None without ``decode``). With ``decode``, labels that conflict with the decoded
     set are suppressed first; with a ``crf``, the map is refined against the photo (h, w, 3). ``view``: only
     a photo's known garments and/or merged labels (``inference.label_view``); the map and the set are then in
-    its labels."""
+    its labels. ``crf_params``: default ``CRFParams()``."""
+    params = crf_params or CRFParams()
     if view is None or view.identity:
-        return _decode(module, logits, presence, size, image, crf, module.exclusive)
+        return _decode(model, logits, presence, size, image, crf, params, model.exclusive)
     logits, presence, ids = view.select(logits, presence)  # (L, h', w'), (L,), (L,) output label ids
     exclusive = view.exclusive.to(ids.device)[ids][:, ids]
-    labels, chosen = _decode(module, logits, presence, size, image, crf, exclusive)
+    labels, chosen = _decode(model, logits, presence, size, image, crf, params, exclusive)
     if chosen is not None:
         full = torch.zeros(len(view.names), dtype=torch.bool)
         full[ids.cpu()] = chosen.cpu()
@@ -85,15 +87,16 @@ def parse_photo(
 
 
 def _decode(
-    module: ParsingModule,
+    model: ParsingModel,
     logits: torch.Tensor,
     presence: torch.Tensor | None,
     size: tuple[int, int],
     image: torch.Tensor | None,
     crf: CRFKind,
+    params: CRFParams,
     exclusive: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    hp = module.hparams
+    hp = model.decoding
     chosen = banned = None
     top = argmax(logits, 0)  # (h', w') the network's labels at its own size
     if hp.decode and bool(exclusive.any()):
@@ -114,10 +117,10 @@ def _decode(
     if crf != "none" and image is None:
         raise ValueError(f"crf={crf!r} needs the photo at its original size")
     k = logits.shape[0]
-    if crf == "none" or module.crf_params.unary == "labels":  # the paper's CRF needs only the label map
+    if crf == "none" or params.unary == "labels":  # the paper's CRF needs only the label map
         labels = upsample_labels(logits, valid, size, banned, top)
-        return refine_labels(crf, labels, k, image, module.crf_params, exclusive), chosen
+        return refine_labels(crf, labels, k, image, params, exclusive), chosen
     if chosen is not None:
         logits = suppress_excluded(logits, chosen, exclusive)
     full = upsample_logits(logits, valid, size)  # (K, h, w)
-    return apply_crf(crf, full, image, module.crf_params, exclusive), chosen
+    return apply_crf(crf, full, image, params, exclusive), chosen

@@ -1,6 +1,5 @@
 """Which garments cannot be worn together, and the garment set a parse decodes.
 
-* ``presence_targets`` — the labels present in each mask (a small minimum area, so specks do not count).
 * ``learn_exclusions`` / ``decode_outfit`` — mutually exclusive garment pairs learned from co-occurrence, and the
   most probable garment set that respects them.
 """
@@ -12,19 +11,8 @@ import math
 
 import torch
 
+from parsing.data.datasets import presence_targets
 from parsing.inference.crf import softmax
-from parsing.labels import IGNORE_INDEX
-
-
-def presence_targets(mask: torch.Tensor, num_classes: int, min_fraction: float = 0.001) -> torch.Tensor:
-    """Masks (B, H, W) → (B, K) float: 1 where a label covers at least ``min_fraction`` of the labelled pixels."""
-    b = mask.shape[0]
-    flat = mask.reshape(b, -1)
-    valid = flat != IGNORE_INDEX
-    index = (flat + torch.arange(b, device=mask.device)[:, None] * num_classes)[valid]
-    counts = torch.bincount(index, minlength=b * num_classes).view(b, num_classes)  # (B, K)
-    needed = (valid.sum(1, keepdim=True) * min_fraction).clamp(min=1)
-    return (counts >= needed).float()
 
 
 def learn_exclusions(

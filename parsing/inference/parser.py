@@ -1,4 +1,4 @@
-"""``Parser``: the one parse pipeline, behind the library, ``parsing-predict`` and every other caller.
+"""``Parser``: the one parse pipeline, behind the library, ``parsing-predict``, the service and the Ray job.
 
     from parsing import Parser
 
@@ -9,14 +9,17 @@
     for parse in parser.parse_many(paths, batch_size=4):
         if parse.ok: ...                      # else a ParseError naming the photo and the problem
 
-Per photo: fit into the network box → network (batched) → ``widen`` (a close-up also parsed on a wider
-canvas) → exclusive-pair decoding and the CRF at the photo's size → ``refocus`` (a small person parsed again in a
-box) → garments below ``min_share`` removed from the mask → confidence → the mask at the photo's own size.
+Three stages, as a Hugging Face pipeline: ``preprocess`` (any input → a ``Photo`` fitted into the network box),
+``forward`` (a batch of photos through the ``Backend``) and ``postprocess`` (per photo: ``widen`` — a close-up also
+parsed on a wider canvas — exclusive-pair decoding and the CRF at the photo's size, ``refocus`` — a small person
+parsed again in a box — garments below ``min_share`` removed, confidence, the mask at the photo's own size).
+``parse_stream`` is the one loop over them; every other call goes through it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,110 +30,82 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from parsing.data.io import DataError
 from parsing.inference.confidence import label_confidence
-from parsing.inference.crf import CRFParams
+from parsing.inference.crf_dense import densecrf
 from parsing.inference.decode import parse_photo
 from parsing.inference.label_view import LabelView, read_merge, resolve_garments
-from parsing.inference.onnx_backend import network_on_onnxruntime
-from parsing.inference.photo import MAX_PIXELS, ImageInput, Photo, check_input, describe_input, prepare, to_size
+from parsing.inference.options import ParseOptions
+from parsing.inference.photo import ImageInput, ParseError, Photo, check_input, describe_input, prepare, to_size
 from parsing.inference.refocus import refocused, scale_box, widened
 from parsing.inference.specks import remove_specks
 from parsing.labels import NON_GARMENTS
+from parsing.model.backends import Backend, TorchBackend, load_backend, resolve_device
+from parsing.model.checkpoint import checkpoint_path
+from parsing.model.parsing_model import ParsingModel
 from parsing.outputs.parse import Parse
-from parsing.training.checkpoint import input_size as checkpoint_input_size
-from parsing.training.checkpoint import module_from_checkpoint, read_checkpoint
-from parsing.training.module import ParsingModule
-from parsing.training.transfer import SHIPPED
 
-REFOCUS = 1.5  # a person this many times smaller than the frame allows is parsed again in a box (refocus)
-WIDEN = 1.5  # a close-up (person cut at top and bottom) is also parsed on a canvas this many times wider (refocus)
-MIN_SHARE = 0.004  # a garment covering less of the person is a speck: removed from the mask (its pixels relabelled)
+__all__ = ["ParseError", "ParseOptions", "Parser"]
 
 
-class ParseError(ValueError):
-    """A photo that could not be parsed: ``source`` names it, ``problem`` says why. ``ok`` is False."""
+class _NetworkThread:
+    """One thread for the network, shared by a parser and its ``replace``d variants (created on first use)."""
 
-    ok = False
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
-    def __init__(self, source: str, problem: str) -> None:
-        super().__init__(f"{source}: {problem}")
-        self.source = source
-        self.problem = problem
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is a ValueError."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: no CUDA device is available")
-    return device
+    def executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="parsing-network")
+            return self._pool
 
 
 class Parser:
-    """A loaded model and the options of its pipeline; call it on a photo, or ``parse_many`` on many.
+    """A model, the backend that runs its network and the pipeline's ``ParseOptions``; call it on a photo, or
+    ``parse_many`` on many. Use ``Parser.load``; ``replace`` makes a variant with other options (same model).
 
-    Use ``Parser.load``. ``crf``: ``fast`` (torch mean-field), ``dense`` (pydensecrf) or ``none``; ``tta``:
-    ``flip`` averages the photo and its mirror image (2× the network); ``input_size``: the network box (H, W)
-    (default: the checkpoint's); ``max_pixels``: larger photos are parsed at this many pixels, their masks
-    upsampled; ``refocus``: parse a box around a person this many times too small again (0 = off); ``widen``: parse
-    a close-up also on a canvas this many times larger (0 = off); ``merge``: a preset (``ccp-coarse``), a YAML file
-    or ``{group: [labels]}``: masks in merged groups; ``min_share``: garments covering less are removed from the
-    mask (0 = keep every pixel); ``probs``: keep each parse's (K, h, w) probabilities (memory!).
+    ``overlap``: in ``parse_stream`` (and so ``parse_many``), the next photo's network runs on a thread while this
+    one is finished; on where the network has its own threads (onnxruntime on the CPU).
 
-    ``overlap``: in ``parse_photos``/``parse_many``, the next photo's network runs in a thread while this one is
-    finished; on by default where the network has its own threads (onnxruntime on the CPU).
+    A Parser may be shared between threads: the model and the backend are only read, the label-view cache is
+    locked, and with ``overlap`` every call's network runs on the one network thread. ``timings`` (a bench's
+    stage clock) is the one thing not meant for concurrent calls.
     """
 
     def __init__(
         self,
-        module: ParsingModule,
-        size: tuple[int, int],
+        model: ParsingModel,
+        backend: Backend | None = None,
+        options: ParseOptions | None = None,
         *,
         checkpoint: str = "",
-        device: str = "cpu",
-        crf: str = "fast",
-        tta: str = "none",
-        max_pixels: int = MAX_PIXELS,
-        refocus: float = REFOCUS,
-        widen: float = WIDEN,
-        merge: str | dict[str, list[str]] | None = None,
-        min_share: float = MIN_SHARE,
-        probs: bool = False,
+        _network: _NetworkThread | None = None,
     ) -> None:
-        if crf not in ("none", "fast", "dense"):
-            raise ValueError(f"crf {crf!r}: choose none, fast or dense")
-        if tta not in ("none", "flip"):
-            raise ValueError(f"tta {tta!r}: choose none or flip")
-        if crf == "dense":
-            from parsing.inference.crf import densecrf
-
+        self.model = model
+        self.backend = backend if backend is not None else TorchBackend(model)
+        self.options = options if options is not None else ParseOptions()
+        self.checkpoint = checkpoint
+        if self.options.crf == "dense":
             densecrf()  # a clear ImportError now, not one per photo
-        module.eval()
-        module.to(device)  # (an OnnxModule hands both to its ParsingModule and stays itself)
-        self.module = module
-        self.size = (int(size[0]), int(size[1]))
-        self.checkpoint, self.device, self.crf, self.tta = checkpoint, device, crf, tta
-        self.max_pixels, self.refocus, self.widen, self.min_share, self.keep_probs = (
-            max_pixels,
-            refocus,
-            widen,
-            min_share,
-            probs,
-        )
-        self.merge_spec = merge
+        self.size: tuple[int, int] = self.options.input_size or model.input_size
+        self.crf_params = self.options.crf_params()
+        merge = self.options.merge
+        self.merge = read_merge(merge) if isinstance(merge, (str, Path)) else merge
         self.timings: dict[str, float] | None = None  # a dict: seconds per pipeline stage are added to it
+        cpu = self.backend.device.type == "cpu"
         # Photos per network pass: on a CPU one at a time (a batch of 4 cost 0.229 s per photo against 0.186 s one
         # by one: bench/results/stages.md); a GPU takes the whole batch.
-        self.network_batch: int | None = 1 if str(device) == "cpu" else None
-        self.merge = read_merge(merge) if isinstance(merge, (str, Path)) else merge
-        # The network of a parse_photos call's next batch runs in a thread while this one is finished, when the
-        # network has its own threads (onnxruntime): the steps after it leave a core idle (the CRF runs on one).
-        self.overlap = getattr(module, "own_threads", False) and str(device) == "cpu"
-        self._pool: ThreadPoolExecutor | None = None
+        self.network_batch: int | None = 1 if cpu else None
+        # The next photo's network runs while this one is finished when the network has threads of its own
+        # (onnxruntime): the steps after it leave a core idle (the CRF runs on one).
+        self.overlap = self.backend.own_threads and cpu
+        self._network = _network or _NetworkThread()
         self._views: dict[tuple[str, ...] | None, LabelView | None] = {}
+        self._views_lock = threading.Lock()
         self.view(None)  # a bad merge fails here
 
     @classmethod
@@ -139,53 +114,31 @@ class Parser:
         checkpoint: str | Path = "shipped",
         *,
         device: str = "auto",
-        crf: str = "fast",
-        tta: str = "none",
-        input_size: tuple[int, int] | None = None,
-        max_pixels: int = MAX_PIXELS,
-        refocus: float = REFOCUS,
-        widen: float = WIDEN,
-        merge: str | dict[str, list[str]] | None = None,
-        crf_iterations: int | None = None,
-        min_share: float = MIN_SHARE,
-        probs: bool = False,
         backend: str = "auto",
+        options: ParseOptions | None = None,
+        **changes: Any,
     ) -> Parser:
-        """A parser for ``checkpoint``: ``"shipped"`` (the packaged CCP model) or a packed or Lightning checkpoint
-        file. A missing file is a ``FileNotFoundError``, anything else unusable a ``CheckpointError``, each
-        naming the file; a bad option a ``ValueError``. ``backend``: ``torch``, ``onnxruntime`` (CPU; the network
+        """A parser for ``checkpoint``: ``"shipped"`` (the packaged CCP model) or a packed or ``fit`` checkpoint
+        file; ``options`` (a ``ParseOptions``) and/or ``changes``: any of its fields by name. A missing file is a
+        ``FileNotFoundError``, anything else unusable a ``CheckpointError``, each naming the file; a bad option a
+        ``ValueError`` (an unknown one a ``TypeError``). ``backend``: ``torch``, ``onnxruntime`` (CPU; the network
         exported once and cached by the checkpoint's hash) or ``auto``: onnxruntime on the CPU where it is
-        installed (the ``onnx`` extra; same masks, ~15 % faster end to end, ``bench/results/predict.md``), else
-        torch."""
-        path = SHIPPED if str(checkpoint) == "shipped" else Path(checkpoint)
-        state = read_checkpoint(path)
-        module = module_from_checkpoint(state)
-        if crf_iterations is not None:
-            module.crf_params = CRFParams(**{**vars(module.crf_params), "iterations": crf_iterations})
-        size = tuple(input_size) if input_size is not None else checkpoint_input_size(state)
-        options = dict(crf=crf, tta=tta, max_pixels=max_pixels, refocus=refocus, widen=widen, merge=merge)
+        installed (the ``onnx`` extra; same masks, faster end to end, ``bench/results/predict.md``), else torch."""
+        parse_options = (options or ParseOptions()).replace(**changes)
         device = resolve_device(device)
-        if backend not in ("auto", "torch", "onnxruntime"):
-            raise ValueError(f"backend {backend!r}: choose auto, torch or onnxruntime")
-        if backend == "onnxruntime" and device != "cpu":
-            raise ValueError("backend='onnxruntime' runs on the CPU here; on a GPU use backend='torch'")
-        if backend == "onnxruntime" or (backend == "auto" and device == "cpu"):
-            module = network_on_onnxruntime(module.eval(), path, required=backend == "onnxruntime")
-        return cls(module, size, checkpoint=str(path), device=device, min_share=min_share, probs=probs, **options)
+        path = checkpoint_path(checkpoint)
+        model = ParsingModel.from_checkpoint(path)
+        return cls(model, load_backend(model, backend, device, path), parse_options, checkpoint=str(path))
 
     def replace(self, **options: Any) -> Parser:
-        """A parser sharing this one's model, with some options changed (``crf``, ``tta``, ``input_size``,
-        ``max_pixels``, ``refocus``, ``widen``, ``merge``, ``min_share``, ``probs``)."""
-        current = dict(
-            checkpoint=self.checkpoint, device=self.device, crf=self.crf, tta=self.tta, max_pixels=self.max_pixels,
-            refocus=self.refocus, widen=self.widen, merge=self.merge_spec, min_share=self.min_share,
-            probs=self.keep_probs,
-        )  # fmt: skip
-        size = options.pop("input_size", None) or self.size
-        unknown = set(options) - set(current)
-        if unknown:
-            raise TypeError(f"Parser.replace: unknown option(s) {sorted(unknown)}")
-        return Parser(self.module, size, **{**current, **options})
+        """A parser sharing this one's model, backend and network thread, with some ``ParseOptions`` changed."""
+        new = self.options.replace(**options)
+        return Parser(self.model, self.backend, new, checkpoint=self.checkpoint, _network=self._network)
+
+    def __repr__(self) -> str:
+        changed = {k: v for k, v in vars(self.options).items() if v != ParseOptions.__dataclass_fields__[k].default}
+        shown = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+        return f"Parser({self.checkpoint or 'model'!r}, backend={self.backend.name}{', ' if shown else ''}{shown})"
 
     # --- labels ---------------------------------------------------------------------------------------------
     @property
@@ -199,25 +152,27 @@ class Parser:
 
     def _labels(self, view: LabelView | None) -> tuple[list[str], list[tuple[int, int, int]]]:
         """The names and colours of a parse's label ids with ``view`` (None: the model's own)."""
-        names, colours = (
-            (view.names, view.palette) if view is not None else (self.module.class_names, self.module.palette)
-        )
+        own = (self.model.class_names, self.model.palette)
+        names, colours = (view.names, view.palette) if view is not None else own
         return list(names), [tuple(int(c) for c in rgb) for rgb in colours]
 
     def garment_names(self, garments: Iterable[str]) -> list[str]:
         """User-typed garment names → the model's (case-insensitive; a ValueError with a did-you-mean)."""
-        return resolve_garments(list(garments), self.module.class_names)
+        return resolve_garments(list(garments), self.model.class_names)
 
     def view(self, garments: Sequence[str] | None) -> LabelView | None:
         """The label view for a photo known to hold only ``garments`` (model label names), cached; None when the
         parse is in the model's own labels."""
         key = None if garments is None else tuple(sorted(set(garments)))
-        if key not in self._views:
-            if key is None and self.merge is None:
-                self._views[key] = None
-            else:
-                self._views[key] = self.module.label_view(self.merge, None if key is None else list(key))
-        return self._views[key]
+        with self._views_lock:
+            if key not in self._views:
+                model, tags = self.model, None if key is None else list(key)
+                self._views[key] = (
+                    None
+                    if key is None and self.merge is None
+                    else LabelView.build(model.class_names, model.palette, model.exclusive, self.merge, tags)
+                )
+            return self._views[key]
 
     # --- parsing --------------------------------------------------------------------------------------------
     def __call__(self, image: ImageInput, *, garments: Sequence[str] | None = None) -> Parse:
@@ -238,15 +193,20 @@ class Parser:
         """Parse photos in input order, read as they are needed, ``batch_size`` at a time through the network
         (one at a time on a CPU). A photo that cannot be read or parsed yields a ``ParseError`` in its place
         (``.ok`` is False) and the others go on."""
+        if isinstance(images, (str, Path, Image.Image, np.ndarray)):
+            raise TypeError(
+                f"parse_many takes many photos (a list, a generator…), not one {type(images).__name__}: "
+                f"use parser(photo) for one photo, or parse_many([photo])"
+            )
         tags = self._garments(garments)
-        yield from self.parse_stream(((image, tags) for image in images), batch_size)
+        return self.parse_stream(((image, tags) for image in images), batch_size)
 
     def _garments(self, garments: Sequence[str] | None) -> list[str] | None:
         return None if garments is None else self.garment_names(garments)
 
     def _prepared(self, image: Any) -> Photo | ParseError:
         try:
-            return self.prepare(image)
+            return self.preprocess(image)
         except (DataError, TypeError) as err:
             return ParseError(describe_input(image), getattr(err, "problem", str(err)))
 
@@ -255,32 +215,20 @@ class Parser:
         or None → their parses in order, a ``ParseError`` for each that cannot be read or parsed."""
         return list(self.parse_stream(zip(images, garments, strict=True), batch_size=max(1, len(images))))
 
-    def prepare(self, image: ImageInput, source: str | None = None) -> Photo:
-        """Any input → a ``Photo`` for ``parse_photos`` (what ``parsing-predict``'s loader workers do)."""
-        return prepare(image, self.size, self.max_pixels, source)
-
-    def parse_photos(
-        self, photos: Sequence[Photo], garments: Sequence[Sequence[str] | None] | None = None
-    ) -> list[Parse | ParseError]:
-        """Prepared photos → their parses (one network batch on a GPU, padded bottom/right to its largest photo);
-        ``garments``: per photo, the only garments it may hold (model label names), or None."""
-        garments = garments if garments is not None else [None] * len(photos)
-        return list(self.parse_stream(zip(photos, garments, strict=True), batch_size=max(1, len(photos))))
-
     def parse_stream(
         self, items: Iterable[tuple[ImageInput | Photo | ParseError, Sequence[str] | None]], batch_size: int = 4
     ) -> Iterator[Parse | ParseError]:
         """(photo, garments) pairs → their parses in order, pairs read as they are needed. A photo: anything
-        ``parse_many`` takes or a ``Photo`` from ``prepare`` (e.g. made in your own loader workers); garments: the
-        only ones it may hold (model label names) or None. A ``ParseError`` in place of a photo is passed through,
-        and one for each photo that cannot be read or parsed. Network batches of ``batch_size`` (one photo on a
-        CPU); with ``overlap`` the next batch's network runs while this one is finished."""
+        ``parse_many`` takes or a ``Photo`` from ``preprocess`` (e.g. made in your own loader workers); garments:
+        the only ones it may hold (model label names) or None. A ``ParseError`` in place of a photo is passed
+        through, and one for each photo that cannot be read or parsed. Network batches of ``batch_size`` (one photo
+        on a CPU); with ``overlap`` the next batch's network runs while this one is finished."""
         step = self.network_batch or batch_size
         pending: deque[tuple[list[Any], Future | None]] = deque()  # batches in input order, their networks
         items = ((p if isinstance(p, (Photo, ParseError)) else self._prepared(p), tags) for p, tags in items)
         for batch in _batches(items, step):
             photos = [photo for photo, _ in batch if isinstance(photo, Photo)]
-            ahead = self._network_thread().submit(self.network_pass, photos) if self.overlap and photos else None
+            ahead = self.network_executor.submit(self.forward, photos) if self.overlap and photos else None
             pending.append((batch, ahead))
             while len(pending) > (1 if self.overlap else 0):  # with overlap one batch's network runs ahead
                 yield from self._finish_pending(*pending.popleft())
@@ -291,25 +239,29 @@ class Parser:
         photos = [photo for photo, _ in batch]
         if isinstance(photos[0], ParseError):
             return photos  # one that could not be read: a batch of its own
-        network = ahead.result() if ahead is not None else self.network_pass(photos)
-        return self.finish_batch(photos, [tags for _, tags in batch], *network)
+        network = ahead.result() if ahead is not None else self.forward(photos)
+        return self.postprocess(photos, [tags for _, tags in batch], *network)
 
-    def _network_thread(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="parsing-network")
-        return self._pool
+    @property
+    def network_executor(self) -> ThreadPoolExecutor:
+        """The one thread the network runs on when it overlaps (shared with ``replace``d variants)."""
+        return self._network.executor()
 
-    def network_pass(self, photos: Sequence[Photo]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    # --- the three stages -------------------------------------------------------------------------------------
+    def preprocess(self, image: ImageInput, source: str | None = None) -> Photo:
+        """Any input → a ``Photo`` fitted into the network box (what ``parsing-predict``'s loader workers do)."""
+        return prepare(image, self.size, self.options.max_pixels, source)
+
+    def forward(self, photos: Sequence[Photo]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """One network batch, padded bottom/right to its largest photo → images (B, 3, H, W), logits (B, K, H, W),
-        presence logits (B, K) or None: the first half of ``parse_photos``, ``finish_batch`` the second, for callers
-        that run the two on threads of their own (the service)."""
+        presence logits (B, K) or None (the inputs of ``postprocess``)."""
         hh, ww = max(p.x.shape[1] for p in photos), max(p.x.shape[2] for p in photos)
         batch = torch.stack([F.pad(p.x, (0, ww - p.x.shape[2], 0, hh - p.x.shape[1])) for p in photos])
         with torch.inference_mode(), self._timed("network"):
-            images = batch.to(self.device)  # (B, 3, H, W), padded
-            return images, *self.module.infer(images, self.tta)
+            images = batch.to(self.backend.device)  # (B, 3, H, W), padded
+            return images, *self.backend.infer(images, self.options.tta)
 
-    def finish_batch(
+    def postprocess(
         self,
         photos: Sequence[Photo],
         garments: Sequence[Any],
@@ -317,7 +269,7 @@ class Parser:
         logits: torch.Tensor,
         presence: torch.Tensor | None,
     ) -> list[Parse | ParseError]:
-        """Each photo's own steps after the network (``network_pass``'s outputs), the padding cropped off."""
+        """Each photo's own steps after the network (``forward``'s outputs), the padding cropped off."""
         out: list[Parse | ParseError] = []
         with torch.inference_mode():
             for i, photo in enumerate(photos):
@@ -332,19 +284,20 @@ class Parser:
 
     def _finish(self, photo: Photo, x: torch.Tensor, z: torch.Tensor, p: torch.Tensor | None, garments: Any) -> Parse:
         """One photo after the network: widen, decode + CRF, refocus, specks, confidence, full size."""
-        module, view = self.module, self.view(garments)
+        opts, backend, view = self.options, self.backend, self.view(garments)
         names, palette = self._labels(view)
         work = tuple(photo.image.shape[:2])  # the photo's size, or less above max_pixels
         with self._timed("widen"):
-            z, wide = widened(module, x, z, self.widen, self.tta)
+            z, wide = widened(backend, x, z, opts.widen, opts.tta)
         with self._timed("decode + CRF"):
-            labels, chosen = parse_photo(module, z, p, work, photo.image, self.crf, view)
+            labels, chosen = parse_photo(self.model, z, p, work, photo.image, opts.crf, view, self.crf_params)
         with self._timed("refocus"):
             labels, chosen, p, box, z_box = refocused(
-                module, self.size, photo.image, labels, chosen, p, self.crf, view, self.tta, self.refocus
-            )
+                backend, self.size, photo.image, labels, chosen, p, opts.crf, view, opts.tta, opts.refocus,
+                self.crf_params,
+            )  # fmt: skip
         with self._timed("specks"):
-            labels = remove_specks(labels, names, self.min_share) if self.min_share > 0 else labels
+            labels = remove_specks(labels, names, opts.min_share) if opts.min_share > 0 else labels
         with self._timed("confidence"):
             sure = label_confidence(labels, z, names, view, box, z_box)
         with self._timed("full size"):
@@ -353,7 +306,7 @@ class Parser:
         counts = np.bincount(full_labels.ravel(), minlength=len(names))
         presence = None if p is None else torch.sigmoid(p).cpu()
         presence = view.presence_probs(presence) if view is not None else presence
-        probs = self._probs(z, z_box, box, work) if self.keep_probs else None
+        probs = self._probs(z, z_box, box, work) if opts.probs else None
         return Parse(
             labels=full_labels,
             names=names,
@@ -369,10 +322,10 @@ class Parser:
             probs=probs,
             settings={
                 "checkpoint": self.checkpoint,
-                "crf": self.crf,
-                "tta": self.tta,
+                "crf": opts.crf,
+                "tta": opts.tta,
                 "garments": None if garments is None else list(garments),
-                "merge": self.merge_spec if isinstance(self.merge_spec, (str, type(None))) else "custom",
+                "merge": opts.merge if isinstance(opts.merge, (str, type(None))) else "custom",
             },
         )
 

@@ -17,10 +17,20 @@ from PIL import Image
 
 from parsing.data.io import DataError, photo_array, read_photo
 from parsing.data.transforms import fit_photo
-
-MAX_PIXELS = 8_000_000  # photos above this are parsed at this many pixels; their masks are upsampled to full size
+from parsing.inference.options import MAX_PIXELS
 
 ImageInput = str | Path | Image.Image | np.ndarray
+
+
+class ParseError(ValueError):
+    """A photo that could not be parsed: ``source`` names it, ``problem`` says why. ``ok`` is False."""
+
+    ok = False
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(f"{source}: {problem}")
+        self.source = source
+        self.problem = problem
 
 
 @dataclass

@@ -23,7 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from parsing.data.transforms import fit_photo
+from parsing.inference.crf import CRFParams
 from parsing.inference.decode import parse_photo
+from parsing.model.backends import Backend
 
 Box = tuple[int, int, int, int]  # (top, left, bottom, right), bottom/right exclusive
 
@@ -77,29 +79,29 @@ def person_box(
 
 
 def parse_box(
-    module: Any,
+    backend: Backend,
     size: tuple[int, int],
     image: np.ndarray | torch.Tensor,
     box: Box,
     crf: str,
     view: Any = None,
     tta: str = "none",
+    crf_params: CRFParams | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
-    """Parse the photo's crop ``box`` (``module``: a ParsingModule) → its labels (bh, bw), decoded garment set,
+    """Parse the photo's crop ``box`` (the network on ``backend``) → its labels (bh, bw), decoded garment set,
     presence logits (K,) or None, and the crop's logits (K, h', w') at network size (not padded)."""
     t, left, b, r = box
     crop = image[t:b, left:r]
     crop = crop.contiguous() if isinstance(crop, torch.Tensor) else np.ascontiguousarray(crop)
     x = fit_photo(crop.numpy() if isinstance(crop, torch.Tensor) else crop, size)  # (3, h', w')
-    device = next(module.parameters()).device
-    logits, presence = module.infer(x[None].to(device), tta)
+    logits, presence = backend.infer(x[None].to(backend.device), tta)
     p = None if presence is None else presence[0]
-    labels, chosen = parse_photo(module, logits[0], p, (b - t, r - left), crop, crf, view)
+    labels, chosen = parse_photo(backend.model, logits[0], p, (b - t, r - left), crop, crf, view, crf_params)
     return labels, chosen, p, logits[0]
 
 
 def refocused(
-    module: Any,
+    backend: Backend,
     size: tuple[int, int],
     image: np.ndarray | torch.Tensor,
     labels: torch.Tensor,
@@ -109,13 +111,14 @@ def refocused(
     view: Any = None,
     tta: str = "none",
     min_gain: float = 1.5,
+    crf_params: CRFParams | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, Box | None, torch.Tensor | None]:
     """The first parse of a photo (its labels (h, w), garment set, presence logits) → the same after refocusing
     (``min_gain`` 0: never), with the box parsed again and its logits (K, h', w'), or None for both."""
     box = person_box(labels, size, min_gain) if min_gain else None
     if box is None:
         return labels, chosen, presence, None, None
-    inner, chosen, presence, box_logits = parse_box(module, size, image, box, crf, view, tta)
+    inner, chosen, presence, box_logits = parse_box(backend, size, image, box, crf, view, tta, crf_params)
     return paste(labels, inner, box), chosen, presence, box, box_logits
 
 
@@ -156,7 +159,7 @@ def on_canvas(x: torch.Tensor, canvas: float) -> tuple[torch.Tensor, Box]:
 
 
 def widened(
-    module: Any, x: torch.Tensor, logits: torch.Tensor, canvas: float = 1.5, tta: str = "none"
+    backend: Backend, x: torch.Tensor, logits: torch.Tensor, canvas: float = 1.5, tta: str = "none"
 ) -> tuple[torch.Tensor, bool]:
     """A photo's network input (3, h', w') and logits (K, h', w') (padding cropped) → the mean of its and its
     ``canvas``-times-wider view's logits when it is a ``close_up`` (else its own logits), and whether it was
@@ -164,6 +167,6 @@ def widened(
     if canvas <= 1 or not close_up(logits):
         return logits, False
     wide, (t, left, b, r) = on_canvas(x, canvas)
-    wide_logits, _ = module.infer(wide[None].to(logits.device), tta)  # (1, K, h', w')
+    wide_logits, _ = backend.infer(wide[None].to(backend.device), tta)  # (1, K, h', w')
     inner = F.interpolate(wide_logits[:, :, t:b, left:r].float(), logits.shape[1:], mode="bilinear")[0]
     return (logits.float() + inner) / 2, True  # (K, h', w'): the mean logits, as flip TTA takes them

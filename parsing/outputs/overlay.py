@@ -6,6 +6,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from parsing.labels import NON_GARMENTS
+
+UNSURE = 0.5  # below it a name is more often wrong than right (bench/results/garments.md): overlays say so
+
 
 def colourise(labels: np.ndarray, palette: list[list[int]] | np.ndarray) -> np.ndarray:
     """Label map (H, W) → RGB (H, W, 3) uint8 in the palette's colours."""
@@ -46,3 +50,14 @@ def overlay(
         draw.rectangle((x, y, x + swatch, y + swatch), fill=tuple(int(c) for c in palette[i]), outline="black")
         draw.text((x + swatch + pad, y), texts[i], fill="black", font=font)
     return canvas
+
+
+def unsure_notes(sure: dict[int, dict[str, object]], names: list[str], below: float = UNSURE) -> dict[int, str]:
+    """Label id → "(alternative?)" for the garments named below ``below`` confidence: the overlay legend's hint."""
+    return {
+        label: f"({fields['alternative']}?)"
+        for label, fields in sure.items()
+        if fields["confidence"] < below
+        and names[label] not in NON_GARMENTS
+        and fields["alternative"] not in ("null", "background")
+    }

@@ -16,10 +16,9 @@ import numpy as np
 from PIL import Image
 
 from parsing.data.io import write_mask_png
-from parsing.inference.confidence import unsure_notes
 from parsing.labels import NON_GARMENTS, flat_palette
 from parsing.outputs.files import atomic_write, output_paths, write_cutouts
-from parsing.outputs.overlay import overlay
+from parsing.outputs.overlay import overlay, unsure_notes
 
 Box = tuple[int, int, int, int]  # (top, left, bottom, right) on the photo, bottom/right exclusive
 

@@ -123,16 +123,16 @@ def cpus_per_actor(address: str, actors: int, given: float | None) -> float:
     return 1.0
 
 
-def predict_on_ray(args: Any, parser: Any, todo: list, tags: dict, every: Any, out: Any, fail: Any) -> int:
-    """``parsing-predict --ray``: the photos still to do, parsed by the actors; the driver appends the summary and
-    reports failures (``fail``) as the local loop does. Returns how many photos were parsed."""
+def predict_on_ray(
+    args: Any, loads: dict[str, Any], save: dict[str, Any], todo: list, tags: dict, every: Any, out: Any, fail: Any
+) -> int:
+    """``parsing-predict --ray``: the photos still to do, parsed by the actors (each a ``Parser.load(**loads)``,
+    ``save``: ``Parse.save``'s options); the driver appends the summary and reports failures (``fail``) as the local
+    loop does. Returns how many photos were parsed."""
     import ray.data
 
-    from parsing.commands.predict_options import parser_options, save_options
-
     connect(args.ray)
-    options = {"checkpoint": str(args.checkpoint), **parser_options(args), "input_size": parser.size}
-    save = save_options(args)
+    options = dict(loads)
     cpus = cpus_per_actor(args.ray, args.ray_actors, args.ray_cpus_per_actor)
     dataset = ray.data.from_items(rows_for(todo, tags, every)) if todo else None
     written = 0

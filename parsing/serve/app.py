@@ -103,23 +103,20 @@ class Service:
         self.max_image_pixels, self.token, self.save_needs_token = max_image_pixels, token, save_needs_token
         self.folder = TrainingFolder(dataset, parser.names, parser.palette) if dataset is not None else None
         self._variants: dict[tuple[str | None, str], Parser] = {}
-        # One thread parses, one photo at a time, and one runs the network (the same one unless the network has its own
-        # threads: onnxruntime): few threads keep the big buffers in few malloc arenas (parses on the web server's
-        # many threads grew the process by ~0.8 GB in 200 requests; bench/serve.py).
+        # One thread parses, one photo at a time (few threads keep the big buffers in few malloc arenas: parses on
+        # the web server's many threads grew the process by ~0.8 GB in 200 requests; bench/serve.py). The network
+        # runs on the parser's own network thread where it overlaps (onnxruntime), else on this one.
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
-        self.network = ThreadPoolExecutor(1, thread_name_prefix="network") if parser.overlap else self.worker
 
     def variant(self, merge: str | None, crf: str | None) -> Parser:
-        crf = crf or self.parser.crf
-        if crf not in ("none", "fast", "dense"):
-            raise HTTPError(422, f"crf {crf!r}: choose none, fast or dense")
+        """The parser with a request's ``merge`` (a preset: files are not read) and ``crf``, made once."""
         if merge is not None and merge not in MERGES:
             raise HTTPError(422, f"merge {merge!r}: choose one of {', '.join(MERGES)} (files are not read)")
-        key = (merge, crf)
+        key = (merge, crf or self.parser.options.crf)
         if key not in self._variants:
             try:
-                self._variants[key] = self.parser.replace(merge=merge or self.parser.merge_spec, crf=crf)
-            except ImportError as err:
+                self._variants[key] = self.parser.replace(merge=merge or self.parser.options.merge, crf=key[1])
+            except (ValueError, ImportError) as err:
                 raise HTTPError(422, str(err)) from None
         return self._variants[key]
 
@@ -131,15 +128,15 @@ class Service:
             garments = None if garments is None else parser.garment_names(garments)
         except ValueError as err:
             raise HTTPError(422, str(err)) from None
-        image, size = read_upload(data, parser.max_pixels, self.max_image_pixels)
+        image, size = read_upload(data, parser.options.max_pixels, self.max_image_pixels)
         return parser, fitted(image, size, parser.size, safe_stem(filename, "upload")), garments  # one decode
 
     async def parse(self, data: bytes, filename: str | None, form: dict[str, Any]) -> Parse:
         """Read on the parse thread, the network on the network thread, the rest on the parse thread again: one
         request's network runs while the one before is finished (with onnxruntime, which has its own threads)."""
         parser, photo, garments = await _in_thread(self.worker, self.prepare, data, filename, form)
-        network = await _in_thread(self.network, parser.network_pass, [photo])
-        result = (await _in_thread(self.worker, parser.finish_batch, [photo], [garments], *network))[0]
+        network = await _in_thread(parser.network_executor if parser.overlap else self.worker, parser.forward, [photo])
+        result = (await _in_thread(self.worker, parser.postprocess, [photo], [garments], *network))[0]
         if not result.ok:
             raise HTTPError(400, result.problem)
         return result
@@ -191,7 +188,7 @@ def create_app(service: Service) -> FastAPI:
         names, palette = service.parser.names, service.parser.palette
         return {
             "labels": [{"id": i, "name": n, "colour": list(palette[i])} for i, n in enumerate(names)],
-            "garments": [n for n in service.parser.module.class_names if n not in NON_GARMENTS],
+            "garments": [n for n in service.parser.model.class_names if n not in NON_GARMENTS],
             "merges": list(MERGES),
             "dataset": service.folder is not None,
             "token_required": service.token is not None or service.save_needs_token,

@@ -13,7 +13,7 @@ from segmentation_models_pytorch.losses import LovaszLoss
 from torch import nn
 from torchmetrics import MeanMetric
 
-from parsing.inference.crf import CRFKind, CRFParams
+from parsing.inference.crf_params import CRFKind, CRFParams
 from parsing.inference.decode import decoding_source, parse_photo, pooled_presence
 from parsing.inference.exclusions import (
     exclusion_matrix,
@@ -22,19 +22,20 @@ from parsing.inference.exclusions import (
     violations,
 )
 from parsing.inference.label_view import LabelView
-from parsing.labels import CCP_LABELS, IGNORE_INDEX, NON_GARMENTS, default_palette
+from parsing.labels import CCP_LABELS, IGNORE_INDEX, garments_in
+from parsing.model.backends import with_tta
+from parsing.model.checkpoint import checkpoint_path, model_state, read_checkpoint
+from parsing.model.parsing_model import DecodeFrom, DecodeSettings, ParsingModel
 from parsing.nn.encoder_weights import OFFLINE
 from parsing.nn.losses import cross_entropy, dice_loss, log_probs
-from parsing.nn.model import UNUSED_HEADS, Arch, Context, Outfit, build_model
+from parsing.nn.model import Arch, Context, Outfit
 from parsing.nn.outfit import GateMode
 from parsing.training.metrics import PresenceScores, confusion_matrix, scores
-from parsing.training.transfer import checkpoint_path, matching_labels, transfer_state
-
-DecodeFrom = Literal["auto", "presence", "pixels", "pooled"]  # where the exclusive-pair decoding reads the set
+from parsing.training.transfer import matching_labels, transfer_state
 
 
 class ParsingModule(pl.LightningModule):
-    """Clothing parser.
+    """Trains a ``ParsingModel`` (``self.model``, plain PyTorch): its losses, optimiser and metrics.
 
     Args:
         arch: ``unet``, ``fpn``, ``deeplabv3plus`` or ``fcn8s``; encoder: any smp encoder name.
@@ -129,9 +130,6 @@ class ParsingModule(pl.LightningModule):
         # With the linked label set: a checkpoint rebuilds its model. The CRF is an inference option: not stored, so
         # `test --ckpt_path … --model.crf fast` is not overridden by the checkpoint (LightningCLI loads its hparams).
         self.save_hyperparameters(ignore=["crf", "crf_params", "tta", "tags_from_masks"])
-        self.class_names = list(class_names)
-        self.palette = palette or [list(c) for c in default_palette(class_names)]
-        self.num_classes = len(class_names)
         self.crf = crf
         self.crf_params = crf_params or CRFParams()
         self.tags_from_masks = tags_from_masks
@@ -145,27 +143,38 @@ class ParsingModule(pl.LightningModule):
     # --- configuration hooks -------------------------------------------------------------------------------
     def configure_models(self) -> None:
         hp = self.hparams
-        self.net = build_model(
-            hp.arch,
-            hp.encoder,
-            hp.encoder_weights,
-            self.num_classes,
-            hp.input_mean,
-            hp.input_std,
-            hp.outfit,
-            hp.gate_mode,
-            hp.context,
-        )
-        if hp.channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
+        decoding = DecodeSettings(hp.decode, hp.decode_from, hp.presence_threshold, hp.min_fraction)
+        self.model = ParsingModel(
+            hp.class_names, hp.palette, hp.arch, hp.encoder, hp.encoder_weights, hp.outfit, hp.gate_mode, hp.context,
+            hp.input_mean, hp.input_std, hp.channels_last, decoding,
+        )  # fmt: skip
         if hp.trainable == "outfit":
             self.net.seg.requires_grad_(False)
             if self.net.context is not None:
                 self.net.context.requires_grad_(False)
-        exclusive = torch.zeros(self.num_classes, self.num_classes, dtype=torch.bool)
         if hp.exclusions is not None:
-            exclusive = exclusion_matrix(hp.exclusions, self.class_names)
-        self.register_buffer("exclusive", exclusive)  # (K, K) garment pairs that cannot be worn together
+            self.exclusive.copy_(exclusion_matrix(hp.exclusions, self.class_names))
+
+    # The model's parts, named as before the trainer held a ParsingModel.
+    @property
+    def net(self) -> nn.Module:
+        return self.model.net
+
+    @property
+    def exclusive(self) -> torch.Tensor:
+        return self.model.exclusive  # (K, K) garment pairs that cannot be worn together
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.model.class_names
+
+    @property
+    def palette(self) -> list[list[int]]:
+        return self.model.palette
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.num_classes
 
     def configure_losses(self) -> None:
         hp = self.hparams
@@ -207,12 +216,11 @@ class ParsingModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         hp = self.hparams
         if stage == "fit" and hp.init_from:
-            from parsing.training.checkpoint import read_checkpoint
-
             source = read_checkpoint(checkpoint_path(hp.init_from))
             names = source["hyper_parameters"]["class_names"]
-            state, fresh = transfer_state(source["state_dict"], self.state_dict(), names, self.class_names)
-            missing, unexpected = self.load_state_dict(state, strict=False)
+            own = self.model.state_dict()
+            state, fresh = transfer_state(model_state(source["state_dict"]), own, names, self.class_names)
+            missing, unexpected = self.model.load_state_dict(state, strict=False)
             rank_zero_info(f"init_from {hp.init_from}: new {sorted(missing)}; unused {sorted(unexpected)}")
             if names != self.class_names:
                 kept = [self.class_names[i] for i, _ in matching_labels(names, self.class_names)]
@@ -237,15 +245,17 @@ class ParsingModule(pl.LightningModule):
             rank_zero_info(f"learned {len(pairs)} exclusive garment pairs: {pairs}")
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Older checkpoints: without rules they keep the rules configured or learned in ``setup``; the unused
-        EfficientNet head they may carry (see ``parsing.nn.model.UNUSED_HEADS``) is dropped."""
+        """Any parsing checkpoint (``ParsingModel.load_weights``): tensors named as before 0.5 (``net.*``) are
+        renamed under ``model.``; without rules it keeps the rules configured or learned in ``setup``."""
         state = checkpoint["state_dict"]
-        own = self.state_dict()
-        for key in [k for k in state if k.startswith("net.seg.encoder.") and k not in own]:
-            if key.split(".")[3] in UNUSED_HEADS:
-                del state[key]
-        if "exclusive" not in state or not state["exclusive"].any():
-            state["exclusive"] = self.exclusive.clone()
+        weights = model_state(state)
+        if "exclusive" not in weights or not weights["exclusive"].any():
+            weights["exclusive"] = self.exclusive.clone()
+        self.model.load_weights(weights)
+        checkpoint["state_dict"] = {
+            **{key: value for key, value in state.items() if not key.startswith(("net.", "model.", "exclusive"))},
+            **{f"model.{key}": value for key, value in self.model.state_dict().items()},
+        }
 
     def on_train_epoch_start(self) -> None:
         if self.hparams.trainable == "outfit":
@@ -257,20 +267,12 @@ class ParsingModule(pl.LightningModule):
         return self.forward_with_presence(x)[0]
 
     def forward_with_presence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if self.hparams.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.net.forward_with_presence(x)
+        return self.model.forward_with_presence(x)
 
     def infer(self, x: torch.Tensor, tta: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Inference forward (B, 3, H, W) → logits (B, K, H, W), presence logits (B, K) or None; with ``tta``
-        (default: the module's) ``flip``, the mean over the photos and their mirror images."""
-        tta = self.tta if tta is None else tta
-        if tta == "none":
-            return self.forward_with_presence(x)
-        logits, presence = self.forward_with_presence(torch.cat([x, x.flip(-1)]))  # (2B, K, H, W)
-        n = len(x)
-        logits = (logits[:n] + logits[n:].flip(-1)) / 2
-        return logits, None if presence is None else (presence[:n] + presence[n:]) / 2
+        """Evaluation forward (B, 3, H, W) → logits (B, K, H, W), presence logits (B, K) or None; ``tta``
+        (default: the module's) as ``parsing.model.backends.with_tta``."""
+        return with_tta(self.forward_with_presence, x, self.tta if tta is None else tta)
 
     def segmentation_loss(
         self,
@@ -341,6 +343,8 @@ class ParsingModule(pl.LightningModule):
         self, logits: torch.Tensor, presence: torch.Tensor | None, batch: dict[str, Any], crf: CRFKind = "none"
     ) -> list[torch.Tensor]:
         """Label maps (h, w) at each photo's own size (see ``parse_photo``)."""
+        hp = self.hparams  # decoding follows the hyperparameters (the CLI and tests may change them)
+        self.model.decoding = DecodeSettings(hp.decode, hp.decode_from, hp.presence_threshold, hp.min_fraction)
         self.decoding_source(presence)
         images = batch.get("full_image", [None] * len(logits))
         views = [None] * len(logits)
@@ -348,13 +352,14 @@ class ParsingModule(pl.LightningModule):
             views = [self.label_view(garments=self.garments_in(mask)) for mask in batch["full_mask"]]
         return [
             parse_photo(
-                self,
+                self.model,
                 logits[i, :, :vh, :vw],
                 None if presence is None else presence[i],
                 batch["size"][i],
                 images[i],
                 crf,
                 views[i],
+                self.crf_params,
             )[0]
             for i, (vh, vw) in enumerate(batch["valid"])
         ]
@@ -367,8 +372,7 @@ class ParsingModule(pl.LightningModule):
 
     def garments_in(self, mask: torch.Tensor) -> list[str]:
         """The garment names a label map (h, w) holds (any pixel; ignored pixels skipped)."""
-        counts = torch.bincount(mask[mask != IGNORE_INDEX].flatten().long(), minlength=self.num_classes)
-        return [n for n, c in zip(self.class_names, counts.tolist(), strict=False) if c and n not in NON_GARMENTS]
+        return garments_in(mask.cpu(), self.class_names)
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
         logits, presence = self.infer(batch["image"], self.tta if stage == "test" else "none")
@@ -415,13 +419,3 @@ class ParsingModule(pl.LightningModule):
         for name, iou in zip(self.class_names, result["iou"].tolist(), strict=True):
             if iou == iou:  # classes that occur in the ground truth
                 self.log(f"test/iou/{re.sub(r'[^0-9a-zA-Z_-]', '_', name)}", float(iou))
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
-        """Label maps (h, w) uint8 at each photo's own size, and presence probabilities (K,) if any."""
-        logits, presence = self.infer(batch["image"])
-        maps = self.label_maps(logits, presence, batch, self.crf)
-        probs = torch.sigmoid(presence) if presence is not None else [None] * len(maps)
-        return [
-            {"path": path, "labels": labels.to(torch.uint8), "presence": p}
-            for path, labels, p in zip(batch["path"], maps, probs, strict=True)
-        ]

@@ -9,20 +9,11 @@ output rows — are copied row by row for the labels both sets name alike (case-
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
-
-SHIPPED = Path(__file__).parents[1] / "assets" / "ccp-fpn-lite0.ckpt"
 
 PER_LABEL = ("net.seg.segmentation_head.", "net.outfit.out.")  # tensors whose first axis is the label axis
 RELEARNED = ("exclusive",)  # (K, K) garment pairs: learned again from the new training masks
 BACKGROUND = frozenset({"null", "background"})
-
-
-def checkpoint_path(init_from: str | Path) -> Path:
-    """``init_from``'s file: ``shipped`` is the package's own model."""
-    return SHIPPED if str(init_from) == "shipped" else Path(init_from)
 
 
 def _key(name: str) -> str:

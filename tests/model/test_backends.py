@@ -16,8 +16,8 @@ def cache(tmp_path, monkeypatch):
 
 
 def test_masks_match_torch_and_the_cache_is_reused_or_rebuilt(cache, ccp_root):
-    from parsing.inference.onnx_backend import file_digest
-    from parsing.training.transfer import SHIPPED
+    from parsing.model import SHIPPED
+    from parsing.model.backends import file_digest
 
     cache.mkdir(parents=True)
     stale = cache / f"{file_digest(SHIPPED)}-opset17.onnx"  # an earlier version's export of the same checkpoint
@@ -26,17 +26,17 @@ def test_masks_match_torch_and_the_cache_is_reused_or_rebuilt(cache, ccp_root):
     other.write_bytes(b"other")
     onnx = Parser.load(backend="onnxruntime")
     files = sorted(cache.glob("*.onnx"))
-    assert files == sorted([onnx.module.path, other]) and not stale.exists()
+    assert files == sorted([onnx.backend.path, other]) and not stale.exists()
     torch_parser = Parser.load(backend="torch")
     for stem in ("0009", "0038"):  # validation photos
         a, b = onnx(ccp_root / "photos" / f"{stem}.jpg"), torch_parser(ccp_root / "photos" / f"{stem}.jpg")
         assert (a.labels == b.labels).mean() >= 0.999 and a.garments == b.garments
         assert np.allclose(a.presence, b.presence, atol=1e-3)
-    stamp = onnx.module.path.stat().st_mtime_ns
-    assert Parser.load(backend="onnxruntime").module.path.stat().st_mtime_ns == stamp  # reused, not exported again
-    onnx.module.path.write_bytes(b"not an onnx graph")  # a corrupt cache is never trusted: exported again
+    stamp = onnx.backend.path.stat().st_mtime_ns
+    assert Parser.load(backend="onnxruntime").backend.path.stat().st_mtime_ns == stamp  # reused, not exported again
+    onnx.backend.path.write_bytes(b"not an onnx graph")  # a corrupt cache is never trusted: exported again
     again = Parser.load(backend="onnxruntime")
-    assert again.module.path.stat().st_size > 1_000_000
+    assert again.backend.path.stat().st_size > 1_000_000
     assert (
         again(ccp_root / "photos" / "0009.jpg").labels == torch_parser(ccp_root / "photos" / "0009.jpg").labels
     ).mean() >= 0.999
@@ -48,15 +48,15 @@ def test_onnxruntime_is_for_the_cpu_and_names_are_checked():
 
 
 def test_auto_is_onnxruntime_on_a_cpu_and_falls_back_to_torch_with_a_warning(cache, tmp_path, monkeypatch):
-    from parsing.inference.onnx_backend import OnnxModule
+    from parsing.model import OnnxBackend
 
-    assert isinstance(Parser.load().module, OnnxModule)  # the default on a CPU
-    assert not isinstance(Parser.load(backend="torch").module, OnnxModule)
+    assert isinstance(Parser.load().backend, OnnxBackend)  # the default on a CPU
+    assert not isinstance(Parser.load(backend="torch").backend, OnnxBackend)
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("PARSING_CACHE", str(tmp_path / "file"))  # a cache that cannot be made: no export
     with pytest.warns(UserWarning, match="the network runs on torch"):
         parser = Parser.load()
-    assert not isinstance(parser.module, OnnxModule)
+    assert not isinstance(parser.backend, OnnxBackend)
     with pytest.raises(OSError):
         Parser.load(backend="onnxruntime")  # asked for by name: the error, not a fallback
 
@@ -64,11 +64,11 @@ def test_auto_is_onnxruntime_on_a_cpu_and_falls_back_to_torch_with_a_warning(cac
 def test_auto_without_the_onnx_extra_is_torch_and_silent(monkeypatch, recwarn):
     import importlib.util
 
-    from parsing.inference.onnx_backend import OnnxModule
+    from parsing.model import OnnxBackend
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
-    assert not isinstance(Parser.load().module, OnnxModule)
+    assert not isinstance(Parser.load().backend, OnnxBackend)
     assert not [w for w in recwarn if "runs on torch" in str(w.message)]
 
 
@@ -78,7 +78,7 @@ def test_the_next_photos_network_runs_beside_this_ones_steps_with_the_same_resul
     photos = [ccp_root / "photos" / f"{stem}.jpg" for stem in ("0009", "0038", "0001")]
     images = [*photos[:2], b"not a photo", photos[2]]
     together = list(parser.parse_many(images, batch_size=4))
-    assert parser._pool is not None  # the network thread was used
+    assert parser._network._pool is not None  # the network thread was used
     parser.overlap = False
     apart = list(parser.parse_many(images, batch_size=4))
     assert [r.ok for r in together] == [True, True, False, True]

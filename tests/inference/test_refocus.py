@@ -80,7 +80,9 @@ def test_on_canvas_shrinks_the_photo_into_its_border_colour():
 
 
 class Stub:
-    """A module whose network sees label 1 everywhere, and counts its calls."""
+    """A backend whose network sees label 1 everywhere, and counts its calls."""
+
+    device = torch.device("cpu")
 
     def __init__(self) -> None:
         self.calls: list[tuple[int, ...]] = []
@@ -109,7 +111,7 @@ def shipped():
 
 
 def test_a_person_shrunk_on_a_canvas_is_parsed_again(shipped, ccp_root, tmp_path, capsys):
-    parser, module = shipped, shipped.module
+    parser, module = shipped, shipped.model
     photo = read_image(ccp_root / "photos" / "0009.jpg")  # a validation photo
     h, w = photo.shape[:2]
     small = np.asarray(Image.fromarray(photo).resize((w // 3, h // 3)))

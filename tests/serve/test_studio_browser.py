@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from parsing.data.check import main as check_data
+from parsing.commands.check_data import main as check_data
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BROWSER_ARGS = [

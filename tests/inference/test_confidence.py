@@ -91,8 +91,7 @@ def test_summary_reports_confidence_for_every_label(ccp_root, tmp_path):
 def test_overlay_legend_names_the_likelier_alternative_of_unsure_garments():
     import numpy as np
 
-    from parsing.inference.confidence import unsure_notes
-    from parsing.outputs.overlay import overlay
+    from parsing.outputs.overlay import overlay, unsure_notes
 
     sure = {
         1: {"confidence": 0.2, "alternative": "dress", "alternative_confidence": 0.1},  # skin: not a garment

@@ -120,7 +120,9 @@ def test_rules_override_from_yaml(ccp_root, tmp_path):
 def test_checkpoint_without_rules_still_loads(fitted, tmp_path):
     _, ckpt, _ = fitted
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
-    del checkpoint["state_dict"]["exclusive"]  # as written before the outfit encoder existed
+    state = {key.removeprefix("model."): value for key, value in checkpoint["state_dict"].items()}  # 0.4's names
+    del state["exclusive"]  # as written before the outfit encoder existed
+    checkpoint["state_dict"] = state
     old = tmp_path / "old.ckpt"
     torch.save(checkpoint, old)
     model = ParsingModule.load_from_checkpoint(old, map_location="cpu")

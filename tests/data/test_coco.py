@@ -10,9 +10,9 @@ from conftest import CCP_IDS, ROOT
 from pycocotools import mask as rle_tools
 from scipy import ndimage
 
+from parsing.commands.check_data import main as check_main
 from parsing.commands.cli import main
 from parsing.data.check import check_coco
-from parsing.data.check import main as check_main
 from parsing.data.coco import CocoIndex, coco_items
 from parsing.data.datasets import read_raw_mask
 from parsing.data.io import read_ccp_mask

@@ -1,15 +1,21 @@
-"""Checkpoints: read one (any parsing checkpoint, packed or from ``fit``), rebuild its module, its inference size."""
+"""Checkpoint files: read one (packed by ``parsing pack`` or written by ``fit``), its network input size, ``shipped``.
+
+A checkpoint is a dict with ``hyper_parameters`` (the model's config, ``class_names`` at least), ``state_dict``
+and, when packed, ``input_size``. Lightning's ``fit`` stores the model's tensors under ``model.`` (the trainer holds
+a ``ParsingModel``); packed files and checkpoints from before 0.5 store them as ``net.*`` and ``exclusive``:
+``model_state`` reads both.
+"""
 
 from __future__ import annotations
 
-import inspect
 import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from parsing.training.module import ParsingModule
+SHIPPED = Path(__file__).parents[1] / "assets" / "ccp-fpn-lite0.ckpt"  # the model inside the package
+DEFAULT_INPUT_SIZE = (384, 256)
 
 # Modules that moved when the package was laid out by role: older checkpoints may pickle their classes.
 MOVED = {
@@ -40,9 +46,14 @@ class _PickleModule:
     __name__ = "pickle"
 
 
+def checkpoint_path(checkpoint: str | Path) -> Path:
+    """A checkpoint's file: ``shipped`` is the package's own model."""
+    return SHIPPED if str(checkpoint) == "shipped" else Path(checkpoint)
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A parsing checkpoint as a dict (read once); ``CheckpointError`` saying what is wrong with anything else."""
-    path = Path(path)
+    path = checkpoint_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
@@ -56,19 +67,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def module_from_checkpoint(state: dict[str, Any]) -> ParsingModule:
-    """The module a checkpoint dict describes, with its weights, never downloading or reading ``init_from``;
-    hyperparameters this version no longer has are dropped (see ``ParsingModule.on_load_checkpoint``)."""
-    known = inspect.signature(ParsingModule.__init__).parameters
-    hparams = {k: v for k, v in state["hyper_parameters"].items() if k in known}
-    module = ParsingModule(**{**hparams, "encoder_weights": None, "init_from": None})
-    module.on_load_checkpoint(state)
-    module.load_state_dict(state["state_dict"])
-    return module
+def model_state(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A checkpoint's tensors in ``ParsingModel``'s names (``net.*``, ``exclusive``): a Lightning ``fit``'s
+    ``model.`` prefix removed, its training-only tensors (metrics, losses) left out."""
+    out = {}
+    for key, value in state_dict.items():
+        key = key.removeprefix("model.")
+        if key.startswith("net.") or key == "exclusive":
+            out[key] = value
+    return out
 
 
 def input_size(state: dict[str, Any]) -> tuple[int, int]:
     """A checkpoint's network input size (H, W) for inference: the ``input_size`` ``parsing pack --input-size``
     recorded (measured for that model), else the size it was trained at."""
-    size = state.get("input_size") or state.get("datamodule_hyper_parameters", {}).get("size", (384, 256))
+    size = state.get("input_size") or state.get("datamodule_hyper_parameters", {}).get("size", DEFAULT_INPUT_SIZE)
     return int(size[0]), int(size[1])

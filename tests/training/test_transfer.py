@@ -10,8 +10,9 @@ from PIL import Image
 from parsing.commands.cli import main
 from parsing.commands.pack import pack
 from parsing.commands.predict import main as predict
-from parsing.training.module import ParsingModule
-from parsing.training.transfer import SHIPPED, checkpoint_path, matching_labels, transfer_state
+from parsing.model import ParsingModel
+from parsing.model.checkpoint import SHIPPED, checkpoint_path
+from parsing.training.transfer import matching_labels, transfer_state
 
 HEAD = "net.seg.segmentation_head.0.weight"
 
@@ -22,8 +23,8 @@ def test_labels_match_by_name_and_background():
 
 def test_output_rows_follow_the_label_names():
     torch.manual_seed(0)
-    source = ParsingModule(encoder_weights=None, class_names=["null", "skin", "dress", "bag"], outfit="aux")
-    target = ParsingModule(encoder_weights=None, class_names=["background", "dress", "shoes"], outfit="aux")
+    source = ParsingModel(class_names=["null", "skin", "dress", "bag"], outfit="aux")
+    target = ParsingModel(class_names=["background", "dress", "shoes"], outfit="aux")
     fresh_row = target.state_dict()[HEAD][2].clone()
     state, fresh = transfer_state(source.state_dict(), target.state_dict(), source.class_names, target.class_names)
     missing, unexpected = target.load_state_dict(state, strict=False)
@@ -37,8 +38,8 @@ def test_output_rows_follow_the_label_names():
 
 
 def test_same_labels_load_unchanged():
-    source = ParsingModule(encoder_weights=None, class_names=["null", "dress"])
-    own = ParsingModule(encoder_weights=None, class_names=["null", "dress"]).state_dict()
+    source = ParsingModel(class_names=["null", "dress"])
+    own = ParsingModel(class_names=["null", "dress"]).state_dict()
     state, fresh = transfer_state(source.state_dict(), own, ["null", "dress"], ["null", "dress"])
     assert fresh == [] and state is not None and all(torch.equal(state[k], v) for k, v in source.state_dict().items())
 

@@ -1,4 +1,7 @@
-"""Known garments (tags) and label merges at predict time: ``parsing.inference.label_view`` and ``parse_photo``."""
+"""Known garments (tags) and label merges at predict time: ``parsing.inference.label_view`` and ``parse_photo``,
+on a tiny model: decoding reads only a model's ``decoding`` settings and its ``exclusive`` pairs."""
+
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -6,7 +9,7 @@ import torch
 from parsing.inference.decode import parse_photo
 from parsing.inference.exclusions import exclusion_matrix
 from parsing.inference.label_view import LabelView
-from parsing.training.module import ParsingModule
+from parsing.model import DecodeSettings
 
 NAMES = ["null", "skin", "hair", "dress", "skirt", "blouse", "t-shirt", "bag"]
 PALETTE = [[i * 20, i * 10, 255 - i * 20] for i in range(len(NAMES))]
@@ -14,8 +17,16 @@ GROUPS = {"null": ["null"], "body": ["skin", "hair"], "dress": ["dress"], "skirt
           "top": ["blouse", "t-shirt"], "bag": ["bag"]}  # fmt: skip
 
 
-def module(**kwargs) -> ParsingModule:
-    return ParsingModule(encoder_weights=None, class_names=NAMES, exclusions=[["dress", "skirt"]], **kwargs)
+EXCLUSIVE = exclusion_matrix([["dress", "skirt"]], NAMES)
+
+
+def module(decode: bool = True) -> SimpleNamespace:
+    """What decoding reads of a ``ParsingModel``."""
+    return SimpleNamespace(decoding=DecodeSettings(decode=decode), exclusive=EXCLUSIVE, class_names=NAMES)
+
+
+def label_view(merge=None, garments=None) -> LabelView:  # noqa: ANN001
+    return LabelView.build(NAMES, PALETTE, EXCLUSIVE, merge, garments)
 
 
 def test_tags_allow_only_the_listed_garments_and_the_body():
@@ -27,7 +38,7 @@ def test_tags_allow_only_the_listed_garments_and_the_body():
     logits[4, :, :3] += 1.0  # skirt second best there
     logits[1, 9] = 9.0  # a skin row
     m = module(decode=False)
-    labels, _ = parse_photo(m, logits, None, (10, 10), view=m.label_view(garments=["skirt", "bag"]))
+    labels, _ = parse_photo(m, logits, None, (10, 10), view=label_view(garments=["skirt", "bag"]))
     assert set(labels.unique().tolist()) <= {0, 1, 2, 4, 7}  # body, background and the tags only
     assert (labels[:9] == 4).all()  # dress and blouse pixels fall to the next allowed label, skirt
     assert (labels[9] == 1).all()  # skin stays
@@ -39,7 +50,7 @@ def test_merge_sums_probabilities_before_the_argmax():
     logits[6] = 1.0  # t-shirt: together the tops hold 2/3 of the mass ...
     logits[3] = 1.5  # ... though dress has the largest single probability (argmax-then-map says dress)
     m = module(decode=False)
-    view = m.label_view(merge=GROUPS)
+    view = label_view(merge=GROUPS)
     labels, _ = parse_photo(m, logits, None, (4, 4), view=view)
     assert view.names[int(labels[0, 0])] == "top"
     fine, _ = parse_photo(m, logits, None, (4, 4))
@@ -52,7 +63,7 @@ def test_merge_then_tags_sum_only_the_allowed_members():
     logits[6] = 1.0  # t-shirt
     logits[3] = 1.5  # dress
     m = module(decode=False)
-    view = m.label_view(merge=GROUPS, garments=["t-shirt", "dress"])
+    view = label_view(merge=GROUPS, garments=["t-shirt", "dress"])
     labels, _ = parse_photo(m, logits, None, (4, 4), view=view)
     assert view.names[int(labels[0, 0])] == "dress"  # blouse's mass is gone with the tags
 
@@ -65,7 +76,7 @@ def test_merged_exclusions_and_decoded_set_are_in_group_labels():
     logits = torch.zeros(len(NAMES), 10, 10)
     logits[3, :6] = 5.0  # dress on 60 %
     logits[4, 6:] = 5.0  # skirt on 40 %: exclusive, decoding keeps dress
-    labels, chosen = parse_photo(m, logits, None, (10, 10), view=m.label_view(merge=GROUPS))
+    labels, chosen = parse_photo(m, logits, None, (10, 10), view=label_view(merge=GROUPS))
     assert chosen.shape == (len(view.names),) and chosen[index["dress"]] and not chosen[index["skirt"]]
     assert index["skirt"] not in labels.unique().tolist()
 
@@ -82,23 +93,9 @@ def test_group_presence_and_identity():
 def test_unknown_garments_name_the_valid_ones():
     hint = r"unknown garment name\(s\) 'dres' \(did you mean dress\?\); valid names: dress, skirt"
     with pytest.raises(ValueError, match=hint):
-        module().label_view(garments=["dres", "bag"])
+        label_view(garments=["dres", "bag"])
     with pytest.raises(ValueError, match="valid names"):
-        module().label_view(garments=["skin"])  # the body is always allowed, not a garment
-
-
-def test_test_with_tags_from_masks_uses_each_photos_garments():
-    m = module(decode=False, tags_from_masks=True)
-    logits = torch.zeros(1, len(NAMES), 8, 8)
-    logits[0, 3] = 5.0  # dress everywhere ...
-    logits[0, 4] = 4.0  # ... skirt second
-    truth = torch.full((8, 8), 4)  # the mask holds skirt only
-    batch = {"valid": [(8, 8)], "size": [(8, 8)], "full_mask": [truth]}
-    (labels,) = m.label_maps(logits, None, batch)
-    assert (labels == 4).all()
-    m.tags_from_masks = False
-    (labels,) = m.label_maps(logits, None, batch)
-    assert (labels == 3).all()
+        label_view(garments=["skin"])  # the body is always allowed, not a garment
 
 
 def test_group_sums_taken_in_pieces_equal_the_whole_map():

@@ -15,11 +15,11 @@ from PIL import Image
 
 from parsing import Parse, ParseError, Parser
 from parsing.commands.predict import main
-from parsing.inference.parser import MIN_SHARE
+from parsing.inference.options import MIN_SHARE
 from parsing.labels import NON_GARMENTS
 
-ROOT = Path(__file__).resolve().parents[1]
-RECORDED = ROOT / "tests" / "data" / "predict-0.1"  # parsing-predict 0.1 --describe on 3 validation photos
+ROOT = Path(__file__).resolve().parents[2]
+RECORDED = ROOT / "tests" / "fixtures" / "predict-0.1"  # parsing-predict 0.1 --describe on 3 validation photos
 VAL = ["0003", "0009", "0038"]  # validation photos: the shipped model never trained on them
 
 
@@ -97,7 +97,8 @@ def test_parse_stream_takes_each_photos_garments_and_reads_lazily(parser, ccp_ro
     read = []
 
     def jobs():  # a generator: the parser reads it as it needs photos, not all at once
-        for item in [(photos[0], ["dress", "shoes"]), (tmp_path / "bad.jpg", None), (parser.prepare(photos[1]), None)]:
+        prepared = parser.preprocess(photos[1])
+        for item in [(photos[0], ["dress", "shoes"]), (tmp_path / "bad.jpg", None), (prepared, None)]:
             read.append(item)
             yield item
 

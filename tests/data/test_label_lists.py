@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import blocks, write_folder_root
 
-from parsing.data.check import main as check_data
+from parsing.commands.check_data import main as check_data
 from parsing.data.datamodule import small_validation
 from parsing.inference.label_view import read_merge
 from parsing.labels import label_list, read_label_file

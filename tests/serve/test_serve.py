@@ -13,8 +13,8 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from parsing import Parser  # noqa: E402
+from parsing.commands.check_data import main as check_data  # noqa: E402
 from parsing.commands.predict import main as predict  # noqa: E402
-from parsing.data.check import main as check_data  # noqa: E402
 from parsing.serve.app import Service, create_app  # noqa: E402
 
 

@@ -6,9 +6,9 @@ import scipy.io
 from conftest import ROOT, write_ccp_root, write_folder_root
 from PIL import Image
 
+from parsing.commands.check_data import main as check_main
 from parsing.commands.cli import main
 from parsing.data.check import DataProblems, check_ccp, check_folder
-from parsing.data.check import main as check_main
 
 LABELS = ["background", "top", "bottom"]
 

@@ -138,7 +138,7 @@ def test_fast_crf_ignores_padding():
 @pytest.mark.parametrize("downsample", [2, 4])
 def test_fast_crf_skips_only_cells_that_cannot_change(monkeypatch, downsample):
     """Refining only the cells ``_may_change`` flags gives exactly the labels of refining every cell."""
-    from parsing.inference import crf
+    from parsing.inference import crf_fast as crf
 
     image, logits, _ = noisy_scene(seed=2, flip=0.1)
     image, logits = image[:117, :79], logits[:, :117, :79]  # partial cells at the bottom and right
@@ -164,7 +164,7 @@ def test_fast_crf_skips_only_cells_that_cannot_change(monkeypatch, downsample):
 
 def test_fast_crf_kernel_weights_match_a_direct_computation():
     """The merged, symmetric half-offset weights equal both kernels computed at every offset."""
-    from parsing.inference.crf import _offsets, _Pairwise, _shifts
+    from parsing.inference.crf_fast import _offsets, _Pairwise, _shifts
 
     gen = torch.Generator().manual_seed(0)
     rgb = torch.rand(1, 3, 13, 11, generator=gen) * 255
@@ -190,7 +190,7 @@ def test_fast_crf_kernel_weights_match_a_direct_computation():
 
 
 def test_neighbourhood_max_and_min():
-    from parsing.inference.crf import _neighbourhood
+    from parsing.inference.crf_fast import _neighbourhood
 
     x = torch.randn(2, 3, 7, 5)
     torch.testing.assert_close(_neighbourhood(x, torch.maximum), torch.nn.functional.max_pool2d(x, 3, 1, 1))

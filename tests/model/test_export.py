@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from parsing.commands.export import export_onnx, export_torchscript, onnx_parity, photo_input, torchscript_parity
-from parsing.training.module import ParsingModule
+from parsing.commands.export import photo_input
+from parsing.model import ParsingModel
+from parsing.model.export import export_onnx, export_torchscript, onnx_parity, torchscript_parity
 
 
 @pytest.fixture(scope="module")
 def gated():
     torch.manual_seed(0)
-    module = ParsingModule(encoder_weights=None, outfit="gate", channels_last=False).eval()
+    module = ParsingModel(outfit="gate", channels_last=False).eval()
     with torch.no_grad():  # a non-trivial gate: presence biases spread over (-3, 3)
         module.net.outfit.out.bias.copy_(torch.linspace(-3, 3, module.num_classes))
     return module
@@ -45,7 +46,7 @@ def test_torchscript_matches_torch(gated, photo, tmp_path):
 
 def test_onnx_with_outfit_context_at_two_sizes(photo, tmp_path):
     torch.manual_seed(0)
-    module = ParsingModule(encoder_weights=None, context="attention", channels_last=False).eval()
+    module = ParsingModel(context="attention", channels_last=False).eval()
     with torch.no_grad():  # a block that is not the identity
         module.net.context.out.weight.normal_(0, 0.1)
     path = export_onnx(module, tmp_path / "model.onnx", (384, 256))

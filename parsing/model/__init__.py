@@ -1,0 +1,10 @@
+"""The trained model as plain PyTorch (no Lightning): ``ParsingModel``, its checkpoints, its backends and exports."""
+
+from parsing.model.backends import Backend, OnnxBackend, TorchBackend, load_backend
+from parsing.model.checkpoint import SHIPPED, CheckpointError, read_checkpoint
+from parsing.model.parsing_model import DecodeSettings, ParsingModel
+
+__all__ = [
+    "SHIPPED", "Backend", "CheckpointError", "DecodeSettings", "OnnxBackend", "ParsingModel", "TorchBackend",
+    "load_backend", "read_checkpoint",
+]  # fmt: skip
