@@ -13,12 +13,12 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 
 .DEFAULT_GOAL := help
 .PHONY: help install predict serve train train-hires train-ship pseudo ship train-outfit finetune resume evaluate check-data export test \
-        test-fast bench-outfit bench-crf bench-robustness bench-garments bench-predict bench-stages bench-serve bench-finetune docs lint format clean
+        test-fast bench-outfit bench-crf bench-robustness bench-garments bench-predict bench-stages bench-serve bench-startup bench-finetune docs lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
+$(VENV)/.installed: setup.cfg setup.py pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c $(CONSTRAINTS) torch==2.13.0
@@ -119,6 +119,9 @@ bench-predict: install  ## parsing-predict throughput per option set → bench/r
 
 bench-stages: install  ## seconds per photo of each stage of the default pipeline vs one forward pass → bench/results/stages.*
 	$(PY) bench/stages.py
+
+bench-startup: install  ## start-up of Parser.load() + a parse and of the commands, against `import torch` → bench/results/startup.*
+	$(PY) bench/startup.py
 
 bench-serve: install  ## the service under load (8 clients x 25 photos) and bad uploads → bench/results/serve.*
 	$(PY) bench/serve.py

@@ -57,8 +57,6 @@ def collect_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[Job
     return unique, errors
 
 
-
-
 def _side(text: str) -> int:
     if not text.isdigit() or int(text) < MIN_SIDE:
         raise argparse.ArgumentTypeError(f"{text!r}: each side is a whole number of pixels, at least {MIN_SIDE}")

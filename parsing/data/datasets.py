@@ -28,7 +28,6 @@ def presence_targets(mask: torch.Tensor, num_classes: int, min_fraction: float =
     return (counts >= needed).float()
 
 
-
 def ccp_items(root: str | Path, ids: Sequence[str] | None = None) -> list[Item]:
     """(photo, mask) pairs of the pixel-annotated CCP photos under ``root`` (all, or just ``ids``)."""
     root = Path(root)

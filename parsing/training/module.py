@@ -24,14 +24,14 @@ from parsing.inference.exclusions import (
 from parsing.inference.label_view import LabelView
 from parsing.labels import CCP_LABELS, IGNORE_INDEX, garments_in
 from parsing.model.backends import with_tta
-from parsing.model.checkpoint import checkpoint_path, model_state, read_checkpoint
+from parsing.model.checkpoint import model_state
 from parsing.model.parsing_model import DecodeFrom, DecodeSettings, ParsingModel
 from parsing.nn.encoder_weights import OFFLINE
 from parsing.nn.losses import cross_entropy, dice_loss, log_probs
 from parsing.nn.model import Arch, Context, Outfit
 from parsing.nn.outfit import GateMode
 from parsing.training.metrics import PresenceScores, confusion_matrix, scores
-from parsing.training.transfer import matching_labels, transfer_state
+from parsing.training.transfer import init_from
 
 
 class ParsingModule(pl.LightningModule):
@@ -169,10 +169,6 @@ class ParsingModule(pl.LightningModule):
         return self.model.class_names
 
     @property
-    def palette(self) -> list[list[int]]:
-        return self.model.palette
-
-    @property
     def num_classes(self) -> int:
         return self.model.num_classes
 
@@ -216,20 +212,8 @@ class ParsingModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         hp = self.hparams
         if stage == "fit" and hp.init_from:
-            source = read_checkpoint(checkpoint_path(hp.init_from))
-            names = source["hyper_parameters"]["class_names"]
-            own = self.model.state_dict()
-            state, fresh = transfer_state(model_state(source["state_dict"]), own, names, self.class_names)
-            missing, unexpected = self.model.load_state_dict(state, strict=False)
-            rank_zero_info(f"init_from {hp.init_from}: new {sorted(missing)}; unused {sorted(unexpected)}")
-            if names != self.class_names:
-                kept = [self.class_names[i] for i, _ in matching_labels(names, self.class_names)]
-                new = [n for n in self.class_names if n not in kept]
-                dropped = [names[j] for j in range(len(names)) if j not in {s for _, s in matching_labels(names, kept)}]
-                rank_zero_info(
-                    f"init_from: your labels from {len(names)} of the source's: kept {kept}; new (learned from "
-                    f"scratch) {new}; not used {dropped}; relearned from your masks: {sorted(fresh)}"
-                )
+            for line in init_from(self.model, hp.init_from):
+                rank_zero_info(line)
         datamodule = getattr(self.trainer, "datamodule", None)
         learn = stage != "predict" and hp.exclusions is None and not self.exclusive.any()
         if learn and hasattr(datamodule, "presence_table"):  # a ParsingDataModule: it has the label set too
@@ -335,21 +319,23 @@ class ParsingModule(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         return loss
 
-    def decoding_source(self, presence: torch.Tensor | None) -> str:
-        """Where the exclusive-pair decoding reads the garment set (``parsing.inference.decode``)."""
-        return decoding_source(self.hparams.decode_from, presence)
-
     def label_maps(
         self, logits: torch.Tensor, presence: torch.Tensor | None, batch: dict[str, Any], crf: CRFKind = "none"
     ) -> list[torch.Tensor]:
         """Label maps (h, w) at each photo's own size (see ``parse_photo``)."""
         hp = self.hparams  # decoding follows the hyperparameters (the CLI and tests may change them)
         self.model.decoding = DecodeSettings(hp.decode, hp.decode_from, hp.presence_threshold, hp.min_fraction)
-        self.decoding_source(presence)
+        decoding_source(hp.decode_from, presence)  # a clear error for decode_from=presence without the branch
         images = batch.get("full_image", [None] * len(logits))
         views = [None] * len(logits)
         if self.tags_from_masks and "full_mask" in batch:
-            views = [self.label_view(garments=self.garments_in(mask)) for mask in batch["full_mask"]]
+            model = self.model
+            views = [
+                LabelView.build(
+                    model.class_names, model.palette, self.exclusive, None, garments_in(m.cpu(), model.class_names)
+                )
+                for m in batch["full_mask"]
+            ]
         return [
             parse_photo(
                 self.model,
@@ -363,16 +349,6 @@ class ParsingModule(pl.LightningModule):
             )[0]
             for i, (vh, vw) in enumerate(batch["valid"])
         ]
-
-    def label_view(
-        self, merge: str | dict[str, list[str]] | None = None, garments: list[str] | None = None
-    ) -> LabelView:
-        """The labels a parse may assign and name: ``garments`` only (tags) and/or ``merge``d groups."""
-        return LabelView.build(self.class_names, self.palette, self.exclusive, merge, garments)
-
-    def garments_in(self, mask: torch.Tensor) -> list[str]:
-        """The garment names a label map (h, w) holds (any pixel; ignored pixels skipped)."""
-        return garments_in(mask.cpu(), self.class_names)
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
         logits, presence = self.infer(batch["image"], self.tta if stage == "test" else "none")

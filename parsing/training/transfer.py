@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import torch
 
+from parsing.model.checkpoint import checkpoint_path, model_state, read_checkpoint
+from parsing.model.parsing_model import ParsingModel
+
 PER_LABEL = ("net.seg.segmentation_head.", "net.outfit.out.")  # tensors whose first axis is the label axis
 RELEARNED = ("exclusive",)  # (K, K) garment pairs: learned again from the new training masks
 BACKGROUND = frozenset({"null", "background"})
@@ -52,3 +55,21 @@ def transfer_state(
         else:
             fresh.append(key)
     return out, fresh
+
+
+def init_from(model: ParsingModel, checkpoint: str) -> list[str]:
+    """Start ``model`` from ``checkpoint``'s weights (``shipped`` or a file), across label sets → lines to log."""
+    source = read_checkpoint(checkpoint_path(checkpoint))
+    names, own = source["hyper_parameters"]["class_names"], model.class_names
+    state, fresh = transfer_state(model_state(source["state_dict"]), model.state_dict(), names, own)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    lines = [f"init_from {checkpoint}: new {sorted(missing)}; unused {sorted(unexpected)}"]
+    if names != own:
+        kept = [own[i] for i, _ in matching_labels(names, own)]
+        new = [n for n in own if n not in kept]
+        dropped = [names[j] for j in range(len(names)) if j not in {s for _, s in matching_labels(names, kept)}]
+        lines.append(
+            f"init_from: your labels from {len(names)} of the source's: kept {kept}; new (learned from "
+            f"scratch) {new}; not used {dropped}; relearned from your masks: {sorted(fresh)}"
+        )
+    return lines

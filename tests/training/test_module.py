@@ -50,5 +50,3 @@ def test_test_with_tags_from_masks_uses_each_photos_garments():
     m.tags_from_masks = False
     (labels,) = m.label_maps(logits, None, batch)
     assert (labels == 3).all()
-
-
