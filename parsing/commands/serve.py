@@ -11,6 +11,7 @@ import argparse
 import ipaddress
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -46,6 +47,18 @@ def loopback(host: str) -> bool:
         return False
 
 
+def port_free(host: str, port: int) -> str | None:
+    """None when ``host:port`` can be listened on, else why not (checked before the model loads)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            return err.strerror or str(err)
+    return None
+
+
 def app_from_args(args: argparse.Namespace):  # noqa: ANN201
     from parsing.inference.parser import Parser
     from parsing.serve.app import Service, create_app
@@ -73,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         import uvicorn
     except ImportError:
         print("parsing serve: needs the serve extra: pip install 'clothing-parsing[serve]'", file=sys.stderr)
+        return 2
+    busy = port_free(args.host, args.port)
+    if busy is not None:
+        where = f"{args.host}:{args.port}"
+        print(f"parsing serve: cannot listen on {where} ({busy}): choose another --port", file=sys.stderr)
         return 2
     if not loopback(args.host) and args.dataset is not None and not args.token:
         print(f"parsing serve: on {args.host}, saving needs --token (or PARSING_TOKEN); saving is off", file=sys.stderr)

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-Box = tuple[int, int, int, int]  # (top, left, bottom, right) on the label map, bottom/right exclusive
+from parsing.box import Box
 
 
 def probability_sums(

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from parsing.box import scale_box
 from parsing.data.io import DataError
 from parsing.inference.confidence import label_confidence
 from parsing.inference.crf_dense import densecrf
@@ -39,7 +40,7 @@ from parsing.inference.decode import parse_photo
 from parsing.inference.label_view import LabelView, read_merge, resolve_garments
 from parsing.inference.options import ParseOptions
 from parsing.inference.photo import ImageInput, ParseError, Photo, check_input, describe_input, prepare, to_size
-from parsing.inference.refocus import refocused, scale_box, widened
+from parsing.inference.refocus import refocused, widened
 from parsing.inference.specks import remove_specks
 from parsing.labels import NON_GARMENTS
 from parsing.model.backends import Backend, TorchBackend, load_backend, resolve_device

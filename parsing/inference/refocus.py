@@ -22,12 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from parsing.box import Box
 from parsing.data.transforms import fit_photo
 from parsing.inference.crf import CRFParams
 from parsing.inference.decode import parse_photo
 from parsing.model.backends import Backend
-
-Box = tuple[int, int, int, int]  # (top, left, bottom, right), bottom/right exclusive
 
 
 def _fit(h: int, w: int, size: tuple[int, int]) -> float:
@@ -128,13 +127,6 @@ def paste(labels: torch.Tensor, inner: torch.Tensor, box: Box) -> torch.Tensor:
     out = labels.clone()
     out[t:b, left:r] = inner.to(out.dtype)
     return out
-
-
-def scale_box(box: Box, source: tuple[int, int], target: tuple[int, int]) -> Box:
-    """A box on a (h, w) photo → the same box on the photo at ``target`` size (H, W)."""
-    sy, sx = target[0] / source[0], target[1] / source[1]
-    t, left, b, r = box
-    return round(t * sy), round(left * sx), round(b * sy), round(r * sx)
 
 
 def close_up(logits: torch.Tensor, min_share: float = 0.1, rows: float = 0.02) -> bool:

@@ -15,12 +15,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from parsing.box import Box
 from parsing.data.io import write_mask_png
 from parsing.labels import NON_GARMENTS, flat_palette
 from parsing.outputs.files import atomic_write, output_paths, write_cutouts
 from parsing.outputs.overlay import overlay, unsure_notes
-
-Box = tuple[int, int, int, int]  # (top, left, bottom, right) on the photo, bottom/right exclusive
 
 
 @dataclass(eq=False)
@@ -58,6 +57,12 @@ class Parse:
     settings: dict[str, Any] = field(default_factory=dict, repr=False)
 
     ok = True  # a ``ParseError`` says False: results of ``Parser.parse_many`` can be told apart by it
+
+    def __repr__(self) -> str:
+        h, w = self.labels.shape
+        where = f"{self.source!r}, " if self.source else ""
+        extra = (", refocused" if self.box is not None else "") + (", widened" if self.widened else "")
+        return f"Parse({where}{w}×{h}, garments={self.garments}{extra})"
 
     @property
     def shares(self) -> dict[str, float]:

@@ -98,9 +98,7 @@ def parse_dataset(
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=cpus_per_actor,
         num_gpus=gpus_per_actor,
-        max_restarts=-1,
-        max_task_retries=-1,
-    )
+    )  # Ray Data restarts a dead actor and retries its batch by default (max_restarts, max_task_retries: -1)
     for row in parsed.iter_rows():
         yield {"path": str(row["path"]), "record": str(row["record"]), "error": str(row["error"])}
 

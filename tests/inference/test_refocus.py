@@ -8,9 +8,10 @@ import torch
 from PIL import Image
 
 from parsing import Parser
+from parsing.box import scale_box
 from parsing.commands.predict import main
 from parsing.data.io import read_image
-from parsing.inference.refocus import close_up, on_canvas, paste, person_box, scale_box, widened
+from parsing.inference.refocus import close_up, on_canvas, paste, person_box, widened
 
 SIZE = (512, 352)
 
