@@ -239,3 +239,28 @@ def test_ctrl_c_stops_predict_with_one_line(ccp_root, tmp_path):
     assert "already done" in first
     assert process.returncode == 130 and "interrupted after" in err and "run again to resume" in err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+def test_one_parser_shared_by_threads_gives_each_call_its_own_parses(ccp_root):
+    from concurrent.futures import ThreadPoolExecutor
+
+    parser = Parser.load(input_size=(256, 160))
+    photos = [ccp_root / "photos" / f"{stem}.jpg" for stem in VAL]
+    alone = [parser(photo).labels for photo in photos]
+    tagged = parser.replace(crf="none")  # a variant: same model and network thread, other options
+    with ThreadPoolExecutor(3) as pool:
+        calls = [pool.submit(lambda p=p: list(parser.parse_many([p, *photos]))) for p in photos]
+        calls.append(pool.submit(lambda: [tagged(photos[0], garments=["coat"])]))
+        results = [call.result() for call in calls]
+    for i, parses in enumerate(results[:3]):
+        assert [r.source for r in parses] == [str(photos[i]), *map(str, photos)]
+        assert all((r.labels == alone[j]).all() for r, j in zip(parses, [i, 0, 1, 2], strict=True))
+    assert results[3][0].settings["crf"] == "none" and set(results[3][0].garments) <= {"coat"}
+
+
+def test_one_photo_to_parse_many_is_a_clear_type_error(parser, photo):
+    with pytest.raises(TypeError, match="parse_many takes many photos"):
+        parser.parse_many(str(photo))
+    parse = parser(photo)
+    assert repr(parse).startswith(f"Parse('{photo}', ") and len(repr(parse)) < 200
+    assert repr(parser).startswith("Parser(") and "backend=" in repr(parser)

@@ -1,0 +1,37 @@
+"""Writing a parse's files: atomic writes, the output layout, labels.json that refuses other labels."""
+
+import json
+
+import pytest
+
+from parsing.outputs.files import atomic_write, output_paths, write_labels_json
+
+
+def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path):
+    target = tmp_path / "a" / "mask.png"
+    atomic_write(target, lambda tmp: tmp.write_text("first"))
+
+    def fails(tmp):  # noqa: ANN001, ANN202
+        tmp.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, fails)
+    assert target.read_text() == "first" and [p.name for p in target.parent.iterdir()] == ["mask.png"]
+
+
+def test_output_paths_keep_dots_and_sub_folders(tmp_path):
+    paths = output_paths(tmp_path, "look/0033.v2", probs=True, cutouts=True)
+    assert paths["mask"] == tmp_path / "masks" / "look" / "0033.v2.png"
+    assert paths["overlay"].name == "0033.v2.jpg" and paths["probs"].suffix == ".npy"
+    assert paths["cutouts"] == tmp_path / "cutouts" / "look" / "0033.v2"
+
+
+def test_labels_json_refuses_other_labels_unless_everything_is_redone(tmp_path):
+    path = write_labels_json(tmp_path, ["null", "dress"], [(0, 0, 0), (255, 0, 0)])
+    assert json.loads(path.read_text())[1] == {"id": 1, "name": "dress", "colour": [255, 0, 0]}
+    write_labels_json(tmp_path, ["null", "dress"], [(0, 0, 0), (255, 0, 0)])  # the same: fine
+    with pytest.raises(ValueError, match="use other labels"):
+        write_labels_json(tmp_path, ["null", "top"], [(0, 0, 0), (255, 0, 0)])
+    write_labels_json(tmp_path, ["null", "top"], [(0, 0, 0), (255, 0, 0)], replace=True)
+    assert "top" in path.read_text()
