@@ -44,12 +44,6 @@ def load_parser(checkpoint: str | Path, input_size: list[int] | None = None, **o
     return Parser.load(checkpoint, device="cpu", input_size=input_size, **options)
 
 
-def load_model(checkpoint: str | Path, input_size: list[int] | None = None) -> tuple:
-    """A checkpoint's ParsingModel and the network input (H, W) it is scored at: ``input_size`` or its own."""
-    parser = load_parser(checkpoint, input_size)
-    return parser.model, parser.size
-
-
 def checkpoint_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
     """``--names``, or the checkpoints' file stems; one per checkpoint."""
     names = args.names or [Path(c).stem for c in args.checkpoints]

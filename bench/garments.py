@@ -126,7 +126,7 @@ class ConfidenceScores:
 
 def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str, input_size: list[int] | None = None) -> dict:
     parser = load_parser(checkpoint, input_size, crf=crf)
-    model, backend, size = parser.model, parser.backend, parser.size
+    model, backend, size = parser.spec, parser.backend, parser.size
     k, names = model.num_classes, model.class_names
     garments = torch.from_numpy(LabelSet.identity(names).garments)
     coarse = LabelSet.ccp("ccp-coarse")

@@ -135,7 +135,7 @@ def run_model(
     min_share: float = MIN_SHARE,
 ) -> dict:
     parser = load_parser(checkpoint, input_size, crf=crf, tta=tta, refocus=refocus, widen=widen, min_share=min_share)
-    model, size = parser.model, parser.size
+    model, size = parser.spec, parser.size
     k = model.num_classes
     coarse = LabelSet.ccp("ccp-coarse")
     if k != len(coarse.source):
@@ -183,7 +183,7 @@ def picture(
     tiles: list[list[Image.Image]] = [[] for _ in framings]
     for checkpoint in checkpoints:
         parser = load_parser(checkpoint)
-        model = parser.model
+        model = parser.spec
         for row, name in enumerate(framings):
             im, _ = FRAMINGS[name](image, truth, np.random.default_rng([seed, 0]))
             im = np.ascontiguousarray(im)

@@ -27,7 +27,7 @@ def project(tmp_path):
     if shutil.which("make") is None:
         pytest.skip("no make")
     shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
-    for name in ("setup.cfg", "pyproject.toml", "constraints.txt"):
+    for name in ("setup.cfg", "setup.py", "pyproject.toml", "constraints.txt"):
         (tmp_path / name).write_text("")
     venv = tmp_path / ".venv"
     (venv / "bin").mkdir(parents=True)

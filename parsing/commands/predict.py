@@ -80,7 +80,7 @@ def load(args: argparse.Namespace) -> tuple[Parser, list[str] | None, dict[str, 
     every = None
     if args.garments is not None:
         every = parser.garment_names(g for g in args.garments.split(",") if g.strip())
-    tags = read_tags(args.tags, parser.model.class_names) if args.tags is not None else {}
+    tags = read_tags(args.tags, parser.spec.class_names) if args.tags is not None else {}
     return parser, every, tags
 
 

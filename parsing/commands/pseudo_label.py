@@ -58,7 +58,7 @@ def pseudo_label(
     with torch.inference_mode():
         logits, presence = parser.backend.infer(x[None].to(parser.backend.device))
         p = None if presence is None else presence[0]
-        labels, _ = parse_photo(parser.model, logits[0], p, (h, w), image, crf, view)
+        labels, _ = parse_photo(parser.spec, logits[0], p, (h, w), image, crf, view)
         allowed, _, _ = view.select(logits[0], None)  # (L, h', w') the allowed labels' logits
         confidence = allowed.float().softmax(0).max(0).values  # (h', w')
         confidence = F.interpolate(confidence[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --photos and --tags, or --ccp ROOT")
     try:
         parser_ = Parser.load(args.checkpoint, device="cpu", crf=args.crf)
-        module = parser_.model
+        module = parser_.spec
         if args.ccp is not None:
             args.photos, tags, errors = ccp_tagged(args.ccp)
             check_garments(sorted({g for garments in tags.values() for g in garments}), module.class_names)

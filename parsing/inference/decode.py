@@ -1,8 +1,8 @@
 """Decoding one photo's logits into its label map: the garment set that respects the exclusive pairs, labels that
 conflict with it suppressed, upsampling to the photo's size and the CRF (``parse_photo``).
 
-``model`` is a ``ParsingModel``: its ``decoding`` settings (``decode``, ``decode_from``, ``min_fraction``,
-``presence_threshold``) and its exclusive pairs configure the decoding; ``crf_params`` the CRF.
+``model`` is a ``ModelSpec`` or a ``ParsingModel``: its ``decoding`` settings (``decode``, ``decode_from``,
+``min_fraction``, ``presence_threshold``) and its exclusive pairs configure the decoding; ``crf_params`` the CRF.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from parsing.inference.label_view import LabelView
 from parsing.inference.resize import upsample_labels, upsample_logits
 
 if TYPE_CHECKING:
-    from parsing.model import ParsingModel
+    from parsing.model import ModelSpec, ParsingModel
 
 # Pooled presence and the pixel outfit's mass read every 2nd pixel each way: the same masks and garments on the 90
 # validation photos, 4× less work (every 4th pixel crossed the presence threshold 4 times there: not taken).
@@ -59,7 +59,7 @@ def decoding_source(decode_from: str, presence: torch.Tensor | None) -> str:
 
 
 def parse_photo(
-    model: ParsingModel,
+    model: ModelSpec | ParsingModel,
     logits: torch.Tensor,
     presence: torch.Tensor | None,
     size: tuple[int, int],
@@ -87,7 +87,7 @@ def parse_photo(
 
 
 def _decode(
-    model: ParsingModel,
+    model: ModelSpec | ParsingModel,
     logits: torch.Tensor,
     presence: torch.Tensor | None,
     size: tuple[int, int],

@@ -66,8 +66,9 @@ class _NetworkThread:
 
 
 class Parser:
-    """A model, the backend that runs its network and the pipeline's ``ParseOptions``; call it on a photo, or
-    ``parse_many`` on many. Use ``Parser.load``; ``replace`` makes a variant with other options (same model).
+    """A backend that runs a model's network (``backend.spec``: its labels, pairs, decoding) and the pipeline's
+    ``ParseOptions``; call it on a photo, or ``parse_many`` on many. Use ``Parser.load`` (or ``Parser(backend)``,
+    ``Parser(model)`` for a ``ParsingModel`` of your own); ``replace`` makes a variant with other options.
 
     ``overlap``: in ``parse_stream`` (and so ``parse_many``), the next photo's network runs on a thread while this
     one is finished; on where the network has its own threads (onnxruntime on the CPU).
@@ -79,20 +80,19 @@ class Parser:
 
     def __init__(
         self,
-        model: ParsingModel,
-        backend: Backend | None = None,
+        backend: Backend | ParsingModel,
         options: ParseOptions | None = None,
         *,
         checkpoint: str = "",
         _network: _NetworkThread | None = None,
     ) -> None:
-        self.model = model
-        self.backend = backend if backend is not None else TorchBackend(model)
+        self.backend = backend if isinstance(backend, Backend) else TorchBackend(backend)
+        self.spec = self.backend.spec  # labels, exclusive pairs, decoding, network box
         self.options = options if options is not None else ParseOptions()
         self.checkpoint = checkpoint
         if self.options.crf == "dense":
             densecrf()  # a clear ImportError now, not one per photo
-        self.size: tuple[int, int] = self.options.input_size or model.input_size
+        self.size: tuple[int, int] = self.options.input_size or self.spec.input_size
         self.crf_params = self.options.crf_params()
         merge = self.options.merge
         self.merge = read_merge(merge) if isinstance(merge, (str, Path)) else merge
@@ -126,20 +126,23 @@ class Parser:
         exported once and cached by the checkpoint's hash) or ``auto``: onnxruntime on the CPU where it is
         installed (the ``onnx`` extra; same masks, faster end to end, ``bench/results/predict.md``), else torch."""
         parse_options = (options or ParseOptions()).replace(**changes)
-        device = resolve_device(device)
         path = checkpoint_path(checkpoint)
-        model = ParsingModel.from_checkpoint(path)
-        return cls(model, load_backend(model, backend, device, path), parse_options, checkpoint=str(path))
+        return cls(load_backend(path, backend, resolve_device(device)), parse_options, checkpoint=str(path))
 
     def replace(self, **options: Any) -> Parser:
         """A parser sharing this one's model, backend and network thread, with some ``ParseOptions`` changed."""
         new = self.options.replace(**options)
-        return Parser(self.model, self.backend, new, checkpoint=self.checkpoint, _network=self._network)
+        return Parser(self.backend, new, checkpoint=self.checkpoint, _network=self._network)
 
     def __repr__(self) -> str:
         changed = {k: v for k, v in vars(self.options).items() if v != ParseOptions.__dataclass_fields__[k].default}
         shown = ", ".join(f"{k}={v!r}" for k, v in changed.items())
         return f"Parser({self.checkpoint or 'model'!r}, backend={self.backend.name}{', ' if shown else ''}{shown})"
+
+    @property
+    def model(self) -> ParsingModel:
+        """The torch model (with onnxruntime: built from the checkpoint on first use)."""
+        return self.backend.model
 
     # --- labels ---------------------------------------------------------------------------------------------
     @property
@@ -153,13 +156,13 @@ class Parser:
 
     def _labels(self, view: LabelView | None) -> tuple[list[str], list[tuple[int, int, int]]]:
         """The names and colours of a parse's label ids with ``view`` (None: the model's own)."""
-        own = (self.model.class_names, self.model.palette)
+        own = (self.spec.class_names, self.spec.palette)
         names, colours = (view.names, view.palette) if view is not None else own
         return list(names), [tuple(int(c) for c in rgb) for rgb in colours]
 
     def garment_names(self, garments: Iterable[str]) -> list[str]:
         """User-typed garment names → the model's (case-insensitive; a ValueError with a did-you-mean)."""
-        return resolve_garments(list(garments), self.model.class_names)
+        return resolve_garments(list(garments), self.spec.class_names)
 
     def view(self, garments: Sequence[str] | None) -> LabelView | None:
         """The label view for a photo known to hold only ``garments`` (model label names), cached; None when the
@@ -167,7 +170,7 @@ class Parser:
         key = None if garments is None else tuple(sorted(set(garments)))
         with self._views_lock:
             if key not in self._views:
-                model, tags = self.model, None if key is None else list(key)
+                model, tags = self.spec, None if key is None else list(key)
                 self._views[key] = (
                     None
                     if key is None and self.merge is None
@@ -291,7 +294,7 @@ class Parser:
         with self._timed("widen"):
             z, wide = widened(backend, x, z, opts.widen, opts.tta)
         with self._timed("decode + CRF"):
-            labels, chosen = parse_photo(self.model, z, p, work, photo.image, opts.crf, view, self.crf_params)
+            labels, chosen = parse_photo(self.spec, z, p, work, photo.image, opts.crf, view, self.crf_params)
         with self._timed("refocus"):
             labels, chosen, p, box, z_box = refocused(
                 backend, self.size, photo.image, labels, chosen, p, opts.crf, view, opts.tta, opts.refocus,

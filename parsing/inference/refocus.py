@@ -95,7 +95,7 @@ def parse_box(
     x = fit_photo(crop.numpy() if isinstance(crop, torch.Tensor) else crop, size)  # (3, h', w')
     logits, presence = backend.infer(x[None].to(backend.device), tta)
     p = None if presence is None else presence[0]
-    labels, chosen = parse_photo(backend.model, logits[0], p, (b - t, r - left), crop, crf, view, crf_params)
+    labels, chosen = parse_photo(backend.spec, logits[0], p, (b - t, r - left), crop, crf, view, crf_params)
     return labels, chosen, p, logits[0]
 
 

@@ -2,9 +2,11 @@
 
 from parsing.model.backends import Backend, OnnxBackend, TorchBackend, load_backend
 from parsing.model.checkpoint import SHIPPED, CheckpointError, read_checkpoint
-from parsing.model.parsing_model import DecodeSettings, ParsingModel
+from parsing.model.parsing_model import ParsingModel
+from parsing.model.spec import DecodeSettings, ModelSpec
 
 __all__ = [
-    "SHIPPED", "Backend", "CheckpointError", "DecodeSettings", "OnnxBackend", "ParsingModel", "TorchBackend",
+    "SHIPPED", "Backend", "CheckpointError", "DecodeSettings", "ModelSpec", "OnnxBackend", "ParsingModel",
+    "TorchBackend",
     "load_backend", "read_checkpoint",
 ]  # fmt: skip

@@ -1,14 +1,17 @@
 """Backends: what runs a ``ParsingModel``'s network. One small interface, ``x → logits, presence``:
 
-    backend = load_backend(model, "auto", device="cpu", checkpoint=path)
+    backend = load_backend("shipped", "auto", device="cpu")   # a checkpoint, or a ParsingModel
     logits, presence = backend.infer(x, tta="flip")   # (B, K, H, W), (B, K) presence logits or None
+    backend.spec                                       # labels, exclusive pairs, decoding: what parsing reads
 
 ``TorchBackend`` runs the model itself (CPU or GPU). ``OnnxBackend`` runs it on onnxruntime (CPU): the network is
 exported to ONNX (dynamic batch and size, logits channels-last, ``parsing.model.export``) on first use and cached in
-``$PARSING_CACHE`` or ``~/.cache/parsing/onnx/<sha256 of the checkpoint file>-opset<N>-nhwc.onnx``; a cached file is
-only trusted when onnxruntime loads it and it answers a probe like the torch network, otherwise it is exported
-again. Needs ``onnx`` and ``onnxruntime`` (the ``onnx`` extra). Both return logits laid out channels-last in memory,
-the layout the steps after the network read fastest.
+``$PARSING_CACHE`` or ``~/.cache/parsing/onnx/<sha256 of the checkpoint file>-opset<N>-nhwc.onnx``, beside the torch
+network's answer to a fixed probe (``….probe.npy``); a cached file is only trusted when onnxruntime loads it and
+gives that answer, otherwise it is exported again. With a trusted cache the torch network is never built (nor smp,
+timm and torchvision imported: start-up 1.3 s shorter); ``backend.model`` builds it on first use. Needs ``onnx``
+and ``onnxruntime`` (the ``onnx`` extra). Both return logits laid out channels-last in memory, the layout the steps
+after the network read fastest.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from parsing.model.checkpoint import checkpoint_path, read_checkpoint
 from parsing.model.parsing_model import ParsingModel
+from parsing.model.spec import ModelSpec
 
 OPSET = 17
 Outputs = tuple[torch.Tensor, torch.Tensor | None]  # logits (B, K, H, W), presence logits (B, K) or None
@@ -61,8 +67,13 @@ class Backend:
     name = "base"
     own_threads = False
 
-    def __init__(self, model: ParsingModel, device: str | torch.device = "cpu") -> None:
-        self.model, self.device = model, torch.device(device)
+    def __init__(self, spec: ModelSpec, device: str | torch.device = "cpu") -> None:
+        self.spec, self.device = spec, torch.device(device)
+
+    @property
+    def model(self) -> ParsingModel:
+        """The torch model (built on first use where the network runs elsewhere)."""
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> Outputs:
         raise NotImplementedError
@@ -81,7 +92,12 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, model: ParsingModel, device: str | torch.device = "cpu") -> None:
-        super().__init__(model.eval().to(device), device)
+        super().__init__(model.spec(), device)
+        self._model = model.eval().to(device)
+
+    @property
+    def model(self) -> ParsingModel:
+        return self._model
 
     def forward(self, x: torch.Tensor) -> Outputs:
         with torch.inference_mode():
@@ -108,18 +124,28 @@ def model_digest(model: ParsingModel) -> str:
 
 
 class OnnxBackend(Backend):
-    """The network on onnxruntime (CPU), exported once per checkpoint (``checkpoint``: its file, whose digest names
-    the cached export) and cached. ``threads``: onnxruntime's intra-op threads (default: torch's count)."""
+    """The network on onnxruntime (CPU), exported once per checkpoint and cached. ``source``: the checkpoint file
+    (its digest names the cached export; the torch model is read from it only when an export is needed) or a
+    ``ParsingModel``. ``threads``: onnxruntime's intra-op threads (default: torch's count)."""
 
     name = "onnxruntime"
     own_threads = True  # onnxruntime's thread pool, not torch's: the network can run beside torch work
 
-    def __init__(self, model: ParsingModel, checkpoint: str | Path | None = None, threads: int | None = None) -> None:
+    def __init__(self, source: str | Path | ParsingModel, threads: int | None = None) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
             raise ImportError("backend='onnxruntime' needs onnxruntime: pip install 'clothing-parsing[onnx]'") from None
-        super().__init__(model.eval().cpu(), "cpu")
+        self._model: ParsingModel | None = None
+        self._checkpoint: dict[str, Any] | None = None
+        if isinstance(source, ParsingModel):
+            self._model = source.eval().cpu()
+            spec, self.digest = source.spec(), model_digest(source)
+        else:
+            path = checkpoint_path(source)
+            self._checkpoint = read_checkpoint(path)
+            spec, self.digest = ModelSpec.from_checkpoint(self._checkpoint), file_digest(path)
+        super().__init__(spec, "cpu")
         self._ort = ort
         self._options = ort.SessionOptions()
         self._options.intra_op_num_threads = threads or torch.get_num_threads()
@@ -127,24 +153,32 @@ class OnnxBackend(Backend):
         # No busy-waiting between runs: spinning threads took the cores from the torch steps after the network
         # (decode + CRF 0.12 → 0.21 s per photo with spinning on).
         self._options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.digest = file_digest(Path(checkpoint)) if checkpoint is not None else model_digest(model)
         self.path = cache_dir() / f"{self.digest}-opset{OPSET}-nhwc.onnx"
+        self.probe_path = self.path.with_suffix(".probe.npy")
         self._session = self._load() or self._export()
+
+    @property
+    def model(self) -> ParsingModel:
+        """The torch model, built from the checkpoint on first use (exports, parity checks, your own code)."""
+        if self._model is None:
+            self._model = ParsingModel.from_checkpoint(self._checkpoint)
+        return self._model
 
     def _new_session(self):  # noqa: ANN202
         return self._ort.InferenceSession(str(self.path), self._options, providers=["CPUExecutionProvider"])
 
     def _load(self):  # noqa: ANN202
         """The cached session, or None when there is none or it is unusable (then it is removed)."""
-        if not self.path.is_file():
+        if not self.path.is_file() or not self.probe_path.is_file():
             return None
         try:
             session = self._new_session()
-            if self._agrees(session):
+            if self._agrees(session, np.load(self.probe_path)):
                 return session
         except Exception:  # onnxruntime raises its own exception types for a corrupt file  # noqa: BLE001
             pass
         self.path.unlink(missing_ok=True)
+        self.probe_path.unlink(missing_ok=True)
         return None
 
     def _export(self):  # noqa: ANN202
@@ -154,23 +188,34 @@ class OnnxBackend(Backend):
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             export_onnx(self.model, tmp, (64, 64), OPSET, channels_last=True)
-            os.replace(tmp, self.path)
+            session = self._ort.InferenceSession(str(tmp), self._options, providers=["CPUExecutionProvider"])
+            reference = self._reference()
+            if not self._agrees(session, reference):
+                raise RuntimeError(f"{self.path}: the exported network does not match torch's")
+            with open(tmp.with_suffix(".npy"), "wb") as fh:
+                np.save(fh, reference)
+            os.replace(tmp.with_suffix(".npy"), self.probe_path)
+            os.replace(tmp, self.path)  # the graph last: a graph in place always has its probe beside it
         finally:
             tmp.unlink(missing_ok=True)
-        for old in self.path.parent.glob(f"{self.digest}-*.onnx"):  # this checkpoint's exports of earlier versions
-            if old != self.path:
+            tmp.with_suffix(".npy").unlink(missing_ok=True)
+        for old in self.path.parent.glob(f"{self.digest}-*"):  # this checkpoint's exports of earlier versions
+            if old not in (self.path, self.probe_path):
                 old.unlink(missing_ok=True)
-        session = self._new_session()
-        if not self._agrees(session):
-            raise RuntimeError(f"{self.path}: the exported network does not match torch's")
-        return session
+        return self._new_session()
 
-    def _agrees(self, session) -> bool:  # noqa: ANN001
-        """A probe (a fixed random 64×96 input): logits within 1e-3 of the torch network's."""
-        x = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    @staticmethod
+    def _probe() -> torch.Tensor:
+        return torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))  # fixed
+
+    def _reference(self) -> np.ndarray:
+        """The torch network's logits (1, K, 64, 96) on the probe."""
         with torch.inference_mode():
-            reference = self.model.forward_with_presence(x)[0].float().numpy()
-        got = session.run(None, {"image": x.numpy()})[0].transpose(0, 3, 1, 2)  # (B, H, W, K) → (B, K, H, W)
+            return self.model.forward_with_presence(self._probe())[0].float().numpy()
+
+    def _agrees(self, session, reference: np.ndarray) -> bool:  # noqa: ANN001
+        """The probe through ``session``: logits within 1e-3 of ``reference``."""
+        got = session.run(None, {"image": self._probe().numpy()})[0].transpose(0, 3, 1, 2)  # (B, H, W, K) → NCHW
         return got.shape == reference.shape and float(np.abs(got - reference).max()) < 1e-3
 
     def forward(self, x: torch.Tensor) -> Outputs:
@@ -189,22 +234,24 @@ class OnnxBackend(Backend):
 BACKENDS: dict[str, type[Backend]] = {"torch": TorchBackend, "onnxruntime": OnnxBackend}
 
 
-def load_backend(
-    model: ParsingModel, name: str = "auto", device: str = "cpu", checkpoint: str | Path | None = None
-) -> Backend:
-    """``name``: ``torch``, ``onnxruntime`` (CPU only) or ``auto``: onnxruntime on the CPU where ``onnx`` and
-    ``onnxruntime`` are installed (the ``onnx`` extra; same masks, faster end to end), else torch — also, with a
-    warning, when the export or its cache fails."""
+def load_backend(source: str | Path | ParsingModel = "shipped", name: str = "auto", device: str = "cpu") -> Backend:
+    """A backend for ``source`` (a checkpoint file, ``shipped``, or a ``ParsingModel``). ``name``: ``torch``,
+    ``onnxruntime`` (CPU only) or ``auto``: onnxruntime on the CPU where ``onnx`` and ``onnxruntime`` are installed
+    (the ``onnx`` extra; same masks, faster end to end), else torch — also, with a warning, when the export or its
+    cache fails."""
     if name not in ("auto", *BACKENDS):
         raise ValueError(f"backend {name!r}: choose auto, torch or onnxruntime")
     if name == "onnxruntime" and str(device) != "cpu":
         raise ValueError("backend='onnxruntime' runs on the CPU here; on a GPU use backend='torch'")
     if name == "onnxruntime":
-        return OnnxBackend(model, checkpoint)
+        return OnnxBackend(source)
     if name == "auto" and str(device) == "cpu" and all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime")):
         try:
-            return OnnxBackend(model, checkpoint)
+            return OnnxBackend(source)
+        except (FileNotFoundError, ValueError):
+            raise  # the checkpoint itself: no fallback can read it either
         except Exception as err:  # an export or a cache that fails: any error of onnx, onnxruntime or the disk  # noqa: BLE001
             problem = f"{type(err).__name__}: {err}"
             warnings.warn(f"the network runs on torch: onnxruntime could not ({problem})", stacklevel=2)
+    model = source if isinstance(source, ParsingModel) else ParsingModel.from_checkpoint(source)
     return TorchBackend(model, device)

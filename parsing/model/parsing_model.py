@@ -12,47 +12,21 @@ format (``hyper_parameters`` = the model's config, ``state_dict``, ``input_size`
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from parsing.labels import CCP_LABELS, default_palette
 from parsing.model.checkpoint import DEFAULT_INPUT_SIZE, input_size, model_state, read_checkpoint
-from parsing.nn.model import UNUSED_HEADS, Arch, Context, Outfit, build_model
-from parsing.nn.outfit import GateMode
+from parsing.model.spec import CONFIG_KEYS, DecodeFrom, DecodeSettings, ModelSpec
 
-DecodeFrom = Literal["auto", "presence", "pixels", "pooled"]  # where the exclusive-pair decoding reads the set
+if TYPE_CHECKING:
+    from parsing.nn.model import Arch, Context, Outfit
+    from parsing.nn.outfit import GateMode
 
-
-@dataclass(frozen=True)
-class DecodeSettings:
-    """How a model's logits become a garment set and a label map (``parsing.inference.decode``).
-
-    ``decode``: choose a garment set that respects the exclusive pairs and suppress the labels it excludes before
-    the argmax. ``decode_from``: read the set from the outfit encoder (``presence``), the pixels' label shares
-    (``pixels``), the pooled label probabilities (``pooled``) or ``auto`` (presence with an outfit encoder, else
-    pixels). ``presence_threshold``: a label's probability to count as present; ``min_fraction``: the share of a
-    label map a label must cover to count.
-    """
-
-    decode: bool = True
-    decode_from: DecodeFrom = "auto"
-    presence_threshold: float = 0.5
-    min_fraction: float = 0.001
-
-    def __post_init__(self) -> None:
-        if self.decode_from not in get_args(DecodeFrom):
-            raise ValueError(f"decode_from {self.decode_from!r}: choose one of {', '.join(get_args(DecodeFrom))}")
-
-
-# The config keys a saved model records (``hyper_parameters``); a fit's checkpoint holds these and its training's.
-CONFIG_KEYS = (
-    "class_names", "palette", "arch", "encoder", "outfit", "gate_mode", "context", "input_mean", "input_std",
-    "channels_last", *(field.name for field in dataclasses.fields(DecodeSettings)),
-)  # fmt: skip
+__all__ = ["DecodeFrom", "DecodeSettings", "ParsingModel"]
 
 
 class ParsingModel(nn.Module):
@@ -91,6 +65,8 @@ class ParsingModel(nn.Module):
             gate_mode=gate_mode, context=context, input_mean=input_mean, input_std=input_std,
             channels_last=channels_last, **dataclasses.asdict(self.decoding),
         )  # fmt: skip
+        from parsing.nn.model import build_model  # smp, timm: imported only where a network is built
+
         k = len(self.class_names)
         self.net = build_model(arch, encoder, encoder_weights, k, input_mean, input_std, outfit, gate_mode, context)
         self.channels_last = channels_last
@@ -101,6 +77,13 @@ class ParsingModel(nn.Module):
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def spec(self) -> ModelSpec:
+        """What the model means without its network (labels, pairs, decoding, box): what parsing reads."""
+        return ModelSpec(
+            dict(self.config), list(self.class_names), [list(c) for c in self.palette],
+            self.exclusive.detach().cpu().clone(), self.decoding, self.input_size,
+        )  # fmt: skip
 
     def forward_with_presence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, 3, H, W) → logits (B, K, H, W) (gated, if the outfit encoder gates), presence logits (B, K) or None."""
@@ -134,6 +117,8 @@ class ParsingModel(nn.Module):
     def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Load a checkpoint's ``state_dict`` (either naming, see ``model_state``); the unused EfficientNet head
         older checkpoints carry (``parsing.nn.model.UNUSED_HEADS``) is dropped."""
+        from parsing.nn.model import UNUSED_HEADS
+
         state = model_state(state_dict)
         own = self.state_dict()
         for key in [k for k in state if k.startswith("net.seg.encoder.") and k not in own]:

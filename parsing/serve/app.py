@@ -188,7 +188,7 @@ def create_app(service: Service) -> FastAPI:
         names, palette = service.parser.names, service.parser.palette
         return {
             "labels": [{"id": i, "name": n, "colour": list(palette[i])} for i, n in enumerate(names)],
-            "garments": [n for n in service.parser.model.class_names if n not in NON_GARMENTS],
+            "garments": [n for n in service.parser.spec.class_names if n not in NON_GARMENTS],
             "merges": list(MERGES),
             "dataset": service.folder is not None,
             "token_required": service.token is not None or service.save_needs_token,

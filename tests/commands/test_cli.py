@@ -38,7 +38,7 @@ def test_fit_logs_validation_metrics(fitted):
 def test_checkpoint_rebuilds_the_model(fitted):
     cli, ckpt, _ = fitted
     model = ParsingModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
-    assert model.class_names == list(CCP_LABELS) and len(model.palette) == 59
+    assert model.class_names == list(CCP_LABELS) and len(model.model.palette) == 59
     trained = cli.model.eval()
     x = torch.rand(1, 3, 96, 64)
     with torch.no_grad():

@@ -30,7 +30,7 @@ def test_pack_averages_two_checkpoints_of_one_model(tmp_path, capsys):
     same = [k for k in shipped["state_dict"] if k != key]
     assert all(torch.equal(packed["state_dict"][k], shipped["state_dict"][k]) for k in same)
     parser = Parser.load(tmp_path / "soup.ckpt")  # a deployable checkpoint
-    assert parser.size == Parser.load().size and parser.model.num_classes == 59
+    assert parser.size == Parser.load().size and parser.spec.num_classes == 59
     other = {**shipped, "hyper_parameters": {**shipped["hyper_parameters"], "encoder": "timm-tf_efficientnet_lite2"}}
     torch.save(other, tmp_path / "other.ckpt")
     with pytest.raises(ValueError, match="another model.*encoder differs"):
@@ -63,12 +63,12 @@ def test_pack_takes_rules_from_a_yaml_and_the_decoding_source(tmp_path):
     rules = tmp_path / "rules.yaml"
     rules.write_text("# 2 exclusive garment pairs\nexclusions:\n- [dress, skirt]\n- [bag, purse]\n")
     pack(DEFAULT_CHECKPOINT, tmp_path / "p.ckpt", rules_from=rules, decode_from="pooled")
-    module = Parser.load(tmp_path / "p.ckpt").model
+    module = Parser.load(tmp_path / "p.ckpt").spec
     assert exclusion_pairs(module.exclusive, module.class_names) == [("bag", "purse"), ("dress", "skirt")]
     assert module.decoding.decode_from == "pooled"
     rules.write_text("exclusions: []\n")  # a label set without exclusive pairs packs; parses skip the pair step
     pack(DEFAULT_CHECKPOINT, tmp_path / "none.ckpt", rules_from=rules)
-    assert not Parser.load(tmp_path / "none.ckpt").model.exclusive.any()
+    assert not Parser.load(tmp_path / "none.ckpt").spec.exclusive.any()
     rules.write_text("pairs: []\n")
     with pytest.raises(ValueError, match="not a rules file"):
         pack(DEFAULT_CHECKPOINT, tmp_path / "q.ckpt", rules_from=rules)

@@ -58,7 +58,7 @@ def summary(out):
 
 
 def test_writes_masks_overlays_and_summary(shipped, tmp_path, capsys):
-    module = shipped.model
+    module = shipped.spec
     photos, out = tmp_path / "photos", tmp_path / "out"
     expected = make_photos(photos)
     before = digest(photos)
@@ -193,7 +193,7 @@ def test_unknown_garment_fails_before_any_photo_is_parsed(tmp_path, capsys):
 
 
 def test_tags_limit_each_photo_to_its_garments(shipped, ccp_root, tmp_path):
-    module = shipped.model
+    module = shipped.spec
     photos = tmp_path / "photos"
     (photos / "sub").mkdir(parents=True)
     for name in ("0009.jpg", "0003.jpg"):

@@ -112,7 +112,7 @@ def shipped():
 
 
 def test_a_person_shrunk_on_a_canvas_is_parsed_again(shipped, ccp_root, tmp_path, capsys):
-    parser, module = shipped, shipped.model
+    parser, module = shipped, shipped.spec
     photo = read_image(ccp_root / "photos" / "0009.jpg")  # a validation photo
     h, w = photo.shape[:2]
     small = np.asarray(Image.fromarray(photo).resize((w // 3, h // 3)))
