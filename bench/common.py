@@ -86,10 +86,21 @@ def previous_models(
     return [m for m in previous["models"] if m["name"] not in names]
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or the architecture where it is not known."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def machine() -> dict[str, str]:
     import torch
 
-    return {"cpu": f"{platform.machine()}, {torch.get_num_threads()} torch threads", "torch": torch.__version__}
+    return {"cpu": f"{cpu_model()}, {torch.get_num_threads()} torch threads", "torch": torch.__version__}
 
 
 def write_results(folder: Path, name: str, result: dict, markdown: Callable[[dict], str]) -> None:
