@@ -22,13 +22,12 @@ their proportional set sizes, sampled every 20 ms).
 from __future__ import annotations
 
 import parsing  # noqa: F401
-from common import ROOT, shown, write_results
+from common import ROOT, cpu_model, shown, write_results
 from robustness import zoom_in
 from stages import forward_seconds
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,8 @@ VARIANTS: dict[str, list[str]] = {  # parsing-predict options; "{tags}" = a tags
     "default": [],
     "torch": ["--backend", "torch"],
     "onnxruntime": ["--backend", "onnxruntime"],
+    "openvino fp32": ["--backend", "openvino", "--precision", "fp32"],
+    "openvino bf16": ["--backend", "openvino", "--precision", "bf16"],
     "no CRF, torch": ["--crf", "none", "--backend", "torch"],
     "tta-flip": ["--tta", "flip"],
     "merge": ["--merge", "ccp-coarse"],
@@ -65,6 +66,7 @@ VARIANTS: dict[str, list[str]] = {  # parsing-predict options; "{tags}" = a tags
     "close-ups, --widen 0": ["--widen", "0"],
 }
 CLOSE_UPS = ("close-ups", "close-ups, --widen 0")
+COMPARED = ("torch", "openvino fp32", "openvino bf16")  # masks compared with onnxruntime's
 
 
 def write_tags(val: list, path: str) -> None:
@@ -167,7 +169,7 @@ def run(args: argparse.Namespace) -> dict:
         if count <= 0:
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            out = os.path.join(kept.name, name) if name in ("torch", "onnxruntime") else os.path.join(tmp, "out")
+            out = os.path.join(kept.name, name) if name in ("onnxruntime", *COMPARED) else os.path.join(tmp, "out")
             photos = write_close_ups(whole[:count], Path(tmp) / "close-ups") if name in CLOSE_UPS else whole
             tags = os.path.join(tmp, "tags.jsonl")
             write_tags(val, tags)
@@ -196,13 +198,13 @@ def run(args: argparse.Namespace) -> dict:
     for row in rows:
         row["x_forward"] = round(row["seconds"] / row["photos"] / forward, 2)
     names = [row["variant"] for row in rows]
-    both = {"torch", "onnxruntime"} <= set(names)
-    same = agreement(*(Path(kept.name, n) for n in ("torch", "onnxruntime"))) if both else None
+    reference = Path(kept.name, "onnxruntime")
+    same = {n: agreement(reference, Path(kept.name, n)) for n in COMPARED if {n, "onnxruntime"} <= set(names)}
     kept.cleanup()
     meta = {
         "checkpoint": shown(args.checkpoint),
         "device": args.device,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "batch_size": args.batch_size,
@@ -247,11 +249,10 @@ def markdown(result: dict) -> str:
         f"{r.get('x_forward', '—')} |"
         for r in result["rows"]
     ]
-    same = result.get("backend_agreement")
-    if same:
+    for name, same in (result.get("backend_agreement") or {}).items():
         lines += [
             "",
-            f"`--backend onnxruntime` against `--backend torch`: the masks agree on {100 * same['pixels']:.3f} % of "
+            f"{name} against onnxruntime (fp32): the masks agree on {100 * same['pixels']:.3f} % of "
             f"the pixels of the {same['photos']} photos (lowest photo {100 * same['lowest_photo']:.3f} %).",
         ]
     if any(r["variant"] in CLOSE_UPS for r in result["rows"]):

@@ -140,7 +140,7 @@ def predict(args: argparse.Namespace) -> int:
             from parsing.scale.ray_job import predict_on_ray
 
             options = parser.options.replace(input_size=parser.size)  # the driver's, checked once
-            loads = {"checkpoint": str(args.checkpoint), "backend": args.backend, "options": options}
+            loads = {"checkpoint": str(args.checkpoint), **parser_options(args), "options": options}
             written = predict_on_ray(args, loads, save_options(args), todo, photo_tags, every, out, fail)
             batches: Iterable[list[dict[str, Any]]] = ()
         else:

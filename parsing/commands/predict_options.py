@@ -11,7 +11,8 @@ from parsing.commands.inputs import add_input_size, shard_spec
 from parsing.inference.options import CRFS, MAX_PIXELS, MIN_SHARE, REFOCUS, TTAS, WIDEN, ParseOptions
 from parsing.model.checkpoint import SHIPPED as DEFAULT_CHECKPOINT
 
-BACKENDS = ("auto", "torch", "onnxruntime")
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
+PRECISIONS = ("fp32", "bf16")
 
 
 def parse_options(args: argparse.Namespace) -> ParseOptions:
@@ -25,7 +26,7 @@ def parse_options(args: argparse.Namespace) -> ParseOptions:
 
 def parser_options(args: argparse.Namespace) -> dict[str, Any]:
     """``Parser.load``'s keyword arguments from the command line, but the checkpoint and the device."""
-    return {"backend": args.backend, "options": parse_options(args)}
+    return {"backend": args.backend, "precision": args.precision, "options": parse_options(args)}
 
 
 def save_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -115,7 +116,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--backend",
         choices=BACKENDS,
         default="auto",
-        help="runs the network; auto: onnxruntime on the CPU (cached export), torch on a GPU",
+        help="runs the network; auto: onnxruntime on the CPU (cached export), torch on a GPU; openvino: --precision",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="the network's arithmetic with --backend openvino: bf16 uses the CPU's AMX / AVX512-BF16 units",
     )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="data-loading processes")

@@ -116,6 +116,7 @@ class Parser:
         *,
         device: str = "auto",
         backend: str = "auto",
+        precision: str = "fp32",
         options: ParseOptions | None = None,
         **changes: Any,
     ) -> Parser:
@@ -124,10 +125,12 @@ class Parser:
         ``FileNotFoundError``, anything else unusable a ``CheckpointError``, each naming the file; a bad option a
         ``ValueError`` (an unknown one a ``TypeError``). ``backend``: ``torch``, ``onnxruntime`` (CPU; the network
         exported once and cached by the checkpoint's hash) or ``auto``: onnxruntime on the CPU where it is
-        installed (the ``onnx`` extra; same masks, faster end to end, ``bench/results/predict.md``), else torch."""
+        installed (the ``onnx`` extra; same masks, faster end to end, ``bench/results/predict.md``), else torch;
+        ``openvino`` with ``precision`` ``fp32`` or ``bf16`` (the ``openvino`` extra)."""
         parse_options = (options or ParseOptions()).replace(**changes)
         path = checkpoint_path(checkpoint)
-        return cls(load_backend(path, backend, resolve_device(device)), parse_options, checkpoint=str(path))
+        network = load_backend(path, backend, resolve_device(device), precision)
+        return cls(network, parse_options, checkpoint=str(path))
 
     def replace(self, **options: Any) -> Parser:
         """A parser sharing this one's model, backend and network thread, with some ``ParseOptions`` changed."""

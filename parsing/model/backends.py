@@ -221,30 +221,52 @@ class OnnxBackend(Backend):
     def forward(self, x: torch.Tensor) -> Outputs:
         """(B, 3, H, W) → logits (B, K, H, W), presence logits (B, K) or None, as the torch network."""
         h, w = x.shape[-2:]
-        padded = F.pad(x, (0, -w % 32, 0, -h % 32)).float().contiguous().cpu().numpy()  # zeros, as ParsingNet
-        outputs = self._session.run(None, {"image": padded})
-        # (B, H, W, K) from the graph, seen as (B, K, H, W) channels-last like the torch network's logits: the steps
-        # after it (softmax over labels, merged groups) are written for that layout (on NCHW logits decode + CRF
-        # took 0.16 instead of 0.11 s per photo), and transposing inside onnxruntime costs ~5 ms, a copy here ~30
-        logits = torch.from_numpy(outputs[0])[:, :h, :w].permute(0, 3, 1, 2)
-        presence = torch.logit(torch.from_numpy(outputs[1]).double(), eps=1e-7).float() if len(outputs) > 1 else None
-        return logits, presence
+        padded = pad32(x)
+        return from_graph(self._session.run(None, {"image": padded}), h, w)
 
 
-BACKENDS: dict[str, type[Backend]] = {"torch": TorchBackend, "onnxruntime": OnnxBackend}
+def from_graph(outputs: list[np.ndarray], h: int, w: int) -> Outputs:
+    """The exported graph's outputs → logits (B, K, h, w) (padding cropped), presence logits (B, K) or None.
+
+    Logits come (B, H, W, K) from the graph and are seen as (B, K, H, W) channels-last like the torch network's: the
+    steps after it (softmax over labels, merged groups) are written for that layout (on NCHW logits decode + CRF took
+    0.16 instead of 0.11 s per photo), and transposing inside the graph costs ~5 ms, a copy here ~30."""
+    logits = torch.from_numpy(outputs[0])[:, :h, :w].permute(0, 3, 1, 2)
+    presence = torch.logit(torch.from_numpy(outputs[1]).double(), eps=1e-7).float() if len(outputs) > 1 else None
+    return logits, presence
 
 
-def load_backend(source: str | Path | ParsingModel = "shipped", name: str = "auto", device: str = "cpu") -> Backend:
+def pad32(x: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) → float32 numpy padded bottom/right with zeros to multiples of 32, as ``ParsingNet`` pads."""
+    h, w = x.shape[-2:]
+    return F.pad(x, (0, -w % 32, 0, -h % 32)).float().contiguous().cpu().numpy()
+
+
+BACKENDS = ("torch", "onnxruntime", "openvino")
+PRECISIONS = ("fp32", "bf16")  # openvino only: bf16 runs on AMX / AVX512-BF16 where the CPU has them
+
+
+def load_backend(
+    source: str | Path | ParsingModel = "shipped", name: str = "auto", device: str = "cpu", precision: str = "fp32"
+) -> Backend:
     """A backend for ``source`` (a checkpoint file, ``shipped``, or a ``ParsingModel``). ``name``: ``torch``,
-    ``onnxruntime`` (CPU only) or ``auto``: onnxruntime on the CPU where ``onnx`` and ``onnxruntime`` are installed
-    (the ``onnx`` extra; same masks, faster end to end), else torch — also, with a warning, when the export or its
-    cache fails."""
+    ``onnxruntime`` (CPU only), ``openvino`` (CPU only; ``precision`` ``fp32`` or ``bf16``, the ``openvino`` extra)
+    or ``auto``: onnxruntime on the CPU where ``onnx`` and ``onnxruntime`` are installed (the ``onnx`` extra; same
+    masks, faster end to end), else torch — also, with a warning, when the export or its cache fails."""
     if name not in ("auto", *BACKENDS):
-        raise ValueError(f"backend {name!r}: choose auto, torch or onnxruntime")
-    if name == "onnxruntime" and str(device) != "cpu":
-        raise ValueError("backend='onnxruntime' runs on the CPU here; on a GPU use backend='torch'")
+        raise ValueError(f"backend {name!r}: choose auto, {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: choose {' or '.join(PRECISIONS)}")
+    if precision != "fp32" and name != "openvino":
+        raise ValueError(f"precision={precision!r} is for backend='openvino'; the other backends run fp32")
+    if name in ("onnxruntime", "openvino") and str(device) != "cpu":
+        raise ValueError(f"backend={name!r} runs on the CPU here; on a GPU use backend='torch'")
     if name == "onnxruntime":
         return OnnxBackend(source)
+    if name == "openvino":
+        from parsing.model.openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend(source, precision)
     if name == "auto" and str(device) == "cpu" and all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime")):
         try:
             return OnnxBackend(source)

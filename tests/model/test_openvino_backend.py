@@ -1,0 +1,36 @@
+"""``backend="openvino"``: the cached ONNX export compiled by OpenVINO, fp32 and bf16, against onnxruntime's masks."""
+
+import pytest
+
+pytest.importorskip("openvino")
+pytest.importorskip("onnxruntime")
+
+from parsing import Parser  # noqa: E402
+from parsing.model.backends import load_backend  # noqa: E402
+
+VAL = ("0009", "0038")  # validation photos
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return Parser.load(backend="onnxruntime", input_size=(384, 256))
+
+
+@pytest.mark.parametrize(("precision", "least"), [("fp32", 0.999), ("bf16", 0.98)])
+def test_masks_match_onnxruntime(reference, ccp_root, precision, least):
+    parser = reference.__class__.load(backend="openvino", precision=precision, input_size=(384, 256))
+    assert parser.backend.name == "openvino" and parser.backend.precision == precision and parser.overlap
+    photos = [ccp_root / "photos" / f"{stem}.jpg" for stem in VAL]
+    for ours, theirs in zip(parser.parse_many(photos), reference.parse_many(photos), strict=True):
+        assert (ours.labels == theirs.labels).mean() >= least, precision
+    if precision == "fp32":
+        assert ours.garments == theirs.garments
+
+
+def test_precision_is_checked_and_belongs_to_openvino():
+    with pytest.raises(ValueError, match="precision 'int4': choose fp32 or bf16"):
+        load_backend("shipped", "openvino", precision="int4")
+    with pytest.raises(ValueError, match="is for backend='openvino'"):
+        load_backend("shipped", "onnxruntime", precision="bf16")
+    with pytest.raises(ValueError, match="runs on the CPU here"):
+        load_backend("shipped", "openvino", device="cuda")
