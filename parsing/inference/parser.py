@@ -43,8 +43,9 @@ from parsing.inference.photo import ImageInput, ParseError, Photo, check_input, 
 from parsing.inference.refocus import refocused, widened
 from parsing.inference.specks import remove_specks
 from parsing.labels import NON_GARMENTS
-from parsing.model.backends import Backend, TorchBackend, load_backend, resolve_device
+from parsing.model.backends import Backend, TorchBackend, resolve_device
 from parsing.model.checkpoint import checkpoint_path
+from parsing.model.load import load_backend
 from parsing.model.parsing_model import ParsingModel
 from parsing.outputs.parse import Parse
 

@@ -43,7 +43,7 @@ def test_masks_match_torch_and_the_cache_is_reused_or_rebuilt(cache, ccp_root):
 
 
 def test_onnxruntime_is_for_the_cpu_and_names_are_checked():
-    with pytest.raises(ValueError, match="choose auto, torch or onnxruntime"):
+    with pytest.raises(ValueError, match="choose auto, torch, onnxruntime or openvino"):
         Parser.load(backend="tensorrt")
 
 

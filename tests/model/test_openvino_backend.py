@@ -6,7 +6,7 @@ pytest.importorskip("openvino")
 pytest.importorskip("onnxruntime")
 
 from parsing import Parser  # noqa: E402
-from parsing.model.backends import load_backend  # noqa: E402
+from parsing.model.load import load_backend  # noqa: E402
 
 VAL = ("0009", "0038")  # validation photos
 
