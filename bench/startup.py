@@ -76,23 +76,23 @@ def run(args: argparse.Namespace) -> dict:
     return {"meta": {"runs": args.runs, "photo": Path(photo).name, **machine()}, "rows": rows}
 
 
+HEADER = """# Start-up
+
+Fresh processes, median of {runs} pairs, each against `python -c "import torch"` run just before it ({cpu}, torch
+{torch}; `python bench/startup.py`).
+
+| command | seconds | `import torch` | × `import torch` (min–max) |
+|---|---:|---:|---:|
+"""
+
+
 def markdown(result: dict) -> str:
-    meta = result["meta"]
-    lines = [
-        "# Start-up",
-        "",
-        f'Fresh processes, median of {meta["runs"]} pairs, each against `python -c "import torch"` run just '
-        f"before it ({meta['cpu']}, torch {meta['torch']}; `python bench/startup.py`).",
-        "",
-        "| command | seconds | `import torch` | × `import torch` (min–max) |",
-        "|---|---:|---:|---:|",
-    ]
-    for row in result["rows"]:
-        lines.append(
-            f"| {row['command']} | {row['seconds']:.2f} | {row['import_torch_seconds']:.2f} | "
-            f"{row['ratio']:.2f} ({row['ratio_min']:.2f}–{row['ratio_max']:.2f}) |"
-        )
-    return "\n".join(lines) + "\n"
+    rows = (
+        f"| {row['command']} | {row['seconds']:.2f} | {row['import_torch_seconds']:.2f} | "
+        f"{row['ratio']:.2f} ({row['ratio_min']:.2f}–{row['ratio_max']:.2f}) |\n"
+        for row in result["rows"]
+    )
+    return HEADER.format(**result["meta"]) + "".join(rows)
 
 
 def main() -> None:
