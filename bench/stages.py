@@ -32,6 +32,7 @@ from parsing.data.io import read_photo, write_mask_png
 from parsing.inference.photo import MAX_PIXELS, fitted
 from parsing.labels import flat_palette
 from parsing.model import SHIPPED, Backend, TorchBackend
+from parsing.model.load import BACKENDS, PRECISIONS
 
 
 def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
@@ -62,7 +63,7 @@ def gflop_per_photo(backend: Backend, x: torch.Tensor) -> float:
 
 def run(args: argparse.Namespace) -> dict:
     photos = [p for p, _ in validation_photos(args.data_root, args.photos)]
-    parser = Parser.load(args.checkpoint, device="cpu", backend=args.backend)
+    parser = Parser.load(args.checkpoint, device="cpu", backend=args.backend, precision=args.precision)
     parser(photos[0])  # warm-up
     parser.overlap = False  # one stage at a time: the network of the next photo would run beside this one's steps
     torch_net = TorchBackend(parser.model)  # the yardstick is torch's eager pass
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> dict:
             "batch_size": args.batch_size,
             "network_input": list(parser.size),
             "network_batch": parser.network_batch,
-            "backend": args.backend,
+            "backend": args.backend if args.precision == "fp32" else f"{args.backend} {args.precision}",
             **machine(),
         },
         "stages_s_per_photo": {k: round(v / n, 4) for k, v in stages.items()},
@@ -162,7 +163,8 @@ def main() -> None:
     parser.add_argument("--forward-photos", type=int, default=10, help="photos the forward-pass yardstick uses")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto")
+    parser.add_argument("--backend", choices=("auto", *BACKENDS), default="auto")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="with --backend openvino: fp32 or bf16")
     parser.add_argument("--name", default="stages", help="file stem of the results")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
