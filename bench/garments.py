@@ -124,8 +124,10 @@ class ConfidenceScores:
         }
 
 
-def run_model(checkpoint: Path, photos: list[tuple[Path, Path]], crf: str, input_size: list[int] | None = None) -> dict:
-    parser = load_parser(checkpoint, input_size, crf=crf)
+def run_model(
+    checkpoint: Path, photos: list[tuple[Path, Path]], crf: str, input_size: list[int] | None = None, **network: str
+) -> dict:
+    parser = load_parser(checkpoint, input_size, crf=crf, **network)
     model, backend, size = parser.spec, parser.backend, parser.size
     k, names = model.num_classes, model.class_names
     garments = torch.from_numpy(LabelSet.identity(names).garments)
@@ -299,8 +301,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     photos = validation_photos(args.data_root, args.limit)
     kept = previous_models(parser, args.previous, {"photos": len(photos), "crf": args.crf}, names)
+    network = {"backend": args.backend, "precision": args.precision}
     models = kept + [
-        {"name": name, "checkpoint": shown(c), **run_model(c, photos, args.crf, args.input_size)}
+        {"name": name, "checkpoint": shown(c), **run_model(c, photos, args.crf, args.input_size, **network)}
         for name, c in zip(names, args.checkpoints, strict=True)
     ]
     truth = SetScores()

@@ -133,8 +133,10 @@ def run_model(
     input_size: list[int] | None = None,
     widen: float = WIDEN,
     min_share: float = MIN_SHARE,
+    network: dict | None = None,
 ) -> dict:
-    parser = load_parser(checkpoint, input_size, crf=crf, tta=tta, refocus=refocus, widen=widen, min_share=min_share)
+    options = dict(crf=crf, tta=tta, refocus=refocus, widen=widen, min_share=min_share, **(network or {}))
+    parser = load_parser(checkpoint, input_size, **options)
     model, size = parser.spec, parser.size
     k = model.num_classes
     coarse = LabelSet.ccp("ccp-coarse")
@@ -283,7 +285,7 @@ def main() -> None:
     for name, checkpoint in zip(names, args.checkpoints, strict=True):
         scored = run_model(
             checkpoint, photos, args.framings, args.crf, args.seed, args.tta, args.refocus, args.input_size, args.widen,
-            args.min_share,
+            args.min_share, {"backend": args.backend, "precision": args.precision},
         )  # fmt: skip
         models.append({"name": name, "checkpoint": shown(checkpoint), **scored})
     meta = {
