@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import html
 import io
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +23,10 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parsing.data.io import photo_array
 from parsing.inference.parser import Parser
@@ -43,8 +45,15 @@ class HTTPError(Exception):
         self.status, self.message = status, message
 
 
-def _flag(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def _flag(name: str, value: Any) -> bool:
+    """A form field's yes/no; anything else is a 422 naming the field."""
+    text = str(value).strip().lower()
+    if text not in TRUE + FALSE:
+        raise HTTPError(422, f"{name} {value!r}: give true or false")
+    return text in TRUE
 
 
 def read_upload(data: bytes, max_pixels: int, max_image_pixels: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -150,11 +159,29 @@ class Service:
 
 
 def create_app(service: Service) -> FastAPI:
-    app = FastAPI(title="parsing", description="Clothing parsing: masks, garments, corrections as training data")
+    from parsing import __version__
+
+    app = FastAPI(
+        title="parsing",
+        description="Clothing parsing: masks, garments, corrections as training data",
+        version=__version__,
+        docs_url=None,  # Swagger UI loads from a CDN: /docs is a page of our own, offline
+        redoc_url=None,
+    )
 
     @app.exception_handler(HTTPError)
     async def http_error(_: Request, err: HTTPError) -> JSONResponse:
         return JSONResponse({"error": err.message}, status_code=err.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def route_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        """404, 405 …: the same ``{"error": …}`` as every other answer."""
+        message = f"{request.method} {request.url.path}: {err.detail}"
+        return JSONResponse({"error": message}, status_code=err.status_code, headers=getattr(err, "headers", None))
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(api_page(app.openapi()))
 
     @app.middleware("http")
     async def body_limit(request: Request, call_next: Any) -> Any:
@@ -199,8 +226,8 @@ def create_app(service: Service) -> FastAPI:
         """Multipart ``file`` (a photo); optional ``garments`` (comma list), ``merge``, ``crf``, ``overlay``,
         ``cutouts``. Answers the summary record, ``mask_png`` and, when asked, ``overlay_jpeg`` / ``cutouts``."""
         data, filename, form = await upload(request)
+        overlay, cutouts = (_flag(name, form.get(name, "false")) for name in ("overlay", "cutouts"))  # before parsing
         result = await service.parse(data, filename, form)
-        overlay, cutouts = _flag(form.get("overlay", "false")), _flag(form.get("cutouts", "false"))
         return await _in_thread(service.worker, parse_response, result, overlay, cutouts)
 
     @app.post("/save")
@@ -228,3 +255,18 @@ def create_app(service: Service) -> FastAPI:
 async def _in_thread(pool: ThreadPoolExecutor, function: Any, *args: Any) -> Any:
     """Run ``function`` on one of the service's threads without blocking the event loop."""
     return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
+
+
+def api_page(schema: dict[str, Any]) -> str:
+    """The OpenAPI schema as one plain HTML page (no scripts, nothing fetched): each route, its summary and fields."""
+    rows = []
+    for path, methods in schema.get("paths", {}).items():
+        for method, spec in methods.items():
+            text = html.escape(spec.get("description") or spec.get("summary") or "")
+            rows.append(f"<h3><code>{method.upper()} {html.escape(path)}</code></h3><p>{text}</p>")
+    title = f"{html.escape(schema['info']['title'])} {html.escape(schema['info']['version'])}"
+    return (
+        f"<!doctype html><meta charset=utf-8><title>{title} API</title><h1>{title} API</h1>"
+        f"<p>The machine-readable schema: <a href=/openapi.json>/openapi.json</a>. Errors are JSON "
+        f'<code>{{"error": …}}</code> with a 4xx status.</p>{"".join(rows)}'
+    )

@@ -126,3 +126,23 @@ def test_saving_needs_the_token_off_loopback(parser, photo, tmp_path):
     closed = client(parser, dataset=tmp_path / "e", save_needs_token=True)  # no token set: saving stays off
     assert closed.post("/save", files=files, data={"token": ""}).status_code == 401
     assert not (tmp_path / "e" / "images").exists()
+
+
+def test_every_error_is_json_and_flags_are_strict(parser, photo):
+    api = client(parser)
+    missing = api.get("/no-such-page")
+    assert missing.status_code == 404 and missing.json() == {"error": "GET /no-such-page: Not Found"}
+    wrong = api.get("/parse")
+    assert wrong.status_code == 405 and wrong.json()["error"].startswith("GET /parse: Method Not Allowed")
+    maybe = api.post("/parse", files={"file": ("a.jpg", photo)}, data={"overlay": "maybe"})
+    assert maybe.status_code == 422 and maybe.json() == {"error": "overlay 'maybe': give true or false"}
+
+
+def test_the_api_page_works_offline_and_names_the_version(parser):
+    from parsing import __version__
+
+    api = client(parser)
+    page = api.get("/docs")
+    assert page.status_code == 200 and "POST /parse" in page.text and "<script" not in page.text
+    assert "http" not in page.text.replace("/openapi.json", "")  # nothing fetched from elsewhere
+    assert api.get("/openapi.json").json()["info"]["version"] == __version__
