@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.format == "coco":
         problems = check_coco(args.root, args.annotations, args.labels, workers=args.workers)
     else:
-        problems = check_folder(args.root, len(args.labels), workers=args.workers)
+        problems = check_folder(args.root, len(args.labels), workers=args.workers, same_photos=True)
         photos = len(list_images(Path(args.root) / "images")) if (Path(args.root) / "images").is_dir() else 0
         if photos > 0 and validation_size(photos) < MIN_VAL_PHOTOS:
             print(

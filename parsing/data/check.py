@@ -8,6 +8,7 @@ and stops with the full list.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -77,6 +78,20 @@ def _duplicates(photos: list[Path]) -> list[Problem]:
     ]
 
 
+def _same_photos(photos: list[Path]) -> list[Problem]:
+    """Files with the same bytes under different names (a photo saved twice by the studio, a copy): in a train and
+    a validation split at once they would leak."""
+    first: dict[str, Path] = {}
+    problems = []
+    for photo in sorted(photos):
+        digest = hashlib.sha1(photo.read_bytes()).hexdigest()
+        if digest in first:
+            problems.append(Problem(str(photo), f"the same photo as {first[digest].name} (would leak between splits)"))
+        else:
+            first[digest] = photo
+    return problems
+
+
 def check_ccp(root: str | Path, ids: list[str] | None = None, workers: int = 4) -> list[Problem]:
     """A Clothing Co-Parsing root in its original layout (all of it, or just ``ids``)."""
     root = Path(root)
@@ -121,8 +136,9 @@ def _check_tags(path: Path, num_labels: int) -> list[Problem]:
     return []
 
 
-def check_folder(root: str | Path, num_labels: int, workers: int = 4) -> list[Problem]:
-    """A folder dataset: ``root/images/*`` and ``root/masks/<stem>.png``."""
+def check_folder(root: str | Path, num_labels: int, workers: int = 4, same_photos: bool = False) -> list[Problem]:
+    """A folder dataset: ``root/images/*`` and ``root/masks/<stem>.png``; ``same_photos``: also files with the same
+    bytes under two names (``parsing check-data`` asks; the check before ``fit`` does not read every photo twice)."""
     root = Path(root)
     images_dir, masks_dir = root / "images", root / "masks"
     missing = [Problem(str(d), "folder not found") for d in (images_dir, masks_dir) if not d.is_dir()]
@@ -130,7 +146,7 @@ def check_folder(root: str | Path, num_labels: int, workers: int = 4) -> list[Pr
         return missing
     photos = list_images(images_dir)
     masks = {p.stem: p for p in sorted(masks_dir.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
-    problems = _duplicates(photos)
+    problems = _duplicates(photos) + (_same_photos(photos) if same_photos else [])
     by_id = {p.stem: p for p in photos}
     problems += [Problem(str(photo), "photo without a mask") for stem, photo in by_id.items() if stem not in masks]
     problems += [Problem(str(mask), "mask without a photo") for stem, mask in masks.items() if stem not in by_id]

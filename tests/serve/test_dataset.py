@@ -32,3 +32,18 @@ def test_a_folder_of_other_labels_is_refused(tmp_path):
     TrainingFolder(tmp_path, NAMES, PALETTE).save(np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2), np.uint8), "a")
     with pytest.raises(ValueError, match="masks of other labels"):
         TrainingFolder(tmp_path, ["null", "top"], PALETTE)
+
+
+def test_the_same_photo_saved_twice_is_flagged_by_check_data(tmp_path):
+    from parsing.data.check import check_folder
+
+    folder = TrainingFolder(tmp_path, NAMES, PALETTE)
+    photo = np.random.default_rng(0).integers(0, 255, (6, 4, 3), dtype=np.uint8)
+    folder.save(photo, np.ones((6, 4), np.uint8), "0001")
+    folder.save(photo, np.zeros((6, 4), np.uint8), "0001")  # the studio's Save pressed twice: 0001-2
+    folder.save(photo[::-1].copy(), np.ones((6, 4), np.uint8), "other")
+    problems = check_folder(tmp_path, len(NAMES), same_photos=True)
+    assert [(str(p.path).split("/")[-1], p.problem) for p in problems] == [
+        ("0001.jpg", "the same photo as 0001-2.jpg (would leak between splits)")
+    ]
+    assert check_folder(tmp_path, len(NAMES)) == []  # the check before fit does not hash every photo
