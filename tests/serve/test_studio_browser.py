@@ -67,6 +67,7 @@ def test_upload_correct_reparse_and_save_in_the_studio(server, ccp_root):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         page = browser.new_page()
         page.goto(url)
+        assert not page.locator("#work").is_visible()  # the empty start page: no broken image, no live buttons
         page.set_input_files("#file", str(ccp_root / "photos" / "0009.jpg"))
         page.wait_for_function("document.querySelector('#view').src.startsWith('data:image/jpeg')", timeout=60_000)
         rows = page.locator("#legend tbody tr")
@@ -83,6 +84,20 @@ def test_upload_correct_reparse_and_save_in_the_studio(server, ccp_root):
         page.click("#save")
         page.wait_for_function("document.querySelector('#status').textContent.startsWith('saved')", timeout=60_000)
         page.screenshot(path=str(dataset.parent / "studio.png"))
+        bad = dataset.parent / "notes.jpg"
+        bad.write_text("not a photo")
+        page.set_input_files("#file", str(bad))
+        page.click("#photos li >> nth=1")
+        page.wait_for_function("document.querySelector('#status').className === 'error'", timeout=60_000)
+        assert not page.locator("#work").is_visible()  # the previous photo's parse is not left on screen
+        page.set_viewport_size({"width": 420, "height": 800})
+        page.click("#photos li >> nth=0")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        wide = page.evaluate(
+            "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 421)"
+            ".map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"
+        )
+        assert width <= 420, (width, wide[:8])  # no sideways overflow on a phone-sized window
         browser.close()
     assert (dataset / "images" / "0009.jpg").is_file() and (dataset / "masks" / "0009.png").is_file()
     assert check_data([str(dataset), "--format", "folder"]) == 0
