@@ -95,7 +95,7 @@ def test_bad_uploads_get_json_4xx_and_the_server_keeps_serving(parser, photo):
     assert api.post("/parse", files={"file": ("a.png", png(rgb))}).status_code == 200  # still serving
 
 
-def test_saved_pairs_stay_inside_the_folder_never_overwrite_and_pass_check_data(parser, photo, tmp_path):
+def test_saved_pairs_stay_inside_the_folder_never_overwrite_and_pass_check_data(parser, photo, tmp_path, capsys):
     dataset = tmp_path / "dataset"
     api = client(parser, dataset=dataset)
     first = api.post("/save", files={"file": ("../../escape.jpg", photo)}, data={"garments": "coat,shoes"})
@@ -113,6 +113,10 @@ def test_saved_pairs_stay_inside_the_folder_never_overwrite_and_pass_check_data(
     ]
     mask = np.asarray(Image.open(dataset / "masks" / "escape-2.png"))
     assert set(np.unique(mask).tolist()) <= {parser.names.index(n) for n in ("null", "skin", "hair", "coat")}
+    assert check_data([str(dataset), "--format", "folder"]) == 1  # the same photo twice: flagged, not silent
+    assert "images/escape.jpg: the same photo as escape-2.jpg" in capsys.readouterr().out
+    (dataset / "images" / "escape-2.jpg").unlink()
+    (dataset / "masks" / "escape-2.png").unlink()
     assert check_data([str(dataset), "--format", "folder"]) == 0
     assert client(parser).post("/save", files={"file": ("a.jpg", photo)}).status_code == 404  # no --dataset
 
