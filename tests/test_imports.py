@@ -112,6 +112,12 @@ def test_training_commands_without_lightning_name_the_extra():
     assert out.returncode == 2 and "clothing-parsing[train]" in out.stderr, out.stderr[-2000:]
 
 
+def test_learning_rules_from_data_without_lightning_names_the_extra(tmp_path):
+    code = BLOCK_TRAINING + f"from parsing.commands.rules import main\nmain(['--data-root', {str(tmp_path)!r}])\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode != 0 and "clothing-parsing[train]" in out.stderr, out.stderr[-2000:]
+
+
 def test_help_imports_no_torch():
     code = (
         "import sys\nfrom parsing.commands.cli import main\nmain(['--help'])\n"

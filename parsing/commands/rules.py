@@ -37,8 +37,11 @@ def rule_pairs(path: str) -> list[tuple[str, str]]:
 
 
 def data_pairs(root: str, merge: str | None, min_count: int, min_expected: float, max_ratio: float) -> list:
-    from parsing.data.datamodule import ParsingDataModule
-
+    try:
+        from parsing.data.datamodule import ParsingDataModule  # a LightningDataModule
+    except ImportError as err:
+        extra = "pip install 'clothing-parsing[train]'"
+        raise SystemExit(f"parsing rules --data-root needs the train extra: {extra} ({err})") from None
     data = ParsingDataModule(root=root, merge=merge)
     garments = torch.from_numpy(data.label_set.garments)
     exclusive = learn_exclusions(data.presence_table(), garments, min_count, min_expected, max_ratio)
