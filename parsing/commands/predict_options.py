@@ -10,9 +10,7 @@ from parsing.commands.help import ArgumentParser
 from parsing.commands.inputs import add_input_size, shard_spec
 from parsing.inference.options import CRFS, MAX_PIXELS, MIN_SHARE, REFOCUS, TTAS, WIDEN, ParseOptions
 from parsing.model.checkpoint import SHIPPED as DEFAULT_CHECKPOINT
-
-BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
-PRECISIONS = ("fp32", "bf16")
+from parsing.model.load import BACKENDS, PRECISIONS
 
 
 def parse_options(args: argparse.Namespace) -> ParseOptions:
@@ -114,7 +112,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ray-gpus-per-actor", type=float, default=0.0, help="GPUs per actor (e.g. 1, or 0.5)")
     parser.add_argument(
         "--backend",
-        choices=BACKENDS,
+        choices=("auto", *BACKENDS),
         default="auto",
         help="runs the network; auto: onnxruntime on the CPU (cached export), torch on a GPU; openvino: --precision",
     )

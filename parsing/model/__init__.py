@@ -8,6 +8,5 @@ from parsing.model.spec import DecodeSettings, ModelSpec
 
 __all__ = [
     "SHIPPED", "Backend", "CheckpointError", "DecodeSettings", "ModelSpec", "OnnxBackend", "ParsingModel",
-    "TorchBackend",
-    "load_backend", "read_checkpoint",
+    "TorchBackend", "load_backend", "read_checkpoint",
 ]  # fmt: skip

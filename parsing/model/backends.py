@@ -59,8 +59,8 @@ class Backend:
     """Runs ``model``'s network: ``forward`` for one pass, ``infer`` with test-time augmentation.
 
     ``own_threads``: the network runs on threads of its own (not torch's), so it can run beside torch work (the
-    parser then overlaps one photo's network with the previous photo's decoding). Safe to call from one thread at a
-    time; ``Parser`` serialises its calls."""
+    parser then overlaps one photo's network with the previous photo's decoding, every call's network on one
+    thread). Torch and onnxruntime take concurrent calls; OpenVINO's backend takes them in turn."""
 
     name = "base"
     own_threads = False

@@ -20,7 +20,7 @@ from torch import nn
 
 from parsing.labels import CCP_LABELS, default_palette
 from parsing.model.checkpoint import DEFAULT_INPUT_SIZE, input_size, model_state, read_checkpoint
-from parsing.model.spec import CONFIG_KEYS, DecodeFrom, DecodeSettings, ModelSpec
+from parsing.model.spec import DecodeFrom, DecodeSettings, ModelSpec, split_config
 
 if TYPE_CHECKING:
     from parsing.nn.model import Arch, Context, Outfit
@@ -99,10 +99,8 @@ class ParsingModel(nn.Module):
     def from_config(cls, config: dict[str, Any], input_size: tuple[int, int] = DEFAULT_INPUT_SIZE) -> ParsingModel:
         """The model a config describes, fresh weights; keys it does not know (a fit's training options) are
         ignored, and so are missing ones (their defaults)."""
-        known = {key: config[key] for key in CONFIG_KEYS if key in config and config[key] is not None}
-        names = [field.name for field in dataclasses.fields(DecodeSettings)]
-        decode = {name: known.pop(name) for name in names if name in known}
-        return cls(**known, decoding=DecodeSettings(**decode), input_size=input_size)
+        known, decoding = split_config(config)
+        return cls(**known, decoding=decoding, input_size=input_size)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path | dict[str, Any] = "shipped") -> ParsingModel:

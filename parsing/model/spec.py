@@ -46,6 +46,14 @@ CONFIG_KEYS = (
 )  # fmt: skip
 
 
+def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], DecodeSettings]:
+    """A saved config (or a fit's ``hyper_parameters``) → the network and label keys it sets (``CONFIG_KEYS`` but
+    the decoding ones; unknown and None values dropped) and its ``DecodeSettings`` (missing fields: defaults)."""
+    known = {key: config[key] for key in CONFIG_KEYS if config.get(key) is not None}
+    decode = {field.name: known.pop(field.name) for field in dataclasses.fields(DecodeSettings) if field.name in known}
+    return known, DecodeSettings(**decode)
+
+
 @dataclass
 class ModelSpec:
     """A model's labels (``class_names``, ``palette``), ``exclusive`` (K, K) bool garment pairs, ``decoding``
@@ -66,12 +74,11 @@ class ModelSpec:
     def from_checkpoint(cls, checkpoint: str | Path | dict[str, Any] = "shipped") -> ModelSpec:
         """The spec of a checkpoint (a file, ``shipped`` or its dict), as ``ParsingModel.from_checkpoint`` reads it."""
         state = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
-        hp = state["hyper_parameters"]
-        names = list(hp["class_names"])
-        palette = [list(map(int, rgb)) for rgb in (hp.get("palette") or default_palette(names))]
-        decode = {f.name: hp[f.name] for f in dataclasses.fields(DecodeSettings) if hp.get(f.name) is not None}
+        known, decoding = split_config(state["hyper_parameters"])
+        names = list(known["class_names"])
+        palette = [list(map(int, rgb)) for rgb in (known.get("palette") or default_palette(names))]
         exclusive = model_state(state["state_dict"]).get("exclusive")
         if exclusive is None:
             exclusive = torch.zeros(len(names), len(names), dtype=torch.bool)
-        config = {key: hp.get(key) for key in CONFIG_KEYS if hp.get(key) is not None}
-        return cls(config, names, palette, exclusive.bool().cpu(), DecodeSettings(**decode), input_size(state))
+        config = {**known, **dataclasses.asdict(decoding)}
+        return cls(config, names, palette, exclusive.bool().cpu(), decoding, input_size(state))

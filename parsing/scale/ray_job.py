@@ -130,12 +130,11 @@ def predict_on_ray(
     import ray.data
 
     connect(args.ray)
-    options = dict(loads)
     cpus = cpus_per_actor(args.ray, args.ray_actors, args.ray_cpus_per_actor)
     dataset = ray.data.from_items(rows_for(todo, tags, every)) if todo else None
     written = 0
     rows = () if dataset is None else parse_dataset(
-        dataset, out.root, options, save, args.ray_actors, cpus, args.ray_gpus_per_actor, args.batch_size
+        dataset, out.root, loads, save, args.ray_actors, cpus, args.ray_gpus_per_actor, args.batch_size
     )  # fmt: skip
     for row in rows:
         if row["error"]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
 import torch
 from pytorch_lightning.cli import LightningCLI
 
+from parsing.model.spec import DecodeSettings
+
 # Inference options: with ``--ckpt_path``, the command line and config decide these, not the checkpoint.
-INFERENCE_OPTIONS = ("decode", "decode_from", "presence_threshold", "min_fraction")
+INFERENCE_OPTIONS = tuple(field.name for field in dataclasses.fields(DecodeSettings))
 
 
 class ParsingCLI(LightningCLI):

@@ -25,7 +25,8 @@ from parsing.inference.label_view import LabelView
 from parsing.labels import CCP_LABELS, IGNORE_INDEX, garments_in
 from parsing.model.backends import with_tta
 from parsing.model.checkpoint import model_state
-from parsing.model.parsing_model import DecodeFrom, DecodeSettings, ParsingModel
+from parsing.model.parsing_model import DecodeFrom, ParsingModel
+from parsing.model.spec import split_config
 from parsing.nn.encoder_weights import OFFLINE
 from parsing.nn.losses import cross_entropy, dice_loss, log_probs
 from parsing.nn.model import Arch, Context, Outfit
@@ -143,7 +144,7 @@ class ParsingModule(pl.LightningModule):
     # --- configuration hooks -------------------------------------------------------------------------------
     def configure_models(self) -> None:
         hp = self.hparams
-        decoding = DecodeSettings(hp.decode, hp.decode_from, hp.presence_threshold, hp.min_fraction)
+        decoding = split_config(hp)[1]
         self.model = ParsingModel(
             hp.class_names, hp.palette, hp.arch, hp.encoder, hp.encoder_weights, hp.outfit, hp.gate_mode, hp.context,
             hp.input_mean, hp.input_std, hp.channels_last, decoding,
@@ -324,7 +325,7 @@ class ParsingModule(pl.LightningModule):
     ) -> list[torch.Tensor]:
         """Label maps (h, w) at each photo's own size (see ``parse_photo``)."""
         hp = self.hparams  # decoding follows the hyperparameters (the CLI and tests may change them)
-        self.model.decoding = DecodeSettings(hp.decode, hp.decode_from, hp.presence_threshold, hp.min_fraction)
+        self.model.decoding = split_config(hp)[1]
         decoding_source(hp.decode_from, presence)  # a clear error for decode_from=presence without the branch
         images = batch.get("full_image", [None] * len(logits))
         views = [None] * len(logits)
