@@ -37,7 +37,8 @@ class ParseOptions:
     (0 = off). ``widen``: parse a close-up also on a canvas this many times larger (0 = off). ``merge``: a preset
     (``ccp-coarse``), a YAML file or ``{group: [labels]}``: masks in merged groups. ``min_share``: garments covering
     less of the person are removed from the mask (0 = keep every pixel). ``probs``: keep each parse's (K, h, w)
-    probabilities (memory!).
+    probabilities (memory!). ``editable``: keep the network's ranking on a small grid (2.4 MB) so that
+    ``Parse.click`` can use it.
     """
 
     crf: str = "fast"
@@ -50,6 +51,7 @@ class ParseOptions:
     merge: str | Path | dict[str, list[str]] | None = None
     min_share: float = MIN_SHARE
     probs: bool = False
+    editable: bool = False
 
     def __post_init__(self) -> None:
         if self.crf not in CRFS:

@@ -37,6 +37,7 @@ from parsing.data.io import DataError
 from parsing.inference.confidence import label_confidence
 from parsing.inference.crf_dense import densecrf
 from parsing.inference.decode import parse_photo
+from parsing.inference.kept import edit_hints, photo_probs
 from parsing.inference.label_view import LabelView, read_merge, resolve_garments
 from parsing.inference.options import ParseOptions
 from parsing.inference.photo import ImageInput, ParseError, Photo, check_input, describe_input, prepare, to_size
@@ -47,6 +48,7 @@ from parsing.model.backends import Backend, TorchBackend, resolve_device
 from parsing.model.checkpoint import checkpoint_path
 from parsing.model.load import load_backend
 from parsing.model.parsing_model import ParsingModel
+from parsing.outputs.edit import EditBase
 from parsing.outputs.parse import Parse
 
 __all__ = ["ParseError", "ParseOptions", "Parser"]
@@ -314,7 +316,8 @@ class Parser:
         counts = np.bincount(full_labels.ravel(), minlength=len(names))
         presence = None if p is None else torch.sigmoid(p).cpu()
         presence = view.presence_probs(presence) if view is not None else presence
-        probs = self._probs(z, z_box, box, work) if opts.probs else None
+        probs = photo_probs(z, z_box, box, work) if opts.probs else None
+        hints = edit_hints(z, z_box, box, work, view, len(names)) if opts.editable else None
         return Parse(
             labels=full_labels,
             names=names,
@@ -328,6 +331,7 @@ class Parser:
             image=photo.image,
             work_labels=work_labels,
             probs=probs,
+            edit=EditBase.of(photo.image, hints) if opts.editable else None,
             settings={
                 "checkpoint": self.checkpoint,
                 "crf": opts.crf,
@@ -348,17 +352,6 @@ class Parser:
             yield
         finally:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
-
-    @staticmethod
-    def _probs(
-        z: torch.Tensor, z_box: torch.Tensor | None, box: tuple[int, int, int, int] | None, work: tuple[int, int]
-    ) -> np.ndarray:
-        """(K, h, w) float16 softmax of the model's labels at the working size (the refocused box pasted in)."""
-        full = F.interpolate(z[None].float(), size=work, mode="bilinear")[0]  # (K, h, w)
-        if box is not None:
-            t, left, b, r = box
-            full[:, t:b, left:r] = F.interpolate(z_box[None].float(), (b - t, r - left), mode="bilinear")[0]
-        return full.softmax(0).half().cpu().numpy()
 
 
 def _batches(items: Iterable[tuple[Any, Any]], size: int) -> Iterator[list[tuple[Any, Any]]]:

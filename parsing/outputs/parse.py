@@ -7,7 +7,7 @@ below the parser's ``min_share`` is removed from the mask, never left unnamed). 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from PIL import Image
 from parsing.box import Box
 from parsing.data.io import write_mask_png
 from parsing.labels import NON_GARMENTS, flat_palette
+from parsing.outputs.edit import EditBase, click_region, regions, resize_nearest
 from parsing.outputs.files import atomic_write, output_paths, write_cutouts
 from parsing.outputs.overlay import overlay, unsure_notes
 
@@ -39,6 +40,9 @@ class Parse:
         image: the photo as parsed (h, w, 3) uint8: its own size, or shrunk to the parser's ``max_pixels``.
         work_labels: (h, w) the label map at ``image``'s size.
         probs: (K, h, w) float16 softmax of the model's labels, when the parser keeps them (``probs=True``).
+        edit: what ``click`` reads (the photo on a small grid, its superpixels, the network's top labels there
+            with a parser made ``editable=True``), shared by the parses edits make.
+        clicks: the clicks that made it (edit-grid cell and label): later clicks do not take their pixels.
         settings: what produced it: checkpoint, crf, tta, garments (the tags it was limited to), merge.
     """
 
@@ -54,6 +58,8 @@ class Parse:
     image: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     work_labels: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     probs: np.ndarray | None = field(default=None, repr=False)
+    edit: EditBase | None = field(default=None, repr=False)
+    clicks: tuple[tuple[int, int, int], ...] = field(default=(), repr=False)
     settings: dict[str, Any] = field(default_factory=dict, repr=False)
 
     ok = True  # a ``ParseError`` says False: results of ``Parser.parse_many`` can be told apart by it
@@ -121,6 +127,89 @@ class Parse:
 
         found = {self.names[i]: cutout(self.image, d["mask"], feather=feather) for i, d in self._pieces.items()}
         return {name: picture for name, picture in found.items() if picture is not None}
+
+    # --- edits: each returns a new Parse, this one unchanged -------------------------------------------------------
+    def label_id(self, label: str | int) -> int:
+        """A label name or id → its id; a ValueError naming the labels for anything else."""
+        if isinstance(label, (int, np.integer)) and 0 <= int(label) < len(self.names):
+            return int(label)
+        if isinstance(label, str) and label in self.names:
+            return self.names.index(label)
+        raise ValueError(f"label {label!r}: not one of this parse's labels ({', '.join(self.names)})")
+
+    def _base(self) -> EditBase:
+        if self.edit is None:
+            self.edit = EditBase.of(self.image, None)  # without hints: superpixels and segments only
+        return self.edit
+
+    def _grid(self) -> np.ndarray:
+        return resize_nearest(self.work_labels, self._base().shape)
+
+    def _cell(self, x: float, y: float) -> tuple[int, int]:
+        h, w = self.labels.shape
+        if not (0 <= x < w and 0 <= y < h):
+            raise ValueError(f"pixel ({x}, {y}) is outside the photo ({w}×{h})")
+        gh, gw = self._base().shape
+        return min(int(y * gh / h), gh - 1), min(int(x * gw / w), gw - 1)
+
+    def click_region(self, x: float, y: float, label: str | int) -> np.ndarray:
+        """(H, W) bool: the pixels ``click(x, y, label)`` would change (the studio's hover preview)."""
+        new = self.label_id(label)
+        gy, gx = self._cell(x, y)
+        region = click_region(self._base(), self._grid(), gy, gx, new, self.clicks)
+        full = resize_nearest(region.view(np.uint8), self.labels.shape).view(bool)
+        current = int(self._grid()[gy, gx])
+        return full & ((self.labels == current) if current != new else (self.labels != new))
+
+    def click(self, x: float, y: float, label: str | int) -> Parse:
+        """A new parse in which the region around pixel (x, y) (the photo's pixels) takes ``label``: the piece of
+        the garment there where the network gives ``label`` a chance, snapped to the photo's edges; all of it when
+        the network ranks ``label`` first over most of it; a second click on the same label grows it
+        (``parsing.outputs.edit``)."""
+        gy, gx = self._cell(x, y)
+        edited = self.paint(self.click_region(x, y, label), label)
+        edited.clicks = (*self.clicks, (gy, gx, self.label_id(label)))
+        return edited
+
+    def paint(self, mask: np.ndarray, label: str | int) -> Parse:
+        """A new parse in which ``mask`` (bool, at the photo's size, or any size: resized) takes ``label`` (a brush
+        stroke, a polygon, an eraser with ``background``)."""
+        new = self.label_id(label)
+        mask = np.asarray(mask)
+        if mask.ndim != 2:
+            raise ValueError(f"mask of shape {mask.shape}: give one (H, W) boolean mask")
+        mask = mask.astype(bool)
+        labels, work = self.labels.copy(), self.work_labels.copy()
+        labels[resize_nearest(mask.view(np.uint8), labels.shape).view(bool)] = new
+        work[resize_nearest(mask.view(np.uint8), work.shape).view(bool)] = new
+        return self.with_labels(labels, work)
+
+    def with_labels(self, labels: np.ndarray, work_labels: np.ndarray | None = None) -> Parse:
+        """A new parse with this mask (H, W) (a label map of the same labels, e.g. one the studio sends back)."""
+        labels = np.asarray(labels)
+        if labels.shape != self.labels.shape:
+            raise ValueError(f"mask of {labels.shape[1]}×{labels.shape[0]}: the photo is {self.size_text}")
+        if labels.size and int(labels.max()) >= len(self.names):
+            raise ValueError(f"mask holds label id {int(labels.max())}: this parse has {len(self.names)} labels")
+        labels = labels.astype(np.uint8)
+        work = resize_nearest(labels, self.work_labels.shape) if work_labels is None else work_labels
+        counts = np.bincount(labels.ravel(), minlength=len(self.names))
+        garments = [n for i, n in enumerate(self.names) if n not in NON_GARMENTS and counts[i] > 0]
+        confidence = {n: f for n, f in self.confidence.items() if counts[self.names.index(n)] > 0}
+        settings = {**self.settings, "edits": self.settings.get("edits", 0) + 1}
+        self._base()  # edits of edits share it
+        return replace(
+            self, labels=labels, work_labels=work, garments=garments, confidence=confidence, settings=settings
+        )
+
+    @property
+    def size_text(self) -> str:
+        return f"{self.labels.shape[1]}×{self.labels.shape[0]}"
+
+    def regions(self) -> np.ndarray:
+        """(gh, gw) int32 on the edit grid (``grid_size``): the photo's superpixels cut along the mask's edges,
+        the smallest piece a click takes."""
+        return regions(self._base(), self._grid())
 
     def to_dict(
         self, outputs: dict[str, str] | None = None, pieces: bool = False, colours: bool = False
