@@ -18,6 +18,7 @@ RUNTIME = [
     "albumentations>=2.0",
     "numpy",
     "scipy",
+    "scikit-image",
     "pillow",
     "rich",
     "colour-science",

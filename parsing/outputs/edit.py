@@ -37,7 +37,7 @@ def grid_size(size: tuple[int, int], pixels: int = GRID_PIXELS) -> tuple[int, in
     """(h, w) → the edit grid's (gh, gw): the same aspect, at most ``pixels``."""
     h, w = size
     scale = min(1.0, (pixels / (h * w)) ** 0.5)
-    return max(1, round(h * scale)), max(1, round(w * scale))
+    return max(1, int(h * scale)), max(1, int(w * scale))
 
 
 def resize_nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -199,7 +199,7 @@ def _fill(base: EditBase, grid_labels: np.ndarray, y: int, x: int, label: int, c
         return segment  # the network agrees the whole piece is the clicked garment
     n = base.count
     inside = np.bincount(sp[segment], minlength=n)  # each superpixel's pixels in the piece
-    member = inside >= 0.5 * base.sizes
+    member = inside > 0
     similar = np.linalg.norm(base.colours - base.colours[seed], axis=1) < COLOUR
     chance = np.zeros(n, bool)
     if p_new is not None:

@@ -1,11 +1,12 @@
-"""The HTTP service: ``POST /parse``, ``POST /save``, ``GET /labels``, ``GET /healthz`` and the studio at ``/``.
+"""The HTTP service: ``POST /parse``, ``POST /edit``, ``POST /save``, ``GET /labels``, ``GET /healthz`` and the
+studio at ``/``.
 
 One ``Parser`` per process (``parsing serve --workers N`` starts N processes), parses one photo at a time (the
 network already uses every core it is given), the next request's network pass beside it where the network runs on
 onnxruntime. Every error is JSON ``{"error": …}`` with a 4xx status: 400 for an
 empty or unreadable upload, 415 for something that is not an image, 413 for a body over ``max_upload_mb`` or a
 photo over ``max_image_pixels`` (checked before it is decoded), 422 for unknown garment names or options,
-401 for a save without the token the server asks for.
+401 for a save without the token the server asks for, 404 for an edit session no longer open.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from parsing.data.io import photo_array
 from parsing.inference.parser import Parser
 from parsing.inference.photo import Photo, fitted
 from parsing.labels import MERGES, NON_GARMENTS
+from parsing.outputs.edit import resize_nearest
 from parsing.outputs.parse import Parse
 from parsing.serve.dataset import TrainingFolder, safe_stem
+from parsing.serve.edits import EditError, EditSessions, read_mask
 
 MAX_IMAGE_PIXELS = 60_000_000  # larger uploads are refused before decoding (a 100-MP PNG would need 300 MB)
 STUDIO = resources.files("parsing.serve") / "studio"
@@ -111,27 +114,33 @@ class Service:
         self.parser, self.max_upload = parser, int(max_upload_mb * 1024 * 1024)
         self.max_image_pixels, self.token, self.save_needs_token = max_image_pixels, token, save_needs_token
         self.folder = TrainingFolder(dataset, parser.names, parser.palette) if dataset is not None else None
-        self._variants: dict[tuple[str | None, str], Parser] = {}
+        self._variants: dict[tuple[str | None, str, bool], Parser] = {}
+        self.edits = EditSessions()
         # One thread parses, one photo at a time (few threads keep the big buffers in few malloc arenas: parses on
         # the web server's many threads grew the process by ~0.8 GB in 200 requests; bench/serve.py). The network
         # runs on the parser's own network thread where it overlaps (onnxruntime), else on this one.
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
 
-    def variant(self, merge: str | None, crf: str | None) -> Parser:
-        """The parser with a request's ``merge`` (a preset: files are not read) and ``crf``, made once."""
+    def variant(self, merge: str | None, crf: str | None, editable: bool = False) -> Parser:
+        """The parser with a request's ``merge`` (a preset: files are not read), ``crf`` and ``editable``, made
+        once."""
         if merge is not None and merge not in MERGES:
             raise HTTPError(422, f"merge {merge!r}: choose one of {', '.join(MERGES)} (files are not read)")
-        key = (merge, crf or self.parser.options.crf)
+        if editable and merge is not None:
+            raise HTTPError(422, "edit=true edits the model's own labels (what a dataset holds): drop merge")
+        key = (merge, crf or self.parser.options.crf, editable)
         if key not in self._variants:
             try:
-                self._variants[key] = self.parser.replace(merge=merge or self.parser.options.merge, crf=key[1])
+                merged = merge or (None if editable else self.parser.options.merge)
+                self._variants[key] = self.parser.replace(merge=merged, crf=key[1], editable=editable)
             except (ValueError, ImportError) as err:
                 raise HTTPError(422, str(err)) from None
         return self._variants[key]
 
     def prepare(self, data: bytes, filename: str | None, form: dict[str, Any]) -> tuple[Parser, Photo, Any]:
         """An upload and its form → the parser variant, the photo read and fitted, and its garments (or None)."""
-        parser = self.variant(form.get("merge") or None, form.get("crf") or None)
+        editable = _flag("edit", form.get("edit", "false"))
+        parser = self.variant(form.get("merge") or None, form.get("crf") or None, editable)
         garments = [g for g in str(form.get("garments") or "").split(",") if g.strip()] or None
         try:
             garments = None if garments is None else parser.garment_names(garments)
@@ -149,6 +158,18 @@ class Service:
         if not result.ok:
             raise HTTPError(400, result.problem)
         return result
+
+    def save(self, data: bytes, mask: bytes, name: str | None) -> dict[str, Any]:
+        """A photo and the mask sent with it → the pair in the dataset folder, exactly that mask."""
+        image, size = read_upload(data, self.parser.options.max_pixels, self.max_image_pixels)
+        labels = read_mask(mask, size)
+        names = self.parser.spec.class_names
+        if int(labels.max(initial=0)) >= len(names):
+            raise HTTPError(422, f"mask holds label id {int(labels.max())}: the model has {len(names)} labels")
+        work = labels if image.shape[:2] == labels.shape else resize_nearest(labels, image.shape[:2])
+        paths = self.folder.save(image, work, name)
+        present = np.bincount(labels.ravel(), minlength=len(names))
+        return {**paths, "garments": [n for i, n in enumerate(names) if present[i] and n not in NON_GARMENTS]}
 
     def check_token(self, request: Request, form: dict[str, Any]) -> None:
         if not self.save_needs_token and self.token is None:
@@ -173,6 +194,10 @@ def create_app(service: Service) -> FastAPI:
     async def http_error(_: Request, err: HTTPError) -> JSONResponse:
         return JSONResponse({"error": err.message}, status_code=err.status)
 
+    @app.exception_handler(EditError)
+    async def edit_error(_: Request, err: EditError) -> JSONResponse:
+        return JSONResponse({"error": str(err)}, status_code=err.status)
+
     @app.exception_handler(StarletteHTTPException)
     async def route_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
         """404, 405 …: the same ``{"error": …}`` as every other answer."""
@@ -191,20 +216,28 @@ def create_app(service: Service) -> FastAPI:
             return JSONResponse({"error": f"upload over the limit of {limit:g} MB"}, status_code=413)
         return await call_next(request)
 
-    async def upload(request: Request) -> tuple[bytes, str | None, dict[str, Any]]:
+    async def multipart(request: Request) -> tuple[dict[str, tuple[bytes, str | None]], dict[str, Any]]:
+        """A multipart form → its files (name → (bytes, filename)) and its text fields."""
         try:
             form = await request.form()
         except Exception as err:  # a malformed multipart body: the parser's own exceptions vary
-            raise HTTPError(400, f"expected a multipart form with a 'file' field ({err})") from None
-        file = form.get("file")
-        if file is None or isinstance(file, str):
-            raise HTTPError(400, "no photo: send it in the multipart field 'file'")
-        data = await file.read(service.max_upload + 1)
+            raise HTTPError(400, f"expected a multipart form ({err})") from None
+        files = {}
+        for name, value in form.items():
+            if not isinstance(value, str):
+                files[name] = (await value.read(service.max_upload + 1), value.filename)
+                if len(files[name][0]) > service.max_upload:
+                    raise HTTPError(413, f"upload over the limit of {service.max_upload / 1024 / 1024:g} MB")
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         await form.close()  # its spooled upload files
-        if len(data) > service.max_upload:
-            raise HTTPError(413, f"upload over the limit of {service.max_upload / 1024 / 1024:g} MB")
-        return data, file.filename, fields
+        return files, fields
+
+    async def upload(request: Request) -> tuple[bytes, str | None, dict[str, Any], dict[str, Any]]:
+        """A form with a photo → its bytes, file name, text fields and every file."""
+        files, fields = await multipart(request)
+        if "file" not in files:
+            raise HTTPError(400, "no photo: send it in the multipart field 'file'")
+        return *files["file"], fields, files
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -225,24 +258,49 @@ def create_app(service: Service) -> FastAPI:
     async def parse(request: Request) -> dict[str, Any]:
         """Multipart ``file`` (a photo); optional ``garments`` (comma list), ``merge``, ``crf``, ``overlay``,
         ``cutouts``. Answers the summary record, ``mask_png`` and, when asked, ``overlay_jpeg`` / ``cutouts``."""
-        data, filename, form = await upload(request)
+        data, filename, form, _ = await upload(request)
         overlay, cutouts = (_flag(name, form.get(name, "false")) for name in ("overlay", "cutouts"))  # before parsing
         result = await service.parse(data, filename, form)
-        return await _in_thread(service.worker, parse_response, result, overlay, cutouts)
+        answer = await _in_thread(service.worker, parse_response, result, overlay, cutouts)
+        if result.edit is not None:
+            answer["edit_id"] = service.edits.open(result)
+        return answer
+
+    @app.post("/edit")
+    async def edit(request: Request) -> dict[str, Any]:
+        """Multipart ``id`` (from ``/parse`` with ``edit=true``) and ``op``: ``click`` / ``preview`` (``x``, ``y``
+        in the photo's pixels, ``label``), ``paint`` (``label`` + ``mask``: a PNG, non-zero = the stroke, resized
+        to the photo) or ``set`` (``mask``: a PNG of label ids at the photo's size, e.g. an undo). Answers the new
+        ``mask_png`` and the labels' shares; ``preview`` answers ``region_png`` (white = what the click takes)."""
+        files, form = await multipart(request)
+        mask = files.get("mask", (None, None))[0]
+        op, key = str(form.get("op", "")), str(form.get("id", ""))
+        parse, region = await _in_thread(service.worker, service.edits.apply, key, op, form, mask)
+        if region is not None:
+            return {"id": key, "region_png": _b64(Image.fromarray(region), "PNG"), "pixels": int(region.sum())}
+        record = parse.to_dict()
+        return {
+            "id": key,
+            "mask_png": _b64(parse.mask_image(), "PNG"),
+            "labels": record["labels"],
+            "outfit": record["outfit"],
+            "edits": parse.settings.get("edits", 0),
+        }
 
     @app.post("/save")
     async def save(request: Request) -> dict[str, Any]:
-        """Multipart ``file`` + ``garments`` (+ ``name``): parse with those garments and add the photo and its
-        mask to the dataset folder (``--dataset``)."""
+        """Multipart ``file`` (the photo) + ``mask`` (a PNG of the model's label ids at the photo's size: what the
+        studio shows) (+ ``name``): add exactly that pair to the dataset folder (``--dataset``); nothing is
+        parsed."""
         if service.folder is None:
             raise HTTPError(404, "no dataset folder: start the server with --dataset DIR to save")
-        data, filename, form = await upload(request)
+        data, filename, form, files = await upload(request)
         service.check_token(request, form)
-        form = {**form, "merge": None}  # training pairs are in the model's own labels
-        result = await service.parse(data, filename, form)
+        if "mask" not in files:
+            raise HTTPError(422, "send the mask to save: a PNG of label ids in the field 'mask' (/save never parses)")
         name = form.get("name") or filename
-        paths = await _in_thread(service.worker, service.folder.save, result.image, result.work_labels, name)
-        return {"saved": paths, "garments": result.garments, "dataset": str(service.folder.root)}
+        paths = await _in_thread(service.worker, service.save, data, files["mask"][0], name)
+        return {"saved": paths, "garments": paths.pop("garments"), "dataset": str(service.folder.root)}
 
     @app.get("/", include_in_schema=False)
     def studio() -> FileResponse:

@@ -95,12 +95,23 @@ def test_bad_uploads_get_json_4xx_and_the_server_keeps_serving(parser, photo):
     assert api.post("/parse", files={"file": ("a.png", png(rgb))}).status_code == 200  # still serving
 
 
+def a_mask(parser, photo: bytes) -> np.ndarray:
+    """Label ids at the photo's size: a coat block on skin."""
+    w, h = Image.open(io.BytesIO(photo)).size
+    mask = np.full((h, w), parser.names.index("skin"), np.uint8)
+    mask[h // 4 : h // 2, w // 4 : w // 2] = parser.names.index("coat")
+    return mask
+
+
 def test_saved_pairs_stay_inside_the_folder_never_overwrite_and_pass_check_data(parser, photo, tmp_path, capsys):
     dataset = tmp_path / "dataset"
     api = client(parser, dataset=dataset)
-    first = api.post("/save", files={"file": ("../../escape.jpg", photo)}, data={"garments": "coat,shoes"})
+    sent = a_mask(parser, photo)
+    first = api.post("/save", files={"file": ("../../escape.jpg", photo), "mask": ("m.png", png(sent))})
     assert first.status_code == 200, first.text
-    again = api.post("/save", files={"file": ("x.jpg", photo)}, data={"garments": "coat", "name": "../escape.jpg"})
+    assert first.json()["garments"] == ["coat"]
+    files = {"file": ("x.jpg", photo), "mask": ("m.png", png(sent))}
+    again = api.post("/save", files=files, data={"name": "../escape.jpg"})
     assert first.json()["saved"] == {"image": "images/escape.jpg", "mask": "masks/escape.png"}
     assert again.json()["saved"] == {"image": "images/escape-2.jpg", "mask": "masks/escape-2.png"}
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
@@ -111,8 +122,7 @@ def test_saved_pairs_stay_inside_the_folder_never_overwrite_and_pass_check_data(
         "dataset/masks/escape-2.png",
         "dataset/masks/escape.png",
     ]
-    mask = np.asarray(Image.open(dataset / "masks" / "escape-2.png"))
-    assert set(np.unique(mask).tolist()) <= {parser.names.index(n) for n in ("null", "skin", "hair", "coat")}
+    assert (np.asarray(Image.open(dataset / "masks" / "escape-2.png")) == sent).all()  # exactly the mask sent
     assert check_data([str(dataset), "--format", "folder"]) == 1  # the same photo twice: flagged, not silent
     assert "images/escape.jpg: the same photo as escape-2.jpg" in capsys.readouterr().out
     (dataset / "images" / "escape-2.jpg").unlink()
@@ -123,7 +133,7 @@ def test_saved_pairs_stay_inside_the_folder_never_overwrite_and_pass_check_data(
 
 def test_saving_needs_the_token_off_loopback(parser, photo, tmp_path):
     api = client(parser, dataset=tmp_path / "d", token="s3cret", save_needs_token=True)
-    files = {"file": ("a.jpg", photo)}
+    files = {"file": ("a.jpg", photo), "mask": ("m.png", png(a_mask(parser, photo)))}
     assert api.post("/save", files=files).status_code == 401
     assert api.post("/save", files=files, headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert api.post("/save", files=files, headers={"Authorization": "Bearer s3cret"}).status_code == 200
@@ -150,3 +160,77 @@ def test_the_api_page_works_offline_and_names_the_version(parser):
     assert page.status_code == 200 and "POST /parse" in page.text and "<script" not in page.text
     assert "http" not in page.text.replace("/openapi.json", "")  # nothing fetched from elsewhere
     assert api.get("/openapi.json").json()["info"]["version"] == __version__
+
+
+def test_save_refuses_a_missing_or_wrong_mask_and_never_parses(parser, photo, tmp_path):
+    api = client(parser, dataset=tmp_path / "d")
+    missing = api.post("/save", files={"file": ("a.jpg", photo)})
+    assert missing.status_code == 422 and "send the mask" in missing.json()["error"]
+    small = api.post("/save", files={"file": ("a.jpg", photo), "mask": ("m.png", png(np.zeros((5, 7), np.uint8)))})
+    assert small.status_code == 422 and small.json()["error"].startswith("mask of 7×5: the photo is")
+    rgb = api.post("/save", files={"file": ("a.jpg", photo), "mask": ("m.png", png(np.zeros((5, 7, 3), np.uint8)))})
+    assert rgb.status_code == 422 and "label ids" in rgb.json()["error"]
+    mask = a_mask(parser, photo)
+    mask[0, 0] = 200
+    unknown = api.post("/save", files={"file": ("a.jpg", photo), "mask": ("m.png", png(mask))})
+    assert unknown.status_code == 422 and "label id 200" in unknown.json()["error"]
+    assert not (tmp_path / "d" / "images").exists() or not any((tmp_path / "d" / "images").iterdir())
+
+
+def decoded(answer: dict) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["mask_png"]))))
+
+
+def test_edit_sessions_click_preview_paint_undo_and_save_what_is_shown(parser, photo, tmp_path):
+    api = client(parser, dataset=tmp_path / "d")
+    opened = api.post("/parse", files={"file": ("a.jpg", photo)}, data={"edit": "true"})
+    assert opened.status_code == 200, opened.text
+    key, start = opened.json()["edit_id"], decoded(opened.json())
+    h, w = start.shape
+    x, y = w // 2, h // 2
+    label = next(n for n in ("bag", "hat", "belt") if parser.names.index(n) != start[y, x])
+
+    def edit(op: str, mask: np.ndarray | None = None, **fields):  # noqa: ANN202
+        files = {"mask": ("m.png", png(mask))} if mask is not None else {"unused": ("u", b"")}
+        return api.post("/edit", data={"id": key, "op": op, **fields}, files=files)
+
+    preview = edit("preview", x=x, y=y, label=label)
+    assert preview.status_code == 200, preview.text
+    region = np.asarray(Image.open(io.BytesIO(base64.b64decode(preview.json()["region_png"]))))
+    assert region.shape == (h, w) and region[y, x] and preview.json()["pixels"] == int(region.astype(bool).sum())
+    clicked = edit("click", x=x, y=y, label=label)
+    assert clicked.status_code == 200, clicked.text
+    after = decoded(clicked.json())
+    assert after[y, x] == parser.names.index(label) and label in clicked.json()["outfit"]
+    assert ((after != start) == region.astype(bool)).all()  # the click took exactly what the preview showed
+    stroke = np.zeros((h, w), np.uint8)
+    stroke[:10, :10] = 255
+    painted = decoded(edit("paint", stroke, label="belt").json())
+    assert (painted[:10, :10] == parser.names.index("belt")).all()
+    undone = edit("set", start)
+    assert (decoded(undone.json()) == start).all() and undone.json()["outfit"] == opened.json()["outfit"]
+    saved = api.post("/save", files={"file": ("a.jpg", photo), "mask": ("m.png", png(painted))})
+    assert saved.status_code == 200, saved.text
+    on_disk = np.asarray(Image.open(tmp_path / "d" / saved.json()["saved"]["mask"]))
+    assert (on_disk == painted).all()
+
+
+def test_edit_errors_are_json_4xx(parser, photo):
+    api = client(parser)
+    key = api.post("/parse", files={"file": ("a.jpg", photo)}, data={"edit": "true"}).json()["edit_id"]
+    cases = [
+        ({"id": "nope", "op": "click", "x": 1, "y": 1, "label": "bag"}, 404, "edit session 'nope' is closed"),
+        ({"id": key, "op": "erase"}, 422, "op 'erase': choose one of click, paint, set, preview"),
+        ({"id": key, "op": "click", "y": 1, "label": "bag"}, 422, "give x"),
+        ({"id": key, "op": "click", "x": "left", "y": 1, "label": "bag"}, 422, "x 'left': give a number"),
+        ({"id": key, "op": "click", "x": 1, "y": 1, "label": "handbag!"}, 422, "label 'handbag!'"),
+        ({"id": key, "op": "click", "x": 99999, "y": 1, "label": "bag"}, 422, "outside the photo"),
+        ({"id": key, "op": "set"}, 400, "set needs the mask"),
+    ]
+    for fields, status, message in cases:
+        answer = api.post("/edit", data=fields, files={"unused": ("u", b"")})
+        assert answer.status_code == status and message in answer.json()["error"], (fields, answer.text)
+    merged = api.post("/parse", files={"file": ("a.jpg", photo)}, data={"edit": "true", "merge": "ccp-coarse"})
+    assert merged.status_code == 422 and "drop merge" in merged.json()["error"]
+    plain = api.post("/parse", files={"file": ("a.jpg", photo)})
+    assert "edit_id" not in plain.json()
