@@ -54,6 +54,18 @@ def read_mask(data: bytes, size: tuple[int, int] | None, what: str = "mask") -> 
     return array.astype(np.uint8)
 
 
+def read_stroke(data: bytes) -> np.ndarray:
+    """A stroke as a PNG (any mode: its alpha where it has one, else its grey level) → (H, W) bool, non-zero."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            plane = im.getchannel("A") if "A" in im.getbands() else im.convert("L")
+            return np.asarray(plane) > 0
+    except UnidentifiedImageError:
+        raise EditError(415, "mask is not an image") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise EditError(400, f"unreadable mask ({err})") from None
+
+
 class EditSessions:
     """Open editable parses by id, the newest ``limit`` kept."""
 
@@ -93,8 +105,8 @@ class EditSessions:
                 edited = parse.click(x, y, label)
             elif op == "paint":
                 if mask is None:
-                    raise EditError(400, "paint needs the stroke: a PNG in the field 'mask' (non-zero = paint)")
-                edited = parse.paint(read_mask(mask, None) > 0, _label(form))
+                    raise EditError(400, "paint needs the stroke: a PNG in the field 'mask' (non-zero or opaque = paint)")
+                edited = parse.paint(read_stroke(mask), _label(form))
             else:
                 if mask is None:
                     raise EditError(400, "set needs the mask: a PNG of label ids in the multipart field 'mask'")
