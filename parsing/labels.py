@@ -50,18 +50,51 @@ MERGES: dict[str, dict[str, list[str]]] = {
 }
 
 
+# Colours for every other label, in label order: each as far as possible (CIEDE2000) from black, skin, hair and the
+# ones before it, picked greedily from a 15-step sRGB grid. Any two of these 67 are at least 13.2 apart
+# (tests/test_labels.py checks ≥ 6; the old golden-angle hues had pairs 1.2 apart).
+READABLE: tuple[tuple[int, int, int], ...] = (
+    (210, 30, 255), (0, 150, 0), (0, 165, 255), (0, 255, 240), (225, 255, 0), (255, 15, 75), (0, 75, 165),
+    (255, 195, 255), (0, 120, 120), (120, 15, 75), (165, 135, 0), (135, 120, 135), (0, 60, 0), (150, 165, 150),
+    (240, 105, 0), (15, 0, 75), (45, 240, 120), (105, 105, 75), (240, 255, 225), (135, 135, 225), (195, 225, 255),
+    (120, 0, 180), (30, 180, 195), (255, 195, 0), (225, 105, 165), (15, 60, 60), (165, 0, 30), (75, 75, 90),
+    (45, 0, 0), (0, 180, 135), (255, 150, 150), (150, 180, 0), (165, 105, 90), (15, 120, 165), (180, 150, 120),
+    (195, 45, 105), (30, 120, 75), (120, 90, 150), (195, 165, 180), (255, 240, 240), (90, 75, 255), (195, 60, 0),
+    (60, 60, 45), (210, 195, 135), (210, 135, 240), (105, 60, 60), (120, 90, 0), (105, 120, 120), (105, 120, 0),
+    (150, 195, 135), (165, 210, 210), (225, 150, 45), (180, 180, 225), (75, 45, 90), (165, 105, 45), (195, 0, 165),
+    (15, 45, 75), (90, 15, 0), (135, 150, 90), (15, 0, 30), (45, 30, 15), (135, 165, 180), (165, 255, 210),
+    (210, 255, 165),
+)  # fmt: skip
+
+
 def default_palette(names: tuple[str, ...] | list[str]) -> list[tuple[int, int, int]]:
-    """A fixed colour per label: pinned colours for null/skin/hair, golden-angle hues for the rest."""
-    colours = []
+    """A fixed colour per label: pinned colours for null/background/skin/hair, ``READABLE`` for the rest in
+    order (golden-angle hues past its 64)."""
+    colours, n = [], 0
     for i, name in enumerate(names):
         if name in _FIXED_COLOURS:
             colours.append(_FIXED_COLOURS[name])
             continue
-        hue = (i * 0.618033988749895) % 1.0
-        sat, val = (0.85, 0.95) if i % 2 else (0.65, 0.75)
-        r, g, b = colorsys.hsv_to_rgb(hue, sat, val)
-        colours.append((round(r * 255), round(g * 255), round(b * 255)))
+        colours.append(READABLE[n] if n < len(READABLE) else _golden(i))
+        n += 1
     return colours
+
+
+def _golden(i: int) -> tuple[int, int, int]:
+    """Before 0.6: golden-angle hues, alternating two saturations (pairs as close as CIEDE2000 1.2)."""
+    hue = (i * 0.618033988749895) % 1.0
+    sat, val = (0.85, 0.95) if i % 2 else (0.65, 0.75)
+    r, g, b = colorsys.hsv_to_rgb(hue, sat, val)
+    return round(r * 255), round(g * 255), round(b * 255)
+
+
+def palette_for(names: Sequence[str], palette: Sequence[Sequence[int]] | None) -> list[list[int]]:
+    """A model's palette: its own, unless it has none or the old default (checkpoints before 0.6), which becomes
+    the readable one."""
+    old = [list(_FIXED_COLOURS.get(n) or _golden(i)) for i, n in enumerate(names)]
+    if palette is None or [list(map(int, c)) for c in palette] == old:
+        return [list(c) for c in default_palette(list(names))]
+    return [list(map(int, c)) for c in palette]
 
 
 @dataclass(frozen=True)

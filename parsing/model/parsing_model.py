@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from parsing.labels import CCP_LABELS, default_palette
+from parsing.labels import CCP_LABELS, palette_for
 from parsing.model.checkpoint import DEFAULT_INPUT_SIZE, input_size, model_state, read_checkpoint
 from parsing.model.spec import DecodeFrom, DecodeSettings, ModelSpec, split_config
 
@@ -57,7 +57,7 @@ class ParsingModel(nn.Module):
     ) -> None:
         super().__init__()
         self.class_names = list(class_names if class_names is not None else CCP_LABELS)
-        self.palette = [list(map(int, rgb)) for rgb in (palette or default_palette(self.class_names))]
+        self.palette = palette_for(self.class_names, palette)
         self.decoding = decoding or DecodeSettings()
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.config: dict[str, Any] = dict(

@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args
 
 import torch
 
-from parsing.labels import default_palette
+from parsing.labels import palette_for
 from parsing.model.checkpoint import input_size, model_state, read_checkpoint
 
 DecodeFrom = Literal["auto", "presence", "pixels", "pooled"]  # where the exclusive-pair decoding reads the set
@@ -76,7 +76,7 @@ class ModelSpec:
         state = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
         known, decoding = split_config(state["hyper_parameters"])
         names = list(known["class_names"])
-        palette = [list(map(int, rgb)) for rgb in (known.get("palette") or default_palette(names))]
+        palette = palette_for(names, known.get("palette"))
         exclusive = model_state(state["state_dict"]).get("exclusive")
         if exclusive is None:
             exclusive = torch.zeros(len(names), len(names), dtype=torch.bool)

@@ -105,7 +105,7 @@ class EditSessions:
                 edited = parse.click(x, y, label)
             elif op == "paint":
                 if mask is None:
-                    raise EditError(400, "paint needs the stroke: a PNG in the field 'mask' (non-zero or opaque = paint)")
+                    raise EditError(400, "paint needs a stroke: a PNG in the field 'mask' (opaque or non-zero = paint)")
                 edited = parse.paint(read_stroke(mask), _label(form))
             else:
                 if mask is None:

@@ -17,6 +17,39 @@ def test_palette_is_fixed_and_distinct():
     assert palette == default_palette(CCP_LABELS)
 
 
+def ciede2000(colours) -> np.ndarray:
+    """(n, n) CIEDE2000 between sRGB colours (the diagonal set high)."""
+    import colour
+
+    lab = colour.XYZ_to_Lab(colour.sRGB_to_XYZ(np.asarray(colours, float) / 255.0))
+    d = colour.delta_E(lab[:, None], lab[None], method="CIE 2000")
+    np.fill_diagonal(d, np.inf)
+    return d
+
+
+def test_every_two_colours_can_be_told_apart():
+    """Masks, overlays, legends and the studio use one palette: any two labels at least CIEDE2000 6 apart, null
+    black; merged groups keep their first member's colour, so they are as far apart."""
+    palette = default_palette(CCP_LABELS)
+    distances = ciede2000(palette)
+    i, j = np.unravel_index(np.argmin(distances), distances.shape)
+    assert distances.min() >= 6, (CCP_LABELS[i], CCP_LABELS[j], distances.min())
+    assert ciede2000(LabelSet.identity(CCP_LABELS).merged("ccp-coarse").colours).min() >= 6
+    assert ciede2000(default_palette([f"label{i}" for i in range(64)])).min() >= 6  # a dataset of one's own
+
+
+def test_an_old_default_palette_becomes_the_readable_one_and_a_custom_one_stays():
+    from parsing.labels import _golden, palette_for
+    from parsing.model.spec import ModelSpec
+
+    old = [[0, 0, 0] if n == "null" else list(_golden(i)) for i, n in enumerate(CCP_LABELS)]
+    old[CCP_LABELS.index("skin")], old[CCP_LABELS.index("hair")] = [255, 205, 170], [110, 60, 20]
+    assert palette_for(CCP_LABELS, old) == [list(c) for c in default_palette(CCP_LABELS)]
+    custom = [[i, i, i] for i in range(len(CCP_LABELS))]
+    assert palette_for(CCP_LABELS, custom) == custom
+    assert ModelSpec.from_checkpoint("shipped").palette == [list(c) for c in default_palette(CCP_LABELS)]
+
+
 def test_identity_lut_keeps_ignore_and_flags_unknown():
     labels = LabelSet.ccp()
     raw = np.array([[0, 41, 58, IGNORE_INDEX, 59]], np.uint8)
