@@ -142,7 +142,7 @@ def screenshot(url: str, photo: Path, path: Path) -> None:
         page = browser.new_page(viewport={"width": 1280, "height": 860})
         page.goto(url)
         page.set_input_files("#file", str(photo))
-        page.wait_for_function("document.querySelector('#view').src.startsWith('data:image/jpeg')", timeout=60_000)
+        page.wait_for_function("document.querySelector('#status').textContent.includes('.jpg:')", timeout=60_000)
         path.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(path))
         browser.close()
