@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> dict:
             tool: {
                 "noc80": float(np.mean(r["noc80"])),
                 "noc85": float(np.mean(r["noc85"])),
-                **{f"acc@{k}": float(np.mean([a[k] for a in r["acc"]])) for k in AT},
+                **{f"acc@{k}": float(np.mean([a[k] for a in r["acc"]])) for k in AT if k <= args.max_clicks},
                 "seconds_per_click": float(np.mean(r["sec"])) if r["sec"] else None,
                 "seconds_p95": float(np.percentile(r["sec"], 95)) if r["sec"] else None,
                 "curve": np.mean(r["acc"], axis=0).round(4).tolist(),
@@ -138,10 +138,8 @@ def markdown(result: dict) -> str:
     for framing, tools in result["framings"].items():
         for tool, r in tools.items():
             sec = "–" if r["seconds_per_click"] is None else f"{r['seconds_per_click']:.3f} ({r['seconds_p95']:.3f})"
-            lines.append(
-                f"| {framing} | {tool} | {r['noc80']:.1f} | {r['noc85']:.1f} | {r['acc@0']:.3f} | {r['acc@5']:.3f} "
-                f"| {r['acc@10']:.3f} | {sec} |"
-            )
+            acc = " | ".join("–" if f"acc@{k}" not in r else f"{r[f'acc@{k}']:.3f}" for k in AT)
+            lines.append(f"| {framing} | {tool} | {r['noc80']:.1f} | {r['noc85']:.1f} | {acc} | {sec} |")
     return "\n".join(lines) + "\n"
 
 

@@ -116,3 +116,14 @@ def test_previous_results_are_kept_only_when_scored_alike(tmp_path):
     for other in ({"crf": "dense"}, {"tta": "flip"}, {"framings": ["zoom-in 2x"]}, {"photos": 10}):
         with pytest.raises(SystemExit):
             previous_models(parser, earlier, {**same, **other})
+
+
+@pytest.mark.slow
+def test_labelling_bench_runs_the_click_protocol(ccp_root, tmp_path):
+    args = ["--data-root", str(ccp_root), "--limit", "2", "--max-clicks", "3", "--out", str(tmp_path)]
+    subprocess.run([sys.executable, str(ROOT / "bench" / "labelling.py"), *args], check=True, cwd=ROOT / "bench")
+    result = json.loads((tmp_path / "labelling.json").read_text())["framings"]["original"]
+    assert set(result) == {"click", "superpixel"}
+    assert result["click"]["acc@0"] == result["superpixel"]["acc@0"]  # the same parse to start from
+    assert all(0 <= a <= 1 for tool in result.values() for a in tool["curve"]) and len(result["click"]["curve"]) == 4
+    assert "NoC@80" in (tmp_path / "labelling.md").read_text()

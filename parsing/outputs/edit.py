@@ -67,6 +67,11 @@ class Hints:
     def shape(self) -> tuple[int, int]:
         return self.ids.shape[1], self.ids.shape[2]
 
+    def prepare(self) -> EditBase:
+        """Make the superpixels and their colours and neighbours now (~0.2 s) rather than on the first click."""
+        _ = self.sizes, self.colours, self.adjacency
+        return self
+
     @property
     def nbytes(self) -> int:
         return self.ids.nbytes + self.probs.nbytes
@@ -129,6 +134,11 @@ class EditBase:
         ones = np.ones(len(pairs), bool)
         graph = sparse.coo_matrix((ones, (pairs[:, 0], pairs[:, 1])), shape=(self.count, self.count)).tocsr()
         return (graph + graph.T).astype(bool).tocsr()
+
+    def prepare(self) -> EditBase:
+        """Make the superpixels and their colours and neighbours now (~0.2 s) rather than on the first click."""
+        _ = self.sizes, self.colours, self.adjacency
+        return self
 
     @property
     def nbytes(self) -> int:

@@ -264,6 +264,7 @@ def create_app(service: Service) -> FastAPI:
         answer = await _in_thread(service.worker, parse_response, result, overlay, cutouts)
         if result.edit is not None:
             answer["edit_id"] = service.edits.open(result)
+            service.worker.submit(result.edit.prepare)  # the superpixels, before the first click needs them
         return answer
 
     @app.post("/edit")

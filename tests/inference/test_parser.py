@@ -16,7 +16,7 @@ from PIL import Image
 from parsing import Parse, ParseError, Parser
 from parsing.commands.predict import main
 from parsing.inference.options import MIN_SHARE
-from parsing.labels import NON_GARMENTS
+from parsing.labels import CCP_LABELS, NON_GARMENTS, default_palette
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDED = ROOT / "tests" / "fixtures" / "predict-0.1"  # parsing-predict 0.1 --describe on 3 validation photos
@@ -190,8 +190,9 @@ def test_a_parse_saves_what_parsing_predict_writes(parser, photo, tmp_path):
 
 
 def test_outputs_match_the_recorded_0_1_outputs(ccp_root, tmp_path):
-    """0.1's masks and summary fields, recorded before the Parser: byte-identical with every pixel kept
-    (``--min-share 0``); with the default, only garment specks (below ``MIN_SHARE`` of the person) change."""
+    """0.1's masks and summary fields, recorded before the Parser: the same label ids with every pixel kept
+    (``--min-share 0``; the PNG's palette is the readable one since 0.6); with the default, only garment specks
+    (below ``MIN_SHARE`` of the person) change."""
     photos = [str(ccp_root / "photos" / f"{stem}.jpg") for stem in VAL]
     before = {Path(r["file"]).stem: r for r in map(json.loads, (RECORDED / "summary.jsonl").read_text().splitlines())}
     ignore = {"file", "checkpoint", "outfit", "probs", "cutouts"}  # paths, and the outfit that now follows the mask
@@ -203,7 +204,9 @@ def test_outputs_match_the_recorded_0_1_outputs(ccp_root, tmp_path):
             old = np.asarray(Image.open(RECORDED / "masks" / f"{stem}.png"))
             new = np.asarray(Image.open(out / "masks" / f"{stem}.png"))
             if min_share == "0":
-                assert (RECORDED / "masks" / f"{stem}.png").read_bytes() == (out / "masks" / f"{stem}.png").read_bytes()
+                assert old.shape == new.shape and (old == new).all()
+                palette = Image.open(out / "masks" / f"{stem}.png").getpalette()[: 3 * len(CCP_LABELS)]
+                assert palette == [v for c in default_palette(CCP_LABELS) for v in c]
                 assert {k: v for k, v in after[stem].items() if k not in ignore} == {
                     k: v for k, v in before[stem].items() if k not in ignore
                 }
