@@ -29,6 +29,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--dataset", type=Path, default=None, help="folder that 'Save to dataset' writes pairs to")
+    parser.add_argument(
+        "--photos", type=Path, default=None, help="a labelling queue: this folder's photos, the most unsure first"
+    )
     parser.add_argument("--max-upload-mb", type=float, default=20.0, help="larger request bodies get 413")
     parser.add_argument("--max-image-pixels", type=int, default=60_000_000, help="larger photos get 413")
     parser.add_argument("--workers", type=int, default=1, help="server processes (each loads the model)")
@@ -71,6 +74,7 @@ def app_from_args(args: argparse.Namespace):  # noqa: ANN201
         max_image_pixels=args.max_image_pixels,
         token=args.token,
         save_needs_token=not loopback(args.host),
+        photos=args.photos,
     )
     return create_app(service)
 
@@ -86,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         import uvicorn
     except ImportError:
         print("parsing serve: needs the serve extra: pip install 'clothing-parsing[serve]'", file=sys.stderr)
+        return 2
+    if args.photos is not None and args.dataset is None:
+        print("parsing serve: --photos needs --dataset OUT (the folder the labels are saved to)", file=sys.stderr)
+        return 2
+    if args.photos is not None and not args.photos.is_dir():
+        print(f"parsing serve: --photos {args.photos}: not a folder", file=sys.stderr)
         return 2
     busy = port_free(args.host, args.port)
     if busy is not None:

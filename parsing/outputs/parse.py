@@ -206,6 +206,16 @@ class Parse:
     def size_text(self) -> str:
         return f"{self.labels.shape[1]}×{self.labels.shape[0]}"
 
+    def uncertainty(self) -> float:
+        """How unsure the network was: the mean of 1 − its top probability over the person's pixels (0: sure).
+        Needs the hints of a parser made ``editable=True``; the labelling queue ranks photos by it."""
+        if self.edit is None or self.edit.hints is None:
+            raise ValueError("uncertainty needs the network's hints: load the Parser with editable=True")
+        grid = self._grid()
+        person = ~np.isin(grid, [i for i, n in enumerate(self.names) if n in ("null", "background")])
+        top = self.edit.hints.probs[0].astype(np.float32) / 255.0  # (gh, gw) the top label's probability
+        return float(1.0 - top[person].mean()) if person.any() else 0.0
+
     def regions(self) -> np.ndarray:
         """(gh, gw) int32 on the edit grid (``grid_size``): the photo's superpixels cut along the mask's edges,
         the smallest piece a click takes."""

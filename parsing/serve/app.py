@@ -6,7 +6,8 @@ network already uses every core it is given), the next request's network pass be
 onnxruntime. Every error is JSON ``{"error": …}`` with a 4xx status: 400 for an
 empty or unreadable upload, 415 for something that is not an image, 413 for a body over ``max_upload_mb`` or a
 photo over ``max_image_pixels`` (checked before it is decoded), 422 for unknown garment names or options,
-401 for a save without the token the server asks for, 404 for an edit session no longer open.
+401 for a save without the token the server asks for, 404 for an edit session no longer open, 409 for a photo
+saved before.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import base64
 import hmac
 import html
 import io
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -35,8 +37,9 @@ from parsing.inference.photo import Photo, fitted
 from parsing.labels import MERGES, NON_GARMENTS
 from parsing.outputs.edit import resize_nearest
 from parsing.outputs.parse import Parse
-from parsing.serve.dataset import TrainingFolder, safe_stem
+from parsing.serve.dataset import DuplicateError, TrainingFolder, digest, safe_stem
 from parsing.serve.edits import EditError, EditSessions, read_mask
+from parsing.serve.queue import PhotoQueue
 
 MAX_IMAGE_PIXELS = 60_000_000  # larger uploads are refused before decoding (a 100-MP PNG would need 300 MB)
 STUDIO = resources.files("parsing.serve") / "studio"
@@ -110,16 +113,20 @@ class Service:
         max_image_pixels: int = MAX_IMAGE_PIXELS,
         token: str | None = None,
         save_needs_token: bool = False,
+        photos: Path | None = None,
     ) -> None:
         self.parser, self.max_upload = parser, int(max_upload_mb * 1024 * 1024)
         self.max_image_pixels, self.token, self.save_needs_token = max_image_pixels, token, save_needs_token
         self.folder = TrainingFolder(dataset, parser.names, parser.palette) if dataset is not None else None
         self._variants: dict[tuple[str | None, str, bool], Parser] = {}
         self.edits = EditSessions()
+        self.queue = PhotoQueue(photos, self.folder) if photos is not None else None
         # One thread parses, one photo at a time (few threads keep the big buffers in few malloc arenas: parses on
         # the web server's many threads grew the process by ~0.8 GB in 200 requests; bench/serve.py). The network
         # runs on the parser's own network thread where it overlaps (onnxruntime), else on this one.
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
+        if self.queue is not None:  # score the folder's photos on the parse thread whenever the server is idle
+            self.queue.start(self.variant(None, None, editable=True), self.worker.submit)
 
     def variant(self, merge: str | None, crf: str | None, editable: bool = False) -> Parser:
         """The parser with a request's ``merge`` (a preset: files are not read), ``crf`` and ``editable``, made
@@ -159,15 +166,19 @@ class Service:
             raise HTTPError(400, result.problem)
         return result
 
-    def save(self, data: bytes, mask: bytes, name: str | None) -> dict[str, Any]:
-        """A photo and the mask sent with it → the pair in the dataset folder, exactly that mask."""
+    def save(self, data: bytes, mask: bytes, name: str | None, replace: bool = False) -> dict[str, Any]:
+        """A photo and the mask sent with it → the pair in the dataset folder, exactly that mask; 409 for a photo
+        saved before unless ``replace``."""
         image, size = read_upload(data, self.parser.options.max_pixels, self.max_image_pixels)
         labels = read_mask(mask, size)
         names = self.parser.spec.class_names
         if int(labels.max(initial=0)) >= len(names):
             raise HTTPError(422, f"mask holds label id {int(labels.max())}: the model has {len(names)} labels")
         work = labels if image.shape[:2] == labels.shape else resize_nearest(labels, image.shape[:2])
-        paths = self.folder.save(image, work, name)
+        try:
+            paths = self.folder.save(image, work, name, digest(data), replace)
+        except DuplicateError as err:
+            raise HTTPError(409, str(err)) from None
         present = np.bincount(labels.ravel(), minlength=len(names))
         return {**paths, "garments": [n for i, n in enumerate(names) if present[i] and n not in NON_GARMENTS]}
 
@@ -210,6 +221,8 @@ def create_app(service: Service) -> FastAPI:
 
     @app.middleware("http")
     async def body_limit(request: Request, call_next: Any) -> Any:
+        if service.queue is not None and request.url.path not in ("/queue", "/healthz"):
+            service.queue.last_request = time.monotonic()  # the queue scores photos only when nobody waits
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > service.max_upload:
             limit = service.max_upload / 1024 / 1024
@@ -252,7 +265,26 @@ def create_app(service: Service) -> FastAPI:
             "merges": list(MERGES),
             "dataset": service.folder is not None,
             "token_required": service.token is not None or service.save_needs_token,
+            "queue": service.queue is not None,
         }
+
+    @app.get("/queue")
+    def queue() -> dict[str, Any]:
+        """The labelling queue (``--photos DIR``): its photos, unsaved ones first, the network's most unsure first
+        (``uncertainty``, scored in the background), with ``done`` / ``remaining`` counts."""
+        if service.queue is None:
+            raise HTTPError(404, "no labelling queue: start the server with --photos DIR --dataset OUT")
+        return service.queue.listing()
+
+    @app.get("/photos/{name:path}")
+    def queue_photo(name: str) -> FileResponse:
+        """One photo of the queue, by its name in ``/queue`` (no other file is served)."""
+        if service.queue is not None:
+            try:
+                return FileResponse(str(service.queue.path(name)))
+            except KeyError:
+                pass
+        raise HTTPError(404, f"{name!r} is not a photo of the labelling queue")
 
     @app.post("/parse")
     async def parse(request: Request) -> dict[str, Any]:
@@ -292,15 +324,15 @@ def create_app(service: Service) -> FastAPI:
     async def save(request: Request) -> dict[str, Any]:
         """Multipart ``file`` (the photo) + ``mask`` (a PNG of the model's label ids at the photo's size: what the
         studio shows) (+ ``name``): add exactly that pair to the dataset folder (``--dataset``); nothing is
-        parsed."""
+        parsed. The same photo again is a 409 unless ``replace=true`` (then its pair is overwritten)."""
         if service.folder is None:
             raise HTTPError(404, "no dataset folder: start the server with --dataset DIR to save")
         data, filename, form, files = await upload(request)
         service.check_token(request, form)
         if "mask" not in files:
             raise HTTPError(422, "send the mask to save: a PNG of label ids in the field 'mask' (/save never parses)")
-        name = form.get("name") or filename
-        paths = await _in_thread(service.worker, service.save, data, files["mask"][0], name)
+        name, replace = form.get("name") or filename, _flag("replace", form.get("replace", "false"))
+        paths = await _in_thread(service.worker, service.save, data, files["mask"][0], name, replace)
         return {"saved": paths, "garments": paths.pop("garments"), "dataset": str(service.folder.root)}
 
     @app.get("/", include_in_schema=False)

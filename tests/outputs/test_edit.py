@@ -145,3 +145,13 @@ def test_an_editable_parser_keeps_hints_and_a_click_fixes_a_real_photo(ccp_root)
     assert after.labels[y, x] == parse.names.index(garment) and garment in after.garments
     assert (after.labels != parse.labels).sum() >= 1 and after.edit is parse.edit
     assert hints.ids[0, gy, gx] < len(parse.names)
+
+
+def test_uncertainty_is_the_mean_doubt_over_the_person():
+    probs = np.zeros((len(NAMES), 60, 80), np.float32)
+    probs[0] = 1.0  # sure of the background
+    probs[0, 10:50, 20:60] = 0.0
+    probs[2, 10:50, 20:60], probs[3, 10:50, 20:60] = 0.6, 0.4  # 0.6 sure over the person
+    assert synthetic(probs).uncertainty() == pytest.approx(0.4, abs=1 / 255)
+    with pytest.raises(ValueError, match="editable=True"):
+        synthetic().uncertainty()

@@ -4,6 +4,7 @@ saving pairs into a dataset folder safely, the token outside loopback."""
 import base64
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -110,7 +111,8 @@ def test_saved_pairs_stay_inside_the_folder_never_overwrite_and_pass_check_data(
     first = api.post("/save", files={"file": ("../../escape.jpg", photo), "mask": ("m.png", png(sent))})
     assert first.status_code == 200, first.text
     assert first.json()["garments"] == ["coat"]
-    files = {"file": ("x.jpg", photo), "mask": ("m.png", png(sent))}
+    other = png(np.asarray(Image.open(io.BytesIO(photo)))[:, ::-1].copy())  # another photo (mirrored)
+    files = {"file": ("x.png", other), "mask": ("m.png", png(sent[:, ::-1].copy()))}
     again = api.post("/save", files=files, data={"name": "../escape.jpg"})
     assert first.json()["saved"] == {"image": "images/escape.jpg", "mask": "masks/escape.png"}
     assert again.json()["saved"] == {"image": "images/escape-2.jpg", "mask": "masks/escape-2.png"}
@@ -121,12 +123,18 @@ def test_saved_pairs_stay_inside_the_folder_never_overwrite_and_pass_check_data(
         "dataset/labels.txt",
         "dataset/masks/escape-2.png",
         "dataset/masks/escape.png",
+        "dataset/sources.json",
     ]
-    assert (np.asarray(Image.open(dataset / "masks" / "escape-2.png")) == sent).all()  # exactly the mask sent
-    assert check_data([str(dataset), "--format", "folder"]) == 1  # the same photo twice: flagged, not silent
-    assert "images/escape.jpg: the same photo as escape-2.jpg" in capsys.readouterr().out
-    (dataset / "images" / "escape-2.jpg").unlink()
-    (dataset / "masks" / "escape-2.png").unlink()
+    assert (np.asarray(Image.open(dataset / "masks" / "escape.png")) == sent).all()  # exactly the mask sent
+    # The same photo again: refused (it would leak between splits), or its pair replaced when asked
+    twice = api.post("/save", files={"file": ("y.jpg", photo), "mask": ("m.png", png(sent))})
+    assert twice.status_code == 409 and "saved already as images/escape.jpg" in twice.json()["error"]
+    fixed = sent.copy()
+    fixed[:10] = parser.names.index("hat")
+    files = {"file": ("y.jpg", photo), "mask": ("m.png", png(fixed))}
+    replaced = api.post("/save", files=files, data={"replace": "true"})
+    assert replaced.status_code == 200 and replaced.json()["saved"]["mask"] == "masks/escape.png"
+    assert (np.asarray(Image.open(dataset / "masks" / "escape.png")) == fixed).all()
     assert check_data([str(dataset), "--format", "folder"]) == 0
     assert client(parser).post("/save", files={"file": ("a.jpg", photo)}).status_code == 404  # no --dataset
 
@@ -234,3 +242,42 @@ def test_edit_errors_are_json_4xx(parser, photo):
     assert merged.status_code == 422 and "drop merge" in merged.json()["error"]
     plain = api.post("/parse", files={"file": ("a.jpg", photo)})
     assert "edit_id" not in plain.json()
+
+
+def test_the_labelling_queue_ranks_serves_and_resumes(parser, ccp_root, tmp_path):
+    folder = tmp_path / "todo"
+    (folder / "sub").mkdir(parents=True)
+    for stem, where in (("0003", "a.jpg"), ("0009", "sub/b.jpg"), ("0038", "c.jpg")):
+        (folder / where).write_bytes((ccp_root / "photos" / f"{stem}.jpg").read_bytes())
+    (folder / "notes.txt").write_text("not a photo")
+    (tmp_path / "secret.jpg").write_bytes(b"x")
+    dataset = tmp_path / "out"
+    api = client(parser, dataset=dataset, photos=folder)
+    assert api.get("/labels").json()["queue"] is True
+    deadline = time.monotonic() + 120
+    while (queue := api.get("/queue").json())["scored"] < 3:  # scored in the background while nobody asks
+        assert time.monotonic() < deadline, queue
+        time.sleep(0.5)
+    names = [row["name"] for row in queue["photos"]]
+    scores = [row["uncertainty"] for row in queue["photos"]]
+    assert sorted(names) == ["a.jpg", "c.jpg", "sub/b.jpg"] and scores == sorted(scores, reverse=True)
+    assert all(0 < s < 1 for s in scores) and queue["done"] == 0 and queue["remaining"] == 3
+    photo = api.get(f"/photos/{names[0]}")
+    assert photo.status_code == 200 and photo.content == (folder / names[0]).read_bytes()
+    for bad in ("../secret.jpg", "notes.txt", "sub/../../secret.jpg"):
+        assert api.get(f"/photos/{bad}").status_code == 404, bad
+    mask = png(a_mask(parser, photo.content))
+    saved = api.post("/save", files={"file": (names[0], photo.content), "mask": ("m.png", mask)})
+    assert saved.status_code == 200, saved.text
+    after = api.get("/queue").json()
+    assert after["done"] == 1 and after["photos"][-1] == {**queue["photos"][0], "done": True}
+    resumed = client(parser, dataset=dataset, photos=folder).get("/queue").json()  # a new server: still done
+    assert resumed["done"] == 1 and [r["name"] for r in resumed["photos"] if r["done"]] == [names[0]]
+    assert client(parser).get("/queue").status_code == 404
+
+
+def test_serve_refuses_a_queue_without_a_dataset(tmp_path, capsys):
+    from parsing.commands.serve import main as serve
+
+    assert serve(["--photos", str(tmp_path), "--port", "1"]) == 2
+    assert "--photos needs --dataset" in capsys.readouterr().err

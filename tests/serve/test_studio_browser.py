@@ -3,6 +3,7 @@ process: upload CCP photos, fix the mask with fill, brush and polygon, undo and 
 saved mask is the one the page showed."""
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -36,11 +37,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path):
+@contextlib.contextmanager
+def serving(*options: str):
+    """A real ``parsing serve`` process on a free port → its URL."""
     port = free_port()
-    dataset = tmp_path / "dataset"
-    command = [sys.executable, "-m", "parsing.commands.serve", "--port", str(port), "--dataset", str(dataset)]
+    command = [sys.executable, "-m", "parsing.commands.serve", "--port", str(port), *options]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -54,10 +55,25 @@ def server(tmp_path):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"server did not start: {process.stderr.read()[-2000:]}") from None
                 time.sleep(0.5)
-        yield url, dataset
+        yield url
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def server(tmp_path):
+    dataset = tmp_path / "dataset"
+    with serving("--dataset", str(dataset)) as url:
+        yield url, dataset
+
+
+def chromium():  # noqa: ANN201
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium not found at {CHROMIUM}: .ci/run installs it (apt-get install chromium)")
+        pytest.skip("Chromium not installed (apt-get install chromium)")
+    return pytest.importorskip("playwright.sync_api")
 
 
 def mask_ids(b64: str) -> np.ndarray:
@@ -66,11 +82,7 @@ def mask_ids(b64: str) -> np.ndarray:
 
 @pytest.mark.slow
 def test_label_with_fill_brush_polygon_undo_and_save_what_is_shown(server, ccp_root):
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium not found at {CHROMIUM}: .ci/run installs it (apt-get install chromium)")
-        pytest.skip("Chromium not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = chromium()
     url, dataset = server
     shown = "photo().result.mask_png"
     with sync_api.sync_playwright() as p:
@@ -154,3 +166,32 @@ def test_label_with_fill_brush_polygon_undo_and_save_what_is_shown(server, ccp_r
         browser.close()
     assert (dataset / "images" / "0009.jpg").is_file()
     assert check_data([str(dataset), "--format", "folder"]) == 0
+
+
+@pytest.mark.slow
+def test_the_labelling_queue_opens_the_folders_photos_and_save_and_next_walks_it(ccp_root, tmp_path):
+    sync_api = chromium()
+    folder, dataset = tmp_path / "todo", tmp_path / "labels"
+    folder.mkdir()
+    for stem in ("0003", "0009"):
+        (folder / f"{stem}.jpg").write_bytes((ccp_root / "photos" / f"{stem}.jpg").read_bytes())
+    status = "document.querySelector('#status').textContent"
+    with serving("--photos", str(folder), "--dataset", str(dataset)) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.wait_for_function(f"/^000[39]\\.jpg:/.test({status})", timeout=60_000)  # the queue's first photo
+        assert page.locator("#photos li").count() == 2
+        assert "0 done, 2 to label" in page.locator("#queue-status").text_content()
+        first = page.evaluate("photo().name")
+        box = page.locator("#canvas").bounding_box()
+        page.fill("#label", "hat")
+        page.dispatch_event("#label", "change")
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 3)
+        page.wait_for_function(f"{status}.startsWith('click:')", timeout=30_000)
+        shown = mask_ids(page.evaluate("photo().result.mask_png"))
+        page.click("#save-next")
+        page.wait_for_function(f"photo().name !== '{first}' && /^000[39]\\.jpg:/.test({status})", timeout=60_000)
+        assert "1 done, 1 to label" in page.locator("#queue-status").text_content()
+        browser.close()
+    assert (np.asarray(Image.open(dataset / "masks" / first.replace(".jpg", ".png"))) == shown).all()

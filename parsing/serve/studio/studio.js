@@ -57,6 +57,7 @@ async function start() {
   $("label").onchange = () => { pickLabel($("label").value); $("label").blur(); };  // shortcuts work again
   for (const b of document.querySelectorAll("#tools [data-tool]")) b.onclick = () => pickTool(b.dataset.tool);
   pointerEvents($("stage"));
+  if (state.labels.queue) await loadQueue();
   document.addEventListener("keydown", keys);
   document.addEventListener("keyup", (e) => { if (e.key === " ") state.space = false; });
 }
@@ -102,6 +103,32 @@ function keys(e) {
 }
 
 // --- photos and parses --------------------------------------------------------------------------------------
+// The labelling queue (parsing serve --photos DIR): the server's photos, unsaved and most unsure first.
+async function loadQueue() {
+  const queue = await api("/queue");
+  const known = new Set(state.photos.map((p) => p.name));
+  for (const row of queue.photos) {
+    if (!known.has(row.name)) state.photos.push({ name: row.name, remote: true, saved: row.done, result: null });
+  }
+  queueStatus(queue);
+  renderList();
+  const first = state.photos.findIndex((p) => !p.saved);
+  if (state.current < 0 && first >= 0) select(first);
+}
+
+function queueStatus(queue) {
+  $("queue-status").hidden = false;
+  $("queue-status").textContent = `queue: ${queue.done} done, ${queue.remaining} to label` +
+    (queue.scored < queue.photos.length ? ` (ranking ${queue.scored}/${queue.photos.length}…)` : "");
+}
+
+async function remoteFile(p) {
+  const path = p.name.split("/").map(encodeURIComponent).join("/");
+  const response = await fetch(`/photos/${path}`);
+  if (!response.ok) throw new Error(`cannot fetch ${p.name} (HTTP ${response.status})`);
+  return new File([await response.blob()], p.name.split("/").pop(), { type: response.headers.get("content-type") || "" });
+}
+
 function addFiles(files) {
   for (const file of files) state.photos.push({ file, name: file.name, result: null, garments: null, error: null });
   renderList();
@@ -129,6 +156,17 @@ async function select(i) {
 }
 
 async function parse(p, garments) {
+  if (p.remote && !p.file) {
+    try {
+      p.file = await remoteFile(p);
+    } catch (err) {
+      p.error = err.message;
+      status(err.message, true);
+      renderList();
+      show();
+      return;
+    }
+  }
   const form = new FormData();
   form.append("file", p.file, p.name);
   form.append("edit", "true");
@@ -506,11 +544,12 @@ async function closePolygon() {
 }
 
 // --- save ---------------------------------------------------------------------------------------------------
-async function save(next) {
+async function save(next, replace = false) {
   const p = photo();
   if (!p || !p.result) return;
   const form = new FormData();
   form.append("file", p.file, p.name);
+  if (replace) form.append("replace", "true");
   form.append("mask", await pngBlob(p.result.mask_png), "mask.png");  // exactly the mask on screen
   form.append("name", p.name);
   if (!$("token").hidden) form.append("token", $("token").value);
@@ -520,6 +559,8 @@ async function save(next) {
     p.saved = true;
     status(`saved ${saved.saved.image} + ${saved.saved.mask}`);
   } catch (err) {
+    busy(false);
+    if (err.status === 409 && confirm(`${err.message}\n\nReplace the saved pair with this mask?`)) return await save(next, true);
     status(`not saved: ${err.message}`, true);
     return;
   } finally {
@@ -527,10 +568,17 @@ async function save(next) {
     renderList();
     drawMask();
   }
+  let order = state.photos;
+  if (state.labels.queue) {  // the server's order: the most unsure unsaved photos first
+    const queue = await api("/queue");
+    queueStatus(queue);
+    const byName = new Map(state.photos.map((q) => [q.name, q]));
+    order = [...queue.photos.map((row) => byName.get(row.name)).filter(Boolean), ...state.photos.filter((q) => !q.remote)];
+  }
   if (next) {
-    const after = state.photos.findIndex((q, i) => i > state.current && !q.saved && !q.error);
-    if (after >= 0) select(after);
-    else status("saved — no photo left in the list");
+    const after = order.find((q) => q !== p && !q.saved && !q.error);
+    if (after) select(state.photos.indexOf(after));
+    else status("saved — no photo left to label");
   }
 }
 
