@@ -3,6 +3,9 @@
 * **load**: ``--clients`` threads × ``--requests`` each ``POST /parse`` of CCP validation photos (their original
   size, default options): every answer's status, p50 / p95 latency, photos/s, against ``parsing-predict`` on the
   same photos; the server's resident memory (RSS) after start-up, after a warm-up and after the load.
+* **edits**: the same clients as the studio's users — each request ``POST /parse`` with ``edit=true`` and
+  ``--clicks`` fill clicks (``POST /edit``) on it: every status, click p50 / p95, and the RSS after (the server
+  keeps its newest 8 edit sessions).
 * **faults**: bad uploads mixed with good ones — an empty file, text, a truncated JPEG, a 100-megapixel PNG, a
   body over the limit, unknown garments, a path-traversal name on save — each must get its documented 4xx, the
   good requests 200, and nothing may be written outside the dataset folder.
@@ -99,6 +102,51 @@ def load(url: str, photos: list[Path], clients: int, requests: int, limit_s: flo
     }
 
 
+def edit_load(url: str, photos: list[Path], clients: int, requests: int, clicks: int, limit_s: float) -> dict:
+    """Each client parses with ``edit=true`` and clicks ``clicks`` times (a label at a spot per click)."""
+    data = [(p.name, p.read_bytes()) for p in photos]
+    latencies: list[float] = []
+    statuses: list[int] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + limit_s
+    labels = ("coat", "dress", "bag", "pants", "skirt", "hat")
+
+    def client(k: int) -> None:
+        with httpx.Client(timeout=600) as http:
+            for i in range(requests):
+                if time.monotonic() > stop:
+                    return
+                name, body = data[(k * requests + i) % len(data)]
+                opened = http.post(f"{url}/parse", files={"file": (name, body)}, data={"edit": "true"})
+                with lock:
+                    statuses.append(opened.status_code)
+                if opened.status_code != 200:
+                    continue
+                w, h = opened.json()["size"]
+                for c in range(clicks):
+                    form = {"id": opened.json()["edit_id"], "op": "click", "label": labels[(i + c) % len(labels)]}
+                    form.update(x=str(w * (0.3 + 0.1 * c) % w), y=str(h * (0.25 + 0.12 * c) % h))
+                    start = time.perf_counter()
+                    status = http.post(f"{url}/edit", data=form, files={"unused": ("u", b"")}).status_code
+                    with lock:
+                        latencies.append(time.perf_counter() - start)
+                        statuses.append(status)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    q = statistics.quantiles(latencies, n=20)
+    return {
+        "requests": len(statuses),
+        "ok": statuses.count(200),
+        "clicks": len(latencies),
+        "click_p50_s": round(statistics.median(latencies), 3),
+        "click_p95_s": round(q[18], 3),
+    }
+
+
 def png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
@@ -108,6 +156,8 @@ def png(array: np.ndarray) -> bytes:
 def faults(url: str, photo: Path, dataset: Path, root: Path) -> list[dict]:
     """Each bad request with its expected status, good requests between them; files written outside ``dataset``."""
     good = photo.read_bytes()
+    w, h = Image.open(photo).size
+    mask = ("m.png", png(np.zeros((h, w), np.uint8)))
     before = {p for p in root.rglob("*")}
     cases = [
         ("empty file", "/parse", {"file": ("e.jpg", b"")}, {}, 400),
@@ -116,7 +166,9 @@ def faults(url: str, photo: Path, dataset: Path, root: Path) -> list[dict]:
         ("100-megapixel PNG", "/parse", {"file": ("big.png", png(np.zeros((10_000, 10_000), np.uint8)))}, {}, 413),
         ("body over 20 MB", "/parse", {"file": ("huge.jpg", np.random.bytes(21 * 2**20))}, {}, 413),
         ("unknown garment", "/parse", {"file": ("a.jpg", good)}, {"garments": "gown"}, 422),
-        ("path traversal on save", "/save", {"file": ("../../../../tmp/evil.jpg", good)}, {"garments": "coat"}, 200),
+        ("path traversal on save", "/save", {"file": ("../../../../tmp/evil.jpg", good), "mask": mask}, {}, 200),
+        ("save without a mask", "/save", {"file": ("a.jpg", good)}, {}, 422),
+        ("edit of no session", "/edit", {"unused": ("u", b"")}, {"id": "nope", "op": "click"}, 404),
     ]
     rows = []
     with httpx.Client(timeout=600) as http:
@@ -157,7 +209,7 @@ def predict_rate(photos: list[Path], tmp: Path) -> float:
 
 
 def markdown(result: dict) -> str:
-    meta, r = result["meta"], result["load"]
+    meta, r, e = result["meta"], result["load"], result["edits"]
     lines = [
         "# Service load and faults — `parsing serve` on 127.0.0.1",
         "",
@@ -171,8 +223,14 @@ def markdown(result: dict) -> str:
         f"{r['photos_per_s']:.2f} | {r['p50_s']:.2f} s | {r['p95_s']:.2f} s | {result['predict_photos_per_s']:.2f} |",
         "",
         f"Server memory (RSS): {result['rss_mib']['started']:.0f} MiB started, {result['rss_mib']['warm']:.0f} MiB "
-        f"after 5 warm-up requests, {result['rss_mib']['after']:.0f} MiB after the load "
+        f"after 5 warm-up requests, {result['rss_mib']['after']:.0f} MiB after the load, "
+        f"{result['rss_mib']['after_edits']:.0f} MiB after the edits "
         f"(bound checked: growth under {meta['rss_growth_bound_mib']} MiB).",
+        "",
+        f"Edits: {meta['clients']} clients × {meta['edit_requests']} photos parsed with `edit=true`, "
+        f"{meta['clicks']} fill clicks each (`POST /edit`): {e['ok']} of {e['requests']} answered 200; "
+        f"click latency p50 {e['click_p50_s']:.3f} s, p95 {e['click_p95_s']:.3f} s (waiting behind the other "
+        "clients' parses on the one parse thread).",
         "",
         "## Faults (each followed by a good request)",
         "",
@@ -197,6 +255,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=25, help="per client")
     parser.add_argument("--photos", type=int, default=25, help="distinct validation photos sent")
     parser.add_argument("--limit-s", type=float, default=900, help="stop sending after this long")
+    parser.add_argument("--edit-requests", type=int, default=5, help="per client, in the edits phase")
+    parser.add_argument("--clicks", type=int, default=5, help="fill clicks after each edit=true parse")
     parser.add_argument("--rss-growth-bound-mib", type=float, default=300)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--screenshot", type=Path, default=None, help="only save the studio's picture here")
@@ -220,19 +280,22 @@ def main() -> None:
             rss["warm"] = rss_mib(server)
             result_load = load(url, photos, args.clients, args.requests, args.limit_s)
             rss["after"] = rss_mib(server)
+            result_edits = edit_load(url, photos, args.clients, args.edit_requests, args.clicks, args.limit_s)
+            rss["after_edits"] = rss_mib(server)
             fault_rows = faults(url, photos[0], dataset, root)
         finally:
             server.terminate()
             server.wait(timeout=30)
         rate = predict_rate(photos, root)
-    growth = rss["after"] - rss["warm"]
+    growth = max(rss["after"], rss["after_edits"]) - rss["warm"]
     meta = {"clients": args.clients, "requests_each": args.requests, "photos": len(photos), **machine()}
-    meta["rss_growth_bound_mib"] = args.rss_growth_bound_mib
+    meta.update(rss_growth_bound_mib=args.rss_growth_bound_mib, edit_requests=args.edit_requests, clicks=args.clicks)
     result = {"meta": meta, "load": result_load, "predict_photos_per_s": round(rate, 3), "rss_mib": rss}
-    result["faults"] = fault_rows
+    result["faults"], result["edits"] = fault_rows, result_edits
     write_results(args.out, "serve", result, markdown)
     bad = [r for r in fault_rows if r.get("status") not in (None, r.get("expected")) or r.get("outside")]
-    if result_load["ok"] != result_load["requests"] or bad or growth > args.rss_growth_bound_mib:
+    edits_ok = result_edits["ok"] == result_edits["requests"]
+    if result_load["ok"] != result_load["requests"] or not edits_ok or bad or growth > args.rss_growth_bound_mib:
         raise SystemExit(f"service bench failed: {result_load}, faults {bad}, RSS growth {growth:.0f} MiB")
 
 

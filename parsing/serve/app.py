@@ -3,11 +3,12 @@ studio at ``/``.
 
 One ``Parser`` per process (``parsing serve --workers N`` starts N processes), parses one photo at a time (the
 network already uses every core it is given), the next request's network pass beside it where the network runs on
-onnxruntime. Every error is JSON ``{"error": …}`` with a 4xx status: 400 for an
-empty or unreadable upload, 415 for something that is not an image, 413 for a body over ``max_upload_mb`` or a
-photo over ``max_image_pixels`` (checked before it is decoded), 422 for unknown garment names or options,
-401 for a save without the token the server asks for, 404 for an edit session no longer open, 409 for a photo
-saved before.
+onnxruntime; edits run on a thread of their own, so a click never waits for another user's parse.
+
+Every error is JSON ``{"error": …}`` with a 4xx status: 400 for an empty or unreadable upload, 415 for something
+that is not an image, 413 for a body over ``max_upload_mb`` or a photo over ``max_image_pixels`` (checked before it
+is decoded), 422 for unknown garment names or options, 401 for a save without the token the server asks for, 404
+for an edit session no longer open, 409 for a photo saved before.
 """
 
 from __future__ import annotations
@@ -96,6 +97,20 @@ def parse_response(parse: Parse, overlay: bool, cutouts: bool) -> dict[str, Any]
     return out
 
 
+def edit_response(key: str, parse: Parse, region: np.ndarray | None) -> dict[str, Any]:
+    """``/edit``'s answer: the new mask and the labels' shares, or a preview's region."""
+    if region is not None:
+        return {"id": key, "region_png": _b64(Image.fromarray(region), "PNG"), "pixels": int(region.sum())}
+    record = parse.to_dict()
+    return {
+        "id": key,
+        "mask_png": _b64(parse.mask_image(), "PNG"),
+        "labels": record["labels"],
+        "outfit": record["outfit"],
+        "edits": parse.settings.get("edits", 0),
+    }
+
+
 def _b64(picture: Image.Image, fmt: str) -> str:
     buffer = io.BytesIO()
     picture.save(buffer, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
@@ -125,6 +140,7 @@ class Service:
         # the web server's many threads grew the process by ~0.8 GB in 200 requests; bench/serve.py). The network
         # runs on the parser's own network thread where it overlaps (onnxruntime), else on this one.
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
+        self.editor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edit")  # clicks never wait for parses
         if self.queue is not None:  # score the folder's photos on the parse thread whenever the server is idle
             self.queue.start(self.variant(None, None, editable=True), self.worker.submit)
 
@@ -296,7 +312,7 @@ def create_app(service: Service) -> FastAPI:
         answer = await _in_thread(service.worker, parse_response, result, overlay, cutouts)
         if result.edit is not None:
             answer["edit_id"] = service.edits.open(result)
-            service.worker.submit(result.edit.prepare)  # the superpixels, before the first click needs them
+            service.editor.submit(result.edit.prepare)  # the superpixels, before the first click needs them
         return answer
 
     @app.post("/edit")
@@ -308,17 +324,8 @@ def create_app(service: Service) -> FastAPI:
         files, form = await multipart(request)
         mask = files.get("mask", (None, None))[0]
         op, key = str(form.get("op", "")), str(form.get("id", ""))
-        parse, region = await _in_thread(service.worker, service.edits.apply, key, op, form, mask)
-        if region is not None:
-            return {"id": key, "region_png": _b64(Image.fromarray(region), "PNG"), "pixels": int(region.sum())}
-        record = parse.to_dict()
-        return {
-            "id": key,
-            "mask_png": _b64(parse.mask_image(), "PNG"),
-            "labels": record["labels"],
-            "outfit": record["outfit"],
-            "edits": parse.settings.get("edits", 0),
-        }
+        parse, region = await _in_thread(service.editor, service.edits.apply, key, op, form, mask)
+        return await _in_thread(service.editor, edit_response, key, parse, region)
 
     @app.post("/save")
     async def save(request: Request) -> dict[str, Any]:
