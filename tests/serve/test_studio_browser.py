@@ -149,6 +149,16 @@ def test_label_with_fill_brush_polygon_undo_and_save_what_is_shown(server, ccp_r
         page.screenshot(path=str(dataset.parent / "studio.png"))
         saved = np.asarray(Image.open(dataset / "masks" / "0009.png"))
         assert (saved == brushed).all()
+        # The garment list still works: remove one, add one, parse again with exactly those
+        listed = rows.evaluate_all("rs => rs.map(r => r.dataset.label)")
+        page.click(f"#legend tr[data-label='{listed[0]}'] button.remove")
+        page.select_option("#add-select", "belt")
+        page.click("#add")
+        page.click("#reparse")
+        page.wait_for_function(f"{status}.startsWith('0003.jpg:') && !state.busy", timeout=60_000)
+        outfit = page.evaluate("photo().result.outfit")
+        assert listed[0] not in outfit
+        assert "belt" in outfit or "did not place belt" in page.locator("#status").text_content()
         bad = dataset.parent / "notes.jpg"
         bad.write_text("not a photo")
         page.set_input_files("#file", str(bad))

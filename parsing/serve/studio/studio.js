@@ -182,7 +182,9 @@ async function parse(p, garments) {
     p.history = [result.mask_png];
     p.at = 0;
     p.error = null;
-    status(`${p.name}: ${result.outfit.join(", ") || "no garments"}`);
+    const missing = (garments || []).filter((g) => !result.outfit.includes(g));
+    status(`${p.name}: ${result.outfit.join(", ") || "no garments"}` + (missing.length ?
+      ` — the model did not place ${missing.join(", ")}: pick it and click its region (Fill) or paint it` : ""));
   } catch (err) {
     p.error = err.message;
     status(`${p.name}: ${err.message}`, true);
