@@ -23,7 +23,7 @@ $(VENV)/.installed: setup.cfg setup.py pyproject.toml $(CONSTRAINTS)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c $(CONSTRAINTS) torch==2.13.0
 	$(PIP) uninstall -q -y parsing 2>/dev/null || true  # the distribution's name before 0.3 (now clothing-parsing)
-	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev,train,crf,serve,ray,docs]"
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev,train,crf,serve,ray,docs,search]"
 	$(PY) -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'parsing-torchvision.pth').write_text('import _parsing_startup\\n')"
 	touch $@
 

@@ -81,10 +81,16 @@ def fine_tune(data: Path, photos: int, args: argparse.Namespace) -> tuple[Path, 
     config["trainer"]["callbacks"] = [
         {
             "class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
-            "init_args": {"dirpath": str(folder / "checkpoints"), "filename": "last", "enable_version_counter": False},
+            "init_args": {
+                "dirpath": str(folder / "checkpoints"),
+                "filename": "last",
+                "enable_version_counter": False,
+                "every_n_train_steps": args.steps,  # once, at the end (tiny epochs would save every step)
+            },
         }
     ]
-    config["data"].update(root=str(subset), val_fraction=0.1, check=False)
+    # few photos make one-step epochs: loader processes restarted every step would cost more than they save
+    config["data"].update(root=str(subset), val_fraction=0.1, check=False, num_workers=0)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}

@@ -75,6 +75,10 @@ def main(args: list[str] | None = None) -> Any:
         from parsing.commands.serve import main as serve
 
         sys.exit(serve(argv[1:]))
+    if argv[:1] in (["index"], ["search"]):
+        from parsing.commands.search import index_main, search_main
+
+        sys.exit((index_main if argv[0] == "index" else search_main)(argv[1:]))
     if argv[:1] == ["pseudo-label"]:
         from parsing.commands.pseudo_label import main as pseudo_label
 

@@ -17,7 +17,9 @@ COMMANDS = {
     "export": "export a checkpoint to ONNX (and TorchScript), with a parity check",
     "pseudo-label": "label tag-only photos with a teacher model, restricted to their tags",
     "predict": "parse photos, folders or globs → masks, overlays, summary.jsonl (same as parsing-predict)",
-    "serve": "an HTTP service (POST /parse) and a web studio to check and correct garments, on 127.0.0.1:8000",
+    "serve": "an HTTP service (POST /parse) and a web studio to label photos, on 127.0.0.1:8000",
+    "index": "a searchable catalogue of photos: each parsed once, with its outfit and garment vectors",
+    "search": "search a catalogue by a photo's outfit, one of its garments, a colour (JSON lines, a contact sheet)",
 }
 LIGHTNING = ("fit", "validate", "test")
 

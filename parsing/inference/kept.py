@@ -1,5 +1,5 @@
-"""What a parse keeps of the network's answer: all probabilities at the working size (``probs=True``), or the
-top labels on the small edit grid (``editable=True``) that ``Parse.click`` reads."""
+"""What a parse keeps of the network's answer: all probabilities at the working size (``probs=True``), the top
+labels on the small edit grid (``editable=True``) that ``Parse.click`` reads, search vectors (``embed=True``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from parsing.inference.label_view import LabelView
 from parsing.outputs.edit import Hints, grid_size
+from parsing.outputs.embedding import Embedding, garment_vectors, outfit_vector, person_features
 
 
 def photo_probs(
@@ -43,3 +44,27 @@ def edit_hints(
         group = view.group.to(probs.device)
         probs = torch.zeros(labels, *grid, device=probs.device).index_add_(0, group, probs)  # (L, gh, gw)
     return Hints.from_probs(probs.cpu().numpy())
+
+
+def embed(
+    labels: np.ndarray,
+    image: np.ndarray,
+    features: tuple[torch.Tensor, torch.Tensor | None],
+    presence: torch.Tensor | None,
+    names: list[str],
+    size: tuple[int, int],
+) -> Embedding:
+    """The mask (h, w) and photo at the working size, the network's search features (decoder (C, h'/4, w'/4),
+    hidden (D,) or None), presence probabilities (L,) or None → the parse's ``Embedding``."""
+    decoded, hidden = features
+    counts = np.bincount(labels.ravel(), minlength=len(names)).astype(np.float32)
+    counts[0] = 0.0  # shares of the person
+    shares = counts / max(float(counts.sum()), 1.0)
+    decoded = decoded.float().cpu().numpy()  # (C, h'/4, w'/4)
+    outfit = outfit_vector(
+        None if hidden is None else hidden.float().cpu().numpy(),
+        person_features(labels, decoded),
+        shares,
+        None if presence is None else presence.float().cpu().numpy(),
+    )
+    return Embedding(outfit, garment_vectors(labels, image, decoded, names, size))

@@ -38,7 +38,8 @@ class ParseOptions:
     (``ccp-coarse``), a YAML file or ``{group: [labels]}``: masks in merged groups. ``min_share``: garments covering
     less of the person are removed from the mask (0 = keep every pixel). ``probs``: keep each parse's (K, h, w)
     probabilities (memory!). ``editable``: keep the network's ranking on a small grid (2.4 MB) so that
-    ``Parse.click`` can use it.
+    ``Parse.click`` can use it. ``embed``: search vectors for the outfit and each garment from the same pass
+    (``Parse.embedding``; the torch network).
     """
 
     crf: str = "fast"
@@ -52,6 +53,7 @@ class ParseOptions:
     min_share: float = MIN_SHARE
     probs: bool = False
     editable: bool = False
+    embed: bool = False
 
     def __post_init__(self) -> None:
         if self.crf not in CRFS:

@@ -37,7 +37,7 @@ from parsing.data.io import DataError
 from parsing.inference.confidence import label_confidence
 from parsing.inference.crf_dense import densecrf
 from parsing.inference.decode import parse_photo
-from parsing.inference.kept import edit_hints, photo_probs
+from parsing.inference.kept import edit_hints, embed, photo_probs
 from parsing.inference.label_view import LabelView, read_merge, resolve_garments
 from parsing.inference.options import ParseOptions
 from parsing.inference.photo import ImageInput, ParseError, Photo, check_input, describe_input, prepare, to_size
@@ -129,8 +129,11 @@ class Parser:
         ``ValueError`` (an unknown one a ``TypeError``). ``backend``: ``torch``, ``onnxruntime`` (CPU; the network
         exported once and cached by the checkpoint's hash) or ``auto``: onnxruntime on the CPU where it is
         installed (the ``onnx`` extra; same masks, faster end to end, ``bench/results/predict.md``), else torch;
-        ``openvino`` with ``precision`` ``fp32`` or ``bf16`` (the ``openvino`` extra)."""
+        ``openvino`` with ``precision`` ``fp32`` or ``bf16`` (the ``openvino`` extra); ``auto`` with ``embed`` is
+        torch (search features come from the torch network)."""
         parse_options = (options or ParseOptions()).replace(**changes)
+        if parse_options.embed and backend == "auto":
+            backend = "torch"
         path = checkpoint_path(checkpoint)
         network = load_backend(path, backend, resolve_device(device), precision)
         return cls(network, parse_options, checkpoint=str(path))
@@ -262,13 +265,17 @@ class Parser:
         """Any input → a ``Photo`` fitted into the network box (what ``parsing-predict``'s loader workers do)."""
         return prepare(image, self.size, self.options.max_pixels, source)
 
-    def forward(self, photos: Sequence[Photo]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def forward(self, photos: Sequence[Photo]) -> tuple[torch.Tensor | None, ...]:
         """One network batch, padded bottom/right to its largest photo → images (B, 3, H, W), logits (B, K, H, W),
-        presence logits (B, K) or None (the inputs of ``postprocess``)."""
+        presence logits (B, K) or None, and with ``embed`` the search features (decoder features, outfit hidden
+        layer) — the inputs of ``postprocess``."""
         hh, ww = max(p.x.shape[1] for p in photos), max(p.x.shape[2] for p in photos)
         batch = torch.stack([F.pad(p.x, (0, ww - p.x.shape[2], 0, hh - p.x.shape[1])) for p in photos])
         with torch.inference_mode(), self._timed("network"):
             images = batch.to(self.backend.device)  # (B, 3, H, W), padded
+            if self.options.embed:
+                logits, presence, *features = self.backend.embed(images, self.options.tta)
+                return images, logits, presence, tuple(features)
             return images, *self.backend.infer(images, self.options.tta)
 
     def postprocess(
@@ -278,6 +285,7 @@ class Parser:
         images: torch.Tensor,
         logits: torch.Tensor,
         presence: torch.Tensor | None,
+        features: tuple[torch.Tensor | None, ...] | None = None,
     ) -> list[Parse | ParseError]:
         """Each photo's own steps after the network (``forward``'s outputs), the padding cropped off."""
         out: list[Parse | ParseError] = []
@@ -286,13 +294,19 @@ class Parser:
                 vh, vw = photo.x.shape[-2:]
                 x, z = images[i, :, :vh, :vw], logits[i, :, :vh, :vw]  # (3, h', w'), (K, h', w'): no padding
                 p = None if presence is None else presence[i]
+                mine = None
+                if features is not None:  # (C, h'/4, w'/4) decoder features, (D,) hidden layer or None
+                    decoded, hidden = features
+                    mine = (decoded[i, :, : -(-vh // 4), : -(-vw // 4)], None if hidden is None else hidden[i])
                 try:
-                    out.append(self._finish(photo, x, z, p, garments[i]))
+                    out.append(self._finish(photo, x, z, p, garments[i], mine))
                 except (ValueError, RuntimeError) as err:
                     out.append(ParseError(photo.source or "<photo>", f"{type(err).__name__}: {err}"))
         return out
 
-    def _finish(self, photo: Photo, x: torch.Tensor, z: torch.Tensor, p: torch.Tensor | None, garments: Any) -> Parse:
+    def _finish(
+        self, photo: Photo, x: torch.Tensor, z: torch.Tensor, p: torch.Tensor | None, garments: Any, features: Any
+    ) -> Parse:
         """One photo after the network: widen, decode + CRF, refocus, specks, confidence, full size."""
         opts, backend, view = self.options, self.backend, self.view(garments)
         names, palette = self._labels(view)
@@ -318,6 +332,10 @@ class Parser:
         presence = view.presence_probs(presence) if view is not None else presence
         probs = photo_probs(z, z_box, box, work) if opts.probs else None
         hints = edit_hints(z, z_box, box, work, view, len(names)) if opts.editable else None
+        embedding = None
+        if features is not None:
+            with self._timed("embed"):
+                embedding = embed(work_labels, photo.image, features, presence, names, photo.size)
         return Parse(
             labels=full_labels,
             names=names,
@@ -332,6 +350,7 @@ class Parser:
             work_labels=work_labels,
             probs=probs,
             edit=EditBase.of(photo.image, hints) if opts.editable else None,
+            embedding=embedding,
             settings={
                 "checkpoint": self.checkpoint,
                 "crf": opts.crf,

@@ -37,13 +37,15 @@ Outputs = tuple[torch.Tensor, torch.Tensor | None]  # logits (B, K, H, W), prese
 
 def with_tta(forward: Callable[[torch.Tensor], Outputs], x: torch.Tensor, tta: str = "none") -> Outputs:
     """``forward(x)``; with ``tta`` ``flip`` the mean over the photos (B, 3, H, W) and their mirror images (one
-    pass over a batch of 2B). The one place test-time augmentation lives (backends and training's ``test``)."""
+    pass over a batch of 2B): maps (B, C, H, W) are flipped back, vectors (B, D) averaged, None stays None. The one
+    place test-time augmentation lives (backends and training's ``test``)."""
     if tta == "none":
         return forward(x)
-    logits, presence = forward(torch.cat([x, x.flip(-1)]))  # (2B, K, H, W)
     n = len(x)
-    logits = (logits[:n] + logits[n:].flip(-1)) / 2
-    return logits, None if presence is None else (presence[:n] + presence[n:]) / 2
+    both = forward(torch.cat([x, x.flip(-1)]))  # each (2B, …)
+    return tuple(
+        None if out is None else (out[:n] + (out[n:].flip(-1) if out.ndim == 4 else out[n:])) / 2 for out in both
+    )
 
 
 def resolve_device(device: str) -> str:
@@ -80,6 +82,11 @@ class Backend:
         """(B, 3, H, W) → logits, presence logits; ``tta`` ``flip``: see ``with_tta``."""
         return with_tta(self.forward, x, tta)
 
+    def embed(self, x: torch.Tensor, tta: str = "none") -> tuple[torch.Tensor | None, ...]:
+        """(B, 3, H, W) → logits, presence logits, the decoder's features (B, C, H/4, W/4), the outfit encoder's
+        hidden layer (B, D) or None (``ParsingNet.forward_embedded``); the torch backend's network."""
+        raise ValueError(f"embeddings need the torch network: load with backend='torch' (not {self.name})")
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(device={self.device})"
 
@@ -100,6 +107,13 @@ class TorchBackend(Backend):
     def forward(self, x: torch.Tensor) -> Outputs:
         with torch.inference_mode():
             return self.model.forward_with_presence(x.to(self.device))
+
+    def embed(self, x: torch.Tensor, tta: str = "none") -> tuple[torch.Tensor | None, ...]:
+        def run(batch: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+            with torch.inference_mode():
+                return self.model.net.forward_embedded(batch.to(self.device))
+
+        return with_tta(run, x, tta)
 
 
 def cache_dir() -> Path:

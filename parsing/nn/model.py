@@ -80,14 +80,23 @@ class ParsingNet(nn.Module):
 
     def forward_with_presence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (B, K, H, W), gated if the outfit encoder gates, and presence logits (B, K) or None."""
+        return self.forward_embedded(x, embed=False)[:2]
+
+    def forward_embedded(self, x: torch.Tensor, embed: bool = True) -> tuple[torch.Tensor | None, ...]:
+        """``forward_with_presence``'s logits and presence, plus what search reads: the decoder's features under
+        the segmentation head (B, C, ⌈H/4⌉, ⌈W/4⌉) and the outfit encoder's hidden layer (B, 256) or None."""
         h, w = x.shape[-2:]
         x = F.pad(x, (0, -w % self.stride, 0, -h % self.stride))  # (B, 3, H', W'), zeros like the transforms
         features = self.features(x)
-        logits = self.seg.segmentation_head(self.seg.decoder(features))  # (B, K, H', W')
+        decoded = self.seg.decoder(features)  # (B, C, H'/4, W'/4)
+        logits = self.seg.segmentation_head(decoded)  # (B, K, H', W')
         presence = self.outfit(features[-1]) if self.outfit is not None else None  # (B, K)
         if self.gate_mode is not None:
             logits = gate(logits, presence, self.gate_mode)
-        return logits[..., :h, :w], presence
+        if not embed:
+            return logits[..., :h, :w], presence
+        hidden = self.outfit.hidden(features[-1]) if self.outfit is not None else None
+        return logits[..., :h, :w], presence, decoded[..., : -(-h // 4), : -(-w // 4)], hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_presence(x)[0]

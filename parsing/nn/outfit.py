@@ -27,9 +27,12 @@ class OutfitEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, num_classes)
 
+    def hidden(self, features: torch.Tensor) -> torch.Tensor:
+        """The hidden layer (B, hidden): the outfit representation the paper retrieves outfits by."""
+        return F.relu(self.fc(self.pool(features).flatten(1)))
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = self.pool(features).flatten(1)  # (B, C)
-        return self.out(self.dropout(F.relu(self.fc(x))))  # (B, K)
+        return self.out(self.dropout(self.hidden(features)))  # (B, K)
 
 
 def gate(logits: torch.Tensor, presence_logits: torch.Tensor, mode: GateMode = "multiply") -> torch.Tensor:

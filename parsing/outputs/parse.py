@@ -19,6 +19,7 @@ from parsing.box import Box
 from parsing.data.io import write_mask_png
 from parsing.labels import NON_GARMENTS, flat_palette
 from parsing.outputs.edit import EditBase, click_region, regions, resize_nearest
+from parsing.outputs.embedding import Embedding
 from parsing.outputs.files import atomic_write, output_paths, write_cutouts
 from parsing.outputs.overlay import overlay, unsure_notes
 
@@ -43,6 +44,7 @@ class Parse:
         edit: what ``click`` reads (the photo on a small grid, its superpixels, the network's top labels there
             with a parser made ``editable=True``), shared by the parses edits make.
         clicks: the clicks that made it (edit-grid cell and label): later clicks do not take their pixels.
+        embedding: search vectors (outfit, each garment) from a parser with ``embed=True``, else None.
         settings: what produced it: checkpoint, crf, tta, garments (the tags it was limited to), merge.
     """
 
@@ -60,6 +62,7 @@ class Parse:
     probs: np.ndarray | None = field(default=None, repr=False)
     edit: EditBase | None = field(default=None, repr=False)
     clicks: tuple[tuple[int, int, int], ...] = field(default=(), repr=False)
+    embedding: Embedding | None = field(default=None, repr=False)
     settings: dict[str, Any] = field(default_factory=dict, repr=False)
 
     ok = True  # a ``ParseError`` says False: results of ``Parser.parse_many`` can be told apart by it

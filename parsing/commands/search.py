@@ -1,0 +1,126 @@
+"""``parsing index`` and ``parsing search``: a catalogue of photos, searched by outfit, garment and colour.
+
+    parsing index shop/ -o shop.catalogue                      # parse every photo once, with its search vectors
+    parsing index new/ -o shop.catalogue                       # later: only the photos not in it yet
+    parsing search shop.catalogue query.jpg                    # outfits like this one
+    parsing search shop.catalogue query.jpg --garment coat --colour red --sheet coats.jpg
+    parsing search shop.catalogue --garment dress --colour navy -k 20
+
+``index`` resumes (photos already in the catalogue are skipped), reports photos it cannot read on stderr and in
+``CATALOGUE/errors.jsonl`` and goes on. ``search`` prints one JSON line per query: ``{"query", "hits": [{"rank",
+"photo", "garment", "score", "box"}]}``; ``--sheet`` draws each query and its hits, the garment outlined.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from parsing.commands.help import ArgumentParser, plain
+
+
+def index_main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="parsing index", description=plain(__doc__))
+    parser.add_argument("inputs", nargs="+", help="photos, folders or globs")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="the catalogue folder (made or added to)")
+    parser.add_argument("--checkpoint", default="shipped", help="the model (a new catalogue only)")
+    parser.add_argument("--recursive", action="store_true", help="photos in sub-folders too")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    from parsing.commands.inputs import collect_inputs
+    from parsing.search import Catalogue
+
+    jobs, errors = collect_inputs(args.inputs, args.recursive)
+    for error in errors:
+        print(f"parsing index: {error['file']}: {error['error']}", file=sys.stderr)
+    photos = [str(photo) for photo, _ in jobs]
+    try:
+        if (args.output / "catalogue.sqlite").exists():
+            catalogue = Catalogue.open(args.output)
+        else:
+            from parsing import Parser
+
+            catalogue = Catalogue.build([], args.output, Parser.load(args.checkpoint, embed=True))
+    except (FileNotFoundError, ValueError) as err:
+        print(f"parsing index: {err}", file=sys.stderr)
+        return 2
+    done = [0]
+
+    def progress(photo: str, problem: str | None) -> None:
+        done[0] += 1
+        if problem is not None:
+            print(f"parsing index: {photo}: {problem} (skipped)", file=sys.stderr)
+            with (args.output / "errors.jsonl").open("a") as log:
+                log.write(json.dumps({"file": photo, "error": problem}) + "\n")
+        if not args.no_progress and (done[0] % 25 == 0 or done[0] == len(photos)):
+            print(f"parsing index: {done[0]}/{len(photos)}", file=sys.stderr)
+
+    report = catalogue.add(photos, progress=progress)
+    print(
+        f"parsing index: {report.added} added, {report.skipped} already in, {len(report.failed)} unreadable; "
+        f"{len(catalogue)} photos in {args.output}",
+        file=sys.stderr,
+    )
+    return 1 if report.failed or errors else 0
+
+
+def search_main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="parsing search", description=plain(__doc__))
+    parser.add_argument("catalogue", type=Path)
+    parser.add_argument("queries", nargs="*", help="query photos (none: search by --garment / --colour alone)")
+    parser.add_argument("--garment", default=None, help="find this garment of the query photo (or: photos with it)")
+    parser.add_argument("--colour", "--color", default=None, help="a colour name or #rrggbb the hits should have")
+    parser.add_argument("-k", type=int, default=10, help="hits per query")
+    parser.add_argument("--sheet", type=Path, default=None, help="a contact sheet of the queries and their hits")
+    args = parser.parse_args(argv)
+    if not args.queries and args.garment is None and args.colour is None:
+        parser.error("give a query photo, --garment or --colour")
+    from parsing.search import Catalogue
+
+    try:
+        catalogue = Catalogue.open(args.catalogue)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"parsing search: {err}", file=sys.stderr)
+        return 2
+    rows, status = [], 0
+    for query in args.queries or [None]:
+        try:
+            hits = catalogue.search(query, garment=args.garment, colour=args.colour, k=args.k)
+        except (OSError, ValueError) as err:
+            print(f"parsing search: {query}: {err}", file=sys.stderr)
+            status = 1
+            continue
+        print(json.dumps({"query": query, "hits": [hit.to_dict() for hit in hits]}), flush=True)
+        rows.append((query, hits))
+    if args.sheet is not None and rows:
+        contact_sheet(rows).save(args.sheet, quality=90)
+        print(f"parsing search: sheet → {args.sheet}", file=sys.stderr)
+    return status
+
+
+def contact_sheet(rows: list, size: int = 200):  # noqa: ANN001, ANN201
+    """Each query (or an empty cell) and its hits in a row of thumbnails, each hit's garment box outlined."""
+    from PIL import Image, ImageDraw, ImageOps
+
+    from parsing.data.io import read_image
+
+    width = 1 + max(len(hits) for _, hits in rows)
+    sheet = Image.new("RGB", (width * size, len(rows) * size), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, (query, hits) in enumerate(rows):
+        cells = [(query, None, "query")] + [(h.photo, h.box, f"{h.rank}: {h.score:.2f}") for h in hits]
+        for c, (photo, box, text) in enumerate(cells):
+            if photo is None:
+                draw.text((c * size + 8, r * size + 8), "no query photo", fill="black")
+                continue
+            picture = Image.fromarray(read_image(photo))
+            scale = min(size / picture.width, (size - 14) / picture.height)
+            thumb = ImageOps.contain(picture, (size, size - 14))
+            x0, y0 = c * size + (size - thumb.width) // 2, r * size
+            sheet.paste(thumb, (x0, y0))
+            if box is not None:
+                x, y, w, h = (v * scale for v in box)
+                draw.rectangle([x0 + x, y0 + y, x0 + x + w, y0 + y + h], outline=(255, 0, 80), width=3)
+            draw.text((c * size + 4, r * size + size - 13), text, fill="black")
+    return sheet
