@@ -119,6 +119,23 @@ def speed(dim: int, sizes: list[int], queries: int = 200) -> list[dict]:
     return rows
 
 
+def embed_cost(photos: list, repeats: int = 2) -> dict:
+    """Seconds per photo parsed with and without the search vectors, the same torch network, interleaved."""
+    plain = Parser.load(device="cpu", backend="torch")
+    embed = Parser.load(device="cpu", embed=True)
+    images = [read_image(p) for p, _ in photos]
+    plain(images[0]), embed(images[0])  # warm
+    took = {"plain": 0.0, "embed": 0.0}
+    for _ in range(repeats):
+        for name, parser in (("plain", plain), ("embed", embed)):
+            start = time.perf_counter()
+            for image in images:
+                parser(image)
+            took[name] += time.perf_counter() - start
+    n = repeats * len(images)
+    return {"plain_s": took["plain"] / n, "embed_s": took["embed"] / n, "ratio": took["embed"] / took["plain"]}
+
+
 def run(args: argparse.Namespace) -> dict:
     dm = ParsingDataModule(root=args.data_root, num_workers=0)
     queries = validation_photos(args.data_root, args.queries)
@@ -206,6 +223,8 @@ def run(args: argparse.Namespace) -> dict:
     }
     dim = len(next(iter(c.vector for p in parses.values() for c in p.embedding.garments.values())))
     meta = {**machine(), "gallery": len(gallery), "queries": len(queries)}
+    timing["embed"] = embed_cost(queries[:20])
+    print(timing, flush=True)
     return {"meta": meta, "scores": summary, "timing": timing, "speed": speed(dim, args.sizes), "dim": dim}
 
 
@@ -234,7 +253,9 @@ def markdown(result: dict) -> str:
         "",
         f"Build (parse with vectors + add): {t['build_photos_per_s']:.2f} photos/s; a search (query parsed): "
         f"p50 {t['query_p50_ms']:.0f} ms, p95 {t['query_p95_ms']:.0f} ms; {t['bytes_per_photo'] / 1024:.1f} KiB per "
-        "photo on disk (SQLite + both indexes).",
+        "photo on disk (SQLite + both indexes). A parse with the search vectors costs "
+        f"{t['embed']['ratio']:.2f}× one without ({t['embed']['embed_s']:.3f} vs {t['embed']['plain_s']:.3f} s per "
+        "photo, torch network, 20 photos × 2, interleaved).",
         "",
         f"Vector search alone, synthetic unit vectors of {result['dim']} dimensions (the garment vectors' size), "
         "200 queries, k = 10:",

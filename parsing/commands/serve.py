@@ -29,6 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--dataset", type=Path, default=None, help="folder that 'Save to dataset' writes pairs to")
+    parser.add_argument("--catalogue", type=Path, default=None, help="a catalogue (parsing index) for POST /search")
     parser.add_argument(
         "--photos", type=Path, default=None, help="a labelling queue: this folder's photos, the most unsure first"
     )
@@ -75,6 +76,7 @@ def app_from_args(args: argparse.Namespace):  # noqa: ANN201
         token=args.token,
         save_needs_token=not loopback(args.host),
         photos=args.photos,
+        catalogue=args.catalogue,
     )
     return create_app(service)
 

@@ -13,74 +13,25 @@ for an edit session no longer open, 409 for a photo saved before.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import hmac
 import html
-import io
 import time
-import warnings
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from parsing.data.io import photo_array
-from parsing.inference.parser import Parser
-from parsing.inference.photo import Photo, fitted
 from parsing.labels import MERGES, NON_GARMENTS
-from parsing.outputs.edit import resize_nearest
 from parsing.outputs.parse import Parse
-from parsing.serve.dataset import DuplicateError, TrainingFolder, digest, safe_stem
-from parsing.serve.edits import EditError, EditSessions, read_mask
-from parsing.serve.queue import PhotoQueue
+from parsing.serve.edits import EditError
+from parsing.serve.service import HTTPError, Service, b64, flag, in_thread, read_upload
 
-MAX_IMAGE_PIXELS = 60_000_000  # larger uploads are refused before decoding (a 100-MP PNG would need 300 MB)
+__all__ = ["HTTPError", "Service", "create_app", "read_upload"]
 STUDIO = resources.files("parsing.serve") / "studio"
-
-
-class HTTPError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
-
-
-def _flag(name: str, value: Any) -> bool:
-    """A form field's yes/no; anything else is a 422 naming the field."""
-    text = str(value).strip().lower()
-    if text not in TRUE + FALSE:
-        raise HTTPError(422, f"{name} {value!r}: give true or false")
-    return text in TRUE
-
-
-def read_upload(data: bytes, max_pixels: int, max_image_pixels: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """An uploaded photo → RGB (h, w, 3) at most ``max_pixels`` and its size; HTTPError for what is not one."""
-    if not data:
-        raise HTTPError(400, "empty upload: send a photo in the multipart field 'file'")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                w, h = im.size
-                if w * h > max_image_pixels:
-                    raise HTTPError(413, f"photo of {w}×{h} pixels is over the limit of {max_image_pixels:,}")
-                return photo_array(im, max_pixels)
-    except UnidentifiedImageError:
-        raise HTTPError(415, "not an image (unrecognised format)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise HTTPError(413, f"photo too large ({err})") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise HTTPError(400, f"unreadable image ({err})") from None
 
 
 def parse_response(parse: Parse, overlay: bool, cutouts: bool) -> dict[str, Any]:
@@ -89,121 +40,26 @@ def parse_response(parse: Parse, overlay: bool, cutouts: bool) -> dict[str, Any]
     out = parse.to_dict(pieces=True)
     out["names"] = parse.names
     out["palette"] = [list(c) for c in parse.palette]
-    out["mask_png"] = _b64(parse.mask_image(), "PNG")
+    out["mask_png"] = b64(parse.mask_image(), "PNG")
     if overlay:
-        out["overlay_jpeg"] = _b64(parse.overlay(), "JPEG")
+        out["overlay_jpeg"] = b64(parse.overlay(), "JPEG")
     if cutouts:
-        out["cutouts"] = {name: _b64(picture, "PNG") for name, picture in parse.cutouts().items()}
+        out["cutouts"] = {name: b64(picture, "PNG") for name, picture in parse.cutouts().items()}
     return out
 
 
 def edit_response(key: str, parse: Parse, region: np.ndarray | None) -> dict[str, Any]:
     """``/edit``'s answer: the new mask and the labels' shares, or a preview's region."""
     if region is not None:
-        return {"id": key, "region_png": _b64(Image.fromarray(region), "PNG"), "pixels": int(region.sum())}
+        return {"id": key, "region_png": b64(Image.fromarray(region), "PNG"), "pixels": int(region.sum())}
     record = parse.to_dict()
     return {
         "id": key,
-        "mask_png": _b64(parse.mask_image(), "PNG"),
+        "mask_png": b64(parse.mask_image(), "PNG"),
         "labels": record["labels"],
         "outfit": record["outfit"],
         "edits": parse.settings.get("edits", 0),
     }
-
-
-def _b64(picture: Image.Image, fmt: str) -> str:
-    buffer = io.BytesIO()
-    picture.save(buffer, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-class Service:
-    """The parser and its variants (merge, CRF), the dataset folder and the limits, shared by the routes."""
-
-    def __init__(
-        self,
-        parser: Parser,
-        dataset: Path | None = None,
-        max_upload_mb: float = 20.0,
-        max_image_pixels: int = MAX_IMAGE_PIXELS,
-        token: str | None = None,
-        save_needs_token: bool = False,
-        photos: Path | None = None,
-    ) -> None:
-        self.parser, self.max_upload = parser, int(max_upload_mb * 1024 * 1024)
-        self.max_image_pixels, self.token, self.save_needs_token = max_image_pixels, token, save_needs_token
-        self.folder = TrainingFolder(dataset, parser.names, parser.palette) if dataset is not None else None
-        self._variants: dict[tuple[str | None, str, bool], Parser] = {}
-        self.edits = EditSessions()
-        self.queue = PhotoQueue(photos, self.folder) if photos is not None else None
-        # One thread parses, one photo at a time (few threads keep the big buffers in few malloc arenas: parses on
-        # the web server's many threads grew the process by ~0.8 GB in 200 requests; bench/serve.py). The network
-        # runs on the parser's own network thread where it overlaps (onnxruntime), else on this one.
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
-        self.editor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edit")  # clicks never wait for parses
-        if self.queue is not None:  # score the folder's photos on the parse thread whenever the server is idle
-            self.queue.start(self.variant(None, None, editable=True), self.worker.submit)
-
-    def variant(self, merge: str | None, crf: str | None, editable: bool = False) -> Parser:
-        """The parser with a request's ``merge`` (a preset: files are not read), ``crf`` and ``editable``, made
-        once."""
-        if merge is not None and merge not in MERGES:
-            raise HTTPError(422, f"merge {merge!r}: choose one of {', '.join(MERGES)} (files are not read)")
-        if editable and merge is not None:
-            raise HTTPError(422, "edit=true edits the model's own labels (what a dataset holds): drop merge")
-        key = (merge, crf or self.parser.options.crf, editable)
-        if key not in self._variants:
-            try:
-                merged = merge or (None if editable else self.parser.options.merge)
-                self._variants[key] = self.parser.replace(merge=merged, crf=key[1], editable=editable)
-            except (ValueError, ImportError) as err:
-                raise HTTPError(422, str(err)) from None
-        return self._variants[key]
-
-    def prepare(self, data: bytes, filename: str | None, form: dict[str, Any]) -> tuple[Parser, Photo, Any]:
-        """An upload and its form → the parser variant, the photo read and fitted, and its garments (or None)."""
-        editable = _flag("edit", form.get("edit", "false"))
-        parser = self.variant(form.get("merge") or None, form.get("crf") or None, editable)
-        garments = [g for g in str(form.get("garments") or "").split(",") if g.strip()] or None
-        try:
-            garments = None if garments is None else parser.garment_names(garments)
-        except ValueError as err:
-            raise HTTPError(422, str(err)) from None
-        image, size = read_upload(data, parser.options.max_pixels, self.max_image_pixels)
-        return parser, fitted(image, size, parser.size, safe_stem(filename, "upload")), garments  # one decode
-
-    async def parse(self, data: bytes, filename: str | None, form: dict[str, Any]) -> Parse:
-        """Read on the parse thread, the network on the network thread, the rest on the parse thread again: one
-        request's network runs while the one before is finished (with onnxruntime, which has its own threads)."""
-        parser, photo, garments = await _in_thread(self.worker, self.prepare, data, filename, form)
-        network = await _in_thread(parser.network_executor if parser.overlap else self.worker, parser.forward, [photo])
-        result = (await _in_thread(self.worker, parser.postprocess, [photo], [garments], *network))[0]
-        if not result.ok:
-            raise HTTPError(400, result.problem)
-        return result
-
-    def save(self, data: bytes, mask: bytes, name: str | None, replace: bool = False) -> dict[str, Any]:
-        """A photo and the mask sent with it → the pair in the dataset folder, exactly that mask; 409 for a photo
-        saved before unless ``replace``."""
-        image, size = read_upload(data, self.parser.options.max_pixels, self.max_image_pixels)
-        labels = read_mask(mask, size)
-        names = self.parser.spec.class_names
-        if int(labels.max(initial=0)) >= len(names):
-            raise HTTPError(422, f"mask holds label id {int(labels.max())}: the model has {len(names)} labels")
-        work = labels if image.shape[:2] == labels.shape else resize_nearest(labels, image.shape[:2])
-        try:
-            paths = self.folder.save(image, work, name, digest(data), replace)
-        except DuplicateError as err:
-            raise HTTPError(409, str(err)) from None
-        present = np.bincount(labels.ravel(), minlength=len(names))
-        return {**paths, "garments": [n for i, n in enumerate(names) if present[i] and n not in NON_GARMENTS]}
-
-    def check_token(self, request: Request, form: dict[str, Any]) -> None:
-        if not self.save_needs_token and self.token is None:
-            return
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip() or str(form.get("token", ""))
-        if self.token is None or not hmac.compare_digest(given, self.token):
-            raise HTTPError(401, "saving needs the server's token (Authorization: Bearer TOKEN)")
 
 
 def create_app(service: Service) -> FastAPI:
@@ -282,7 +138,32 @@ def create_app(service: Service) -> FastAPI:
             "dataset": service.folder is not None,
             "token_required": service.token is not None or service.save_needs_token,
             "queue": service.queue is not None,
+            "catalogue": None if service.catalogue is None else len(service.catalogue),
         }
+
+    @app.post("/search")
+    async def search(request: Request) -> dict[str, Any]:
+        """The catalogue (``--catalogue DIR``): multipart ``file`` (a query photo; optional), ``garment`` (a garment
+        of it to find, or without a photo: photos with it), ``colour`` (a name or #hex), ``k`` (10),
+        ``thumbnails`` (true: each hit with a ``thumbnail_jpeg``). Answers ``hits`` (rank, photo, garment, score,
+        box)."""
+        if service.catalogue is None:
+            raise HTTPError(404, "no catalogue: start the server with --catalogue DIR (made by parsing index)")
+        files, form = await multipart(request)
+        thumbnails = flag("thumbnails", form.get("thumbnails", "false"))
+        try:
+            k = int(form.get("k", 10))
+        except ValueError:
+            raise HTTPError(422, f"k {form.get('k')!r}: give a whole number") from None
+        if not 1 <= k <= 100:
+            raise HTTPError(422, f"k {k}: give 1 to 100")
+        query = None
+        if "file" in files:
+            query, _ = read_upload(files["file"][0], service.parser.options.max_pixels, service.max_image_pixels)
+        garment, colour = form.get("garment") or None, form.get("colour") or None
+        if query is None and garment is None and colour is None:
+            raise HTTPError(400, "search needs a photo (multipart 'file'), a garment or a colour")
+        return await in_thread(service.searcher, service.search, query, garment, colour, k, thumbnails)
 
     @app.get("/queue")
     def queue() -> dict[str, Any]:
@@ -307,9 +188,9 @@ def create_app(service: Service) -> FastAPI:
         """Multipart ``file`` (a photo); optional ``garments`` (comma list), ``merge``, ``crf``, ``overlay``,
         ``cutouts``. Answers the summary record, ``mask_png`` and, when asked, ``overlay_jpeg`` / ``cutouts``."""
         data, filename, form, _ = await upload(request)
-        overlay, cutouts = (_flag(name, form.get(name, "false")) for name in ("overlay", "cutouts"))  # before parsing
+        overlay, cutouts = (flag(name, form.get(name, "false")) for name in ("overlay", "cutouts"))  # before parsing
         result = await service.parse(data, filename, form)
-        answer = await _in_thread(service.worker, parse_response, result, overlay, cutouts)
+        answer = await in_thread(service.worker, parse_response, result, overlay, cutouts)
         if result.edit is not None:
             answer["edit_id"] = service.edits.open(result)
             service.editor.submit(result.edit.prepare)  # the superpixels, before the first click needs them
@@ -324,8 +205,8 @@ def create_app(service: Service) -> FastAPI:
         files, form = await multipart(request)
         mask = files.get("mask", (None, None))[0]
         op, key = str(form.get("op", "")), str(form.get("id", ""))
-        parse, region = await _in_thread(service.editor, service.edits.apply, key, op, form, mask)
-        return await _in_thread(service.editor, edit_response, key, parse, region)
+        parse, region = await in_thread(service.editor, service.edits.apply, key, op, form, mask)
+        return await in_thread(service.editor, edit_response, key, parse, region)
 
     @app.post("/save")
     async def save(request: Request) -> dict[str, Any]:
@@ -338,8 +219,8 @@ def create_app(service: Service) -> FastAPI:
         service.check_token(request, form)
         if "mask" not in files:
             raise HTTPError(422, "send the mask to save: a PNG of label ids in the field 'mask' (/save never parses)")
-        name, replace = form.get("name") or filename, _flag("replace", form.get("replace", "false"))
-        paths = await _in_thread(service.worker, service.save, data, files["mask"][0], name, replace)
+        name, replace = form.get("name") or filename, flag("replace", form.get("replace", "false"))
+        paths = await in_thread(service.worker, service.save, data, files["mask"][0], name, replace)
         return {"saved": paths, "garments": paths.pop("garments"), "dataset": str(service.folder.root)}
 
     @app.get("/", include_in_schema=False)
@@ -348,11 +229,6 @@ def create_app(service: Service) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=str(STUDIO)), name="static")
     return app
-
-
-async def _in_thread(pool: ThreadPoolExecutor, function: Any, *args: Any) -> Any:
-    """Run ``function`` on one of the service's threads without blocking the event loop."""
-    return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
 
 
 def api_page(schema: dict[str, Any]) -> str:

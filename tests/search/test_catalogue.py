@@ -128,3 +128,32 @@ def test_a_large_index_becomes_ivf_and_keeps_adds_and_removes(tmp_path):
     assert set(ivf.search(vectors[5], 3, among)[1]) <= set(among.tolist())
     ivf.save(tmp_path / "v.faiss")
     assert VectorIndex.load(tmp_path / "v.faiss", 16).kind == "ivf"
+
+
+def test_the_service_searches_the_catalogue(built, ccp_root):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from parsing.serve.app import Service, create_app
+
+    catalogue, photos = built
+    service = Service(Parser.load(device="cpu"), catalogue=catalogue.folder)
+    api = TestClient(create_app(service))
+    assert api.get("/labels").json()["catalogue"] == len(catalogue)
+    photo = (ccp_root / "photos" / "0003.jpg").read_bytes()
+    form = {"garment": "coat", "k": "3", "thumbnails": "1"}
+    answer = api.post("/search", files={"file": ("q.jpg", photo)}, data=form)
+    assert answer.status_code == 200, answer.text
+    hits = answer.json()["hits"]
+    assert hits and all(h["garment"] == "coat" and h["thumbnail_jpeg"] for h in hits)
+    by_colour = api.post("/search", data={"garment": "coat", "colour": "navy"}, files={"unused": ("u", b"")})
+    assert by_colour.status_code == 200 and "thumbnail_jpeg" not in by_colour.json()["hits"][0]
+    for data, status, message in (
+        ({"k": "0", "colour": "red"}, 422, "k 0: give 1 to 100"),
+        ({"colour": "blurple"}, 422, "colour 'blurple'"),
+        ({"garment": "gown"}, 422, "gown"),
+        ({}, 400, "search needs a photo"),
+    ):
+        bad = api.post("/search", data=data, files={"unused": ("u", b"")})
+        assert bad.status_code == status and message in bad.json()["error"], (data, bad.text)
+    assert TestClient(create_app(Service(service.parser))).post("/search", data={"colour": "red"}).status_code == 404

@@ -205,3 +205,30 @@ def test_the_labelling_queue_opens_the_folders_photos_and_save_and_next_walks_it
         assert "1 done, 1 to label" in page.locator("#queue-status").text_content()
         browser.close()
     assert (np.asarray(Image.open(dataset / "masks" / first.replace(".jpg", ".png"))) == shown).all()
+
+
+@pytest.mark.slow
+def test_the_similar_panel_shows_garments_of_the_catalogue(ccp_root, tmp_path):
+    pytest.importorskip("faiss")
+    from parsing.commands.search import index_main
+
+    sync_api = chromium()
+    photos = [str(ccp_root / "photos" / f"{stem}.jpg") for stem in ("0001", "0003", "0006", "0011")]
+    catalogue = tmp_path / "shop.catalogue"
+    assert index_main([*photos, "-o", str(catalogue), "--no-progress"]) == 0
+    status = "document.querySelector('#status').textContent"
+    with serving("--catalogue", str(catalogue)) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.set_input_files("#file", photos[1])
+        page.wait_for_function(f"{status}.startsWith('0003.jpg:')", timeout=180_000)
+        page.click("#legend tr[data-label='coat'] button.similar")
+        page.wait_for_function(f"{status}.startsWith('similar') || {status}.includes('similar coats')", timeout=120_000)
+        assert "similar coats" in page.locator("#status").text_content()
+        figures = page.locator("#similar figure")
+        assert figures.count() >= 2 and page.locator("#similar img").count() == figures.count()
+        assert page.locator("#similar figure >> nth=0").get_attribute("title") is None
+        first = page.locator("#similar figcaption >> nth=0").get_attribute("title")
+        assert first == photos[1]  # the photo itself is in the catalogue: its coat comes first
+        browser.close()

@@ -271,6 +271,11 @@ function legend() {
     row.insertCell().textContent = l.alternative ? `${l.alternative} ${l.alternative_confidence.toFixed(2)}` : "";
     const actions = row.insertCell();
     if (!garment) continue;
+    if (state.labels.catalogue && shown.has(name)) {
+      const similar = button("similar", () => findSimilar(name));
+      similar.className = "similar";
+      actions.append(similar);
+    }
     const remove = button("remove", () => editGarments((g) => g.filter((n) => n !== name)));
     remove.className = "remove";
     actions.append(remove);
@@ -543,6 +548,41 @@ async function closePolygon() {
   const blob = await new Promise((resolve) => off.toBlob(resolve, "image/png"));
   await edit("paint", { label: state.label }, blob);
   clearHover();
+}
+
+// --- the catalogue (parsing serve --catalogue DIR): garments like this one ---------------------------------------
+async function findSimilar(garment) {
+  const p = photo();
+  const form = new FormData();
+  form.append("file", p.file, p.name);
+  form.append("garment", garment);
+  form.append("k", "12");
+  form.append("thumbnails", "true");
+  status(`looking for ${garment}s like this one…`);
+  try {
+    const answer = await api("/search", form);
+    const list = $("similar");
+    list.replaceChildren();
+    for (const hit of answer.hits) {
+      const figure = document.createElement("figure");
+      if (hit.thumbnail_jpeg) {
+        const img = document.createElement("img");
+        img.src = `data:image/jpeg;base64,${hit.thumbnail_jpeg}`;
+        img.alt = hit.photo;
+        figure.append(img);
+      }
+      const caption = document.createElement("figcaption");
+      caption.textContent = `${hit.photo.split("/").pop()} · ${hit.score.toFixed(2)}`;
+      caption.title = hit.photo;
+      figure.append(caption);
+      list.append(figure);
+    }
+    $("similar-title").textContent = `${garment} (${answer.hits.length} of ${answer.catalogue} photos)`;
+    $("similar-panel").hidden = false;
+    status(`${answer.hits.length} similar ${garment}s`);
+  } catch (err) {
+    status(`similar failed: ${err.message}`, true);
+  }
 }
 
 // --- save ---------------------------------------------------------------------------------------------------
