@@ -9,7 +9,15 @@ from pathlib import Path
 
 from parsing.commands.help import plain
 from parsing.data import check as data_check
-from parsing.data.check import MIN_VAL_PHOTOS, VAL_FRACTION, check_ccp, check_coco, check_folder, validation_size
+from parsing.data.check import (
+    MIN_VAL_PHOTOS,
+    VAL_FRACTION,
+    check_ccp,
+    check_coco,
+    check_folder,
+    same_photos,
+    validation_size,
+)
 from parsing.data.datasets import list_images
 from parsing.labels import label_list, read_label_file
 
@@ -41,10 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--format coco needs --annotations")
     if args.format == "ccp":
         problems = check_ccp(args.root, workers=args.workers)
+        for same in (
+            same_photos(list_images(Path(args.root) / "photos")) if (Path(args.root) / "photos").is_dir() else []
+        ):
+            print(f"note: {same.path}: {same.problem}", file=sys.stderr)  # CCP as published: noted, not refused
     elif args.format == "coco":
         problems = check_coco(args.root, args.annotations, args.labels, workers=args.workers)
     else:
-        problems = check_folder(args.root, len(args.labels), workers=args.workers, same_photos=True)
+        problems = check_folder(args.root, len(args.labels), workers=args.workers, same=True)
         photos = len(list_images(Path(args.root) / "images")) if (Path(args.root) / "images").is_dir() else 0
         if photos > 0 and validation_size(photos) < MIN_VAL_PHOTOS:
             print(

@@ -78,7 +78,7 @@ def _duplicates(photos: list[Path]) -> list[Problem]:
     ]
 
 
-def _same_photos(photos: list[Path]) -> list[Problem]:
+def same_photos(photos: list[Path]) -> list[Problem]:
     """Files with the same bytes under different names (a photo saved twice by the studio, a copy): in a train and
     a validation split at once they would leak."""
     first: dict[str, Path] = {}
@@ -136,8 +136,8 @@ def _check_tags(path: Path, num_labels: int) -> list[Problem]:
     return []
 
 
-def check_folder(root: str | Path, num_labels: int, workers: int = 4, same_photos: bool = False) -> list[Problem]:
-    """A folder dataset: ``root/images/*`` and ``root/masks/<stem>.png``; ``same_photos``: also files with the same
+def check_folder(root: str | Path, num_labels: int, workers: int = 4, same: bool = False) -> list[Problem]:
+    """A folder dataset: ``root/images/*`` and ``root/masks/<stem>.png``; ``same``: also files with the same
     bytes under two names (``parsing check-data`` asks; the check before ``fit`` does not read every photo twice)."""
     root = Path(root)
     images_dir, masks_dir = root / "images", root / "masks"
@@ -146,7 +146,7 @@ def check_folder(root: str | Path, num_labels: int, workers: int = 4, same_photo
         return missing
     photos = list_images(images_dir)
     masks = {p.stem: p for p in sorted(masks_dir.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
-    problems = _duplicates(photos) + (_same_photos(photos) if same_photos else [])
+    problems = _duplicates(photos) + (same_photos(photos) if same else [])
     by_id = {p.stem: p for p in photos}
     problems += [Problem(str(photo), "photo without a mask") for stem, photo in by_id.items() if stem not in masks]
     problems += [Problem(str(mask), "mask without a photo") for stem, mask in masks.items() if stem not in by_id]

@@ -42,7 +42,7 @@ def test_the_same_photo_saved_twice_is_flagged_by_check_data(tmp_path):
     folder.save(photo, np.ones((6, 4), np.uint8), "0001")
     folder.save(photo, np.zeros((6, 4), np.uint8), "0001")  # the studio's Save pressed twice: 0001-2
     folder.save(photo[::-1].copy(), np.ones((6, 4), np.uint8), "other")
-    problems = check_folder(tmp_path, len(NAMES), same_photos=True)
+    problems = check_folder(tmp_path, len(NAMES), same=True)
     assert [(str(p.path).split("/")[-1], p.problem) for p in problems] == [
         ("0001.jpg", "the same photo as 0001-2.jpg (would leak between splits)")
     ]
