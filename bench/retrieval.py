@@ -173,7 +173,8 @@ def run(args: argparse.Namespace) -> dict:
                 spread = np.mean([np.linalg.norm(lab[g] - colours[k][g]) for g in common]) if common else 100.0
                 if main is not None:  # a garment search: photos predicted to hold it, nearest its colour
                     held = main in predicted[k]
-                    near = np.linalg.norm(lab[main] - colours[k][main]) if held and main in lab else 100.0
+                    known = held and main in lab and main in colours[k]
+                    near = np.linalg.norm(lab[main] - colours[k][main]) if known else 100.0
                     return float(held) - near / 1000 + jaccard(garments, predicted[k]) / 1e6
                 return jaccard(garments, predicted[k]) - spread / 10000
 
