@@ -204,7 +204,10 @@ def run(args: argparse.Namespace) -> dict:
             if not truth[key]:
                 continue
             main = max(truth[key], key=lambda g: (read_raw_mask(mask) == names.index(g)).sum())
-            found = [h.photo for h in catalogue.search(parse, garment=main, k=K + 1)]
+            try:
+                found = [h.photo for h in catalogue.search(parse, garment=main, k=K + 1)]
+            except ValueError:  # the network finds no such garment anywhere in the query: no hits
+                found = []
             for name, ranked in (
                 ("ours", found),
                 ("histogram", by_histogram(hists[key])),

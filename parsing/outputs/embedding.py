@@ -22,7 +22,7 @@ from parsing.labels import NON_GARMENTS
 
 OUTFIT_WEIGHTS = {"hidden": 1.0, "look": 1.0, "shares": 1.0, "presence": 0.5}
 GARMENT_WEIGHTS = {"features": 1.0, "colour": 0.6, "shape": 0.3}
-MIN_PIXELS = 16  # a garment with fewer pixels on the feature grid gets no vector
+MIN_PIXELS = 4  # a garment on fewer cells of the feature grid (stride 4) gets no vector
 
 
 def unit(x: np.ndarray) -> np.ndarray:

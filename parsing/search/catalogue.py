@@ -268,7 +268,8 @@ class Catalogue:
         allowed only that garment (the region the network ranks it highest)."""
         found = parse.embedding.garments.get(label)
         if found is None:
-            found = self.parser(parse.image, garments=[label]).embedding.garments.get(label)
+            only = self.parser.replace(min_share=0.0)  # no speck removal: a small garment stays
+            found = only(parse.image, garments=[label]).embedding.garments.get(label)
         if found is None:
             raise ValueError(f"the query photo shows no {label}, even when only {label} is allowed")
         return found.vector
