@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from parsing.outputs.embedding import GarmentVector
 from parsing.search.colours import colour_lab, delta_e
+from parsing.search.entries import Entry
 from parsing.search.vectors import VectorIndex
 
 FORMAT = 1  # the folder layout; a later version reads this one or refuses with a message
@@ -147,11 +149,28 @@ class Catalogue:
     def photos(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT photo FROM photos ORDER BY id")]
 
-    def add(self, photos: Iterable[Any], progress: Callable[[str, str | None], None] | None = None) -> AddReport:
+    def add(
+        self,
+        photos: Iterable[Any],
+        progress: Callable[[str, str | None], None] | None = None,
+        ray: dict[str, Any] | None = None,
+    ) -> AddReport:
         """Parse and add photos (paths; a photo already in is skipped, one that cannot be read is reported and
-        skipped); ``progress(photo, problem or None)`` after each."""
-        report, batch = AddReport(failed=[]), []
-        todo = []
+        skipped); ``progress(photo, problem or None)`` after each. ``ray``: parse on Ray actors instead,
+        ``{"address": "local" | "auto" | "ray://…", "actors": 2, "cpus": 1.0}`` (the catalogue comes out the same)."""
+        report, todo = self._new(photos, progress)
+        if ray is not None:
+            from parsing.scale.ray_index import entries_on_ray
+
+            found = entries_on_ray([str(p) for p in todo], self.meta["checkpoint"], **ray)
+        else:
+            parses = self.parser.parse_stream((p, None) for p in todo)
+            found = ((str(p), Entry.of(p, r) if r.ok else r.problem) for p, r in zip(todo, parses, strict=True))
+        return self.add_entries(found, report, progress)
+
+    def _new(self, photos: Iterable[Any], progress: Callable[[str, str | None], None] | None) -> tuple[AddReport, list]:
+        """A report counting the photos already in, and the photos still to add."""
+        report, todo = AddReport(failed=[]), []
         for photo in photos:
             if str(photo) in self:
                 report.skipped += 1
@@ -159,14 +178,25 @@ class Catalogue:
                     progress(str(photo), None)
             else:
                 todo.append(photo)
-        for photo, parse in zip(todo, self.parser.parse_stream((p, None) for p in todo), strict=True):
-            if not parse.ok:
-                report.failed.append((str(photo), parse.problem))
+        return report, todo
+
+    def add_entries(
+        self,
+        found: Iterable[tuple[str, Entry | str]],
+        report: AddReport | None = None,
+        progress: Callable[[str, str | None], None] | None = None,
+    ) -> AddReport:
+        """(photo, its ``Entry`` or the problem that kept it out) pairs → added, saved every ``SAVE_EVERY``."""
+        report = report or AddReport(failed=[])
+        batch: list[Entry] = []
+        for photo, entry in found:
+            if isinstance(entry, str):
+                report.failed.append((photo, entry))
             else:
-                batch.append((str(photo), parse))
+                batch.append(entry)
                 report.added += 1
             if progress:
-                progress(str(photo), None if parse.ok else parse.problem)
+                progress(photo, entry if isinstance(entry, str) else None)
             if len(batch) >= SAVE_EVERY:
                 self._insert(batch)
                 batch = []
@@ -176,22 +206,43 @@ class Catalogue:
     def add_parses(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         """(photo name, its parse) pairs — parses made with ``embed=True`` by the catalogue's checkpoint, e.g. by a
         ``parsing-predict`` of your own — added without parsing again."""
-        self._insert([(str(photo), parse) for photo, parse in pairs])
+        self._insert([Entry.of(photo, parse) for photo, parse in pairs])
 
-    def _insert(self, items: list[tuple[str, Any]]) -> None:
+    def entries(self) -> Iterator[Entry]:
+        """Every photo's entry, in the order added (vectors read back from the indexes)."""
+        photos = self.db.execute("SELECT id, photo, width, height, outfit FROM photos ORDER BY id").fetchall()
+        sql = "SELECT id, label, share, box, l, a, b FROM garments WHERE photo_id = ? ORDER BY id"
+        for pid, photo, width, height, outfit in photos:
+            rows = self.db.execute(sql, (pid,)).fetchall()
+            vectors = self.garments.get([r[0] for r in rows])
+            garments = [GarmentVector(r[1], v, np.array(r[4:7], np.float32), r[2], tuple(json.loads(r[3])))
+                        for r, v in zip(rows, vectors, strict=True)]  # fmt: skip
+            yield Entry(photo, width, height, json.loads(outfit), self.outfits.get([pid])[0], garments)
+
+    def merge(self, other: Catalogue) -> AddReport:
+        """Add ``other``'s photos (made by the same checkpoint) that are not in this one, without parsing again."""
+        if other.meta["checkpoint_sha256"] != self.meta["checkpoint_sha256"]:
+            raise ValueError(f"{other.folder}: made by another model than {self.folder} ({other.meta['checkpoint']})")
+        report = AddReport(failed=[])
+        fresh = []
+        for entry in other.entries():
+            if entry.photo in self:
+                report.skipped += 1
+            else:
+                fresh.append((entry.photo, entry))
+        return self.add_entries(fresh, report)
+
+    def _insert(self, entries: list[Entry]) -> None:
         outfit_ids, outfit_vectors, garment_ids, garment_vectors = [], [], [], []
         with self.db:
-            for photo, parse in items:
-                if parse.embedding is None:
-                    raise ValueError(f"{photo}: parsed without embed=True: no vectors to add")
-                h, w = parse.labels.shape
+            for e in entries:
                 cursor = self.db.execute(
                     "INSERT INTO photos (photo, width, height, outfit) VALUES (?, ?, ?, ?)",
-                    (photo, w, h, json.dumps(parse.garments)),
+                    (e.photo, e.width, e.height, json.dumps(e.outfit)),
                 )
                 outfit_ids.append(cursor.lastrowid)
-                outfit_vectors.append(parse.embedding.outfit)
-                for g in parse.embedding.garments.values():
+                outfit_vectors.append(e.vector)
+                for g in e.garments:
                     row = (cursor.lastrowid, g.label, g.share, json.dumps(list(g.box)), *map(float, g.lab))
                     garment_ids.append(
                         self.db.execute(
@@ -229,6 +280,12 @@ class Catalogue:
         with self.db:
             for key, value in (("outfit_index", self.outfits.kind), ("garment_index", self.garments.kind)):
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def mark(self, key: str, value: str) -> None:
+        """Record ``key`` = ``value`` in the catalogue's metadata (e.g. ``shard_done``)."""
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        self.meta[key] = value
 
     # --- search --------------------------------------------------------------------------------------------
     def search(

@@ -47,7 +47,21 @@ class VectorIndex:
     def remove(self, ids: np.ndarray) -> int:
         if not len(ids):
             return 0
-        return int(self.index.remove_ids(_faiss().IDSelectorBatch(np.asarray(ids, np.int64))))
+        faiss, ids = _faiss(), np.asarray(ids, np.int64)
+        hashed = self.kind == "ivf" and faiss.extract_index_ivf(self.index).direct_map.type == faiss.DirectMap.Hashtable
+        selector = faiss.IDSelectorArray(ids) if hashed else faiss.IDSelectorBatch(ids)  # what each index takes
+        return int(self.index.remove_ids(selector))
+
+    def get(self, ids: list[int]) -> np.ndarray:
+        """The vectors (n, d) stored under ``ids`` (each must be in)."""
+        faiss = _faiss()
+        if self.kind == "ivf":  # IVF lists find a vector by id through a hash table, made on first use
+            ivf = faiss.extract_index_ivf(self.index)
+            if ivf.direct_map.type != faiss.DirectMap.Hashtable:
+                ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+        if not len(ids):
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([self.index.reconstruct(int(i)) for i in ids])
 
     def search(self, query: np.ndarray, k: int, among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """One query (d,) → (scores, ids) of the ``k`` nearest, best first (ids -1 where fewer exist), only

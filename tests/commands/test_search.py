@@ -1,7 +1,12 @@
 """``parsing index`` / ``parsing search``: a resumable index that reports bad files, JSON lines, a contact sheet."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -36,3 +41,59 @@ def test_index_resumes_reports_bad_files_and_search_prints_json_lines(ccp_root, 
     assert hits and all(h["garment"] == "coat" and len(h["box"]) == 4 for h in hits)
     assert search_main([str(tmp_path / "nothing"), query]) == 2
     assert "not a catalogue" in capsys.readouterr().err
+
+
+def index(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "parsing", "index", "--no-progress", *args]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+def contents(folder: Path) -> dict:
+    """photo → (size, garment list, garment rows, outfit vector, garment vectors) of a catalogue."""
+    from parsing.search import Catalogue
+
+    found = {}
+    for e in Catalogue.open(folder).entries():
+        rows = [(g.label, round(g.share, 5), g.box) for g in e.garments]
+        found[e.photo] = (e.width, e.height, e.outfit, rows, e.vector, [g.vector for g in e.garments])
+    return found
+
+
+def same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        a[k][:4] == b[k][:4]
+        and np.allclose(a[k][4], b[k][4], atol=1e-4)
+        and all(np.allclose(x, y, atol=1e-4) for x, y in zip(a[k][5], b[k][5], strict=True))
+        for k in a
+    )
+
+
+@pytest.mark.slow
+def test_two_shards_merged_and_ray_give_the_catalogue_of_one_process(ccp_root, tmp_path):
+    pytest.importorskip("ray.data")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in sorted((ccp_root / "photos").glob("*.jpg"))[:8]:
+        with Image.open(path) as im:  # one size: batches are unpadded however they are formed
+            im.convert("RGB").resize((200, 300)).save(photos / path.name, quality=92)
+    one = index(str(photos), "-o", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr[-2000:]
+    sharded = tmp_path / "sharded"
+    first = index(str(photos), "-o", str(sharded), "--shard", "0/2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    early = index("--merge", "-o", str(sharded))  # shard 1 not made yet: nothing merged, the shard named
+    assert early.returncode == 2 and "1-of-2" in early.stderr and not (sharded / "catalogue.sqlite").exists()
+    assert index(str(photos), "-o", str(sharded), "--shard", "1/2").returncode == 0
+    merged = index("--merge", "-o", str(sharded))
+    assert merged.returncode == 0 and "2 shards merged, 8 photos added" in merged.stderr, merged.stderr[-2000:]
+    assert not (sharded / "shards").exists()
+    ray = index(str(photos), "-o", str(tmp_path / "ray"), "--ray", "local", "--ray-actors", "2")
+    assert ray.returncode == 0, ray.stderr[-3000:]
+    reference = contents(tmp_path / "one")
+    assert len(reference) == 8
+    assert same(contents(sharded), reference)
+    assert same(contents(tmp_path / "ray"), reference)
+    from parsing.search import Catalogue
+
+    assert Catalogue.open(tmp_path / "ray").photos() == Catalogue.open(tmp_path / "one").photos()  # photos' order

@@ -157,3 +157,19 @@ def test_the_service_searches_the_catalogue(built, ccp_root):
         bad = api.post("/search", data=data, files={"unused": ("u", b"")})
         assert bad.status_code == status and message in bad.json()["error"], (data, bad.text)
     assert TestClient(create_app(Service(service.parser))).post("/search", data={"colour": "red"}).status_code == 404
+
+
+def test_entries_round_trip_and_merge_adds_only_new_photos(built, parser, tmp_path):
+    from parsing.search.entries import Entry
+
+    catalogue, photos = built
+    entries = list(catalogue.entries())
+    assert [e.photo for e in entries] == catalogue.photos()
+    assert all(Entry.from_json(e.to_json()) == e for e in entries)
+    parse = parser(photos[0])
+    assert Entry.of(photos[0], parse) == entries[0]  # read back from faiss and SQLite: the vectors as added
+    other = Catalogue.build([photos[0]], tmp_path / "other", parser)
+    report = other.merge(catalogue)
+    assert (report.added, report.skipped) == (len(entries) - 1, 1)
+    assert sorted(e.to_json() for e in other.entries()) == sorted(e.to_json() for e in entries)
+    assert other.search(photos[2], k=1)[0].photo == photos[2]
