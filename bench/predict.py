@@ -51,6 +51,7 @@ from parsing.model.checkpoint import SHIPPED as DEFAULT_CHECKPOINT
 VARIANTS: dict[str, list[str]] = {  # parsing-predict options; "{tags}" = a tags file of each photo's garments
     "no CRF": ["--crf", "none"],
     "default": [],
+    "fp32": ["--precision", "fp32"],
     "torch": ["--backend", "torch"],
     "onnxruntime": ["--backend", "onnxruntime"],
     "openvino fp32": ["--backend", "openvino", "--precision", "fp32"],
@@ -66,7 +67,8 @@ VARIANTS: dict[str, list[str]] = {  # parsing-predict options; "{tags}" = a tags
     "close-ups, --widen 0": ["--widen", "0"],
 }
 CLOSE_UPS = ("close-ups", "close-ups, --widen 0")
-COMPARED = ("torch", "openvino fp32", "openvino bf16")  # masks compared with onnxruntime's
+REFERENCE = "fp32"  # the masks of the others compared with fp32's (onnxruntime fp32 where it is installed)
+COMPARED = ("default", "torch", "onnxruntime", "openvino fp32", "openvino bf16")
 
 
 def write_tags(val: list, path: str) -> None:
@@ -169,7 +171,7 @@ def run(args: argparse.Namespace) -> dict:
         if count <= 0:
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            out = os.path.join(kept.name, name) if name in ("onnxruntime", *COMPARED) else os.path.join(tmp, "out")
+            out = os.path.join(kept.name, name) if name in (REFERENCE, *COMPARED) else os.path.join(tmp, "out")
             photos = write_close_ups(whole[:count], Path(tmp) / "close-ups") if name in CLOSE_UPS else whole
             tags = os.path.join(tmp, "tags.jsonl")
             write_tags(val, tags)
@@ -198,9 +200,10 @@ def run(args: argparse.Namespace) -> dict:
     for row in rows:
         row["x_forward"] = round(row["seconds"] / row["photos"] / forward, 2)
     names = [row["variant"] for row in rows]
-    reference = Path(kept.name, "onnxruntime")
-    same = {n: agreement(reference, Path(kept.name, n)) for n in COMPARED if {n, "onnxruntime"} <= set(names)}
+    reference = Path(kept.name, REFERENCE)
+    same = {n: agreement(reference, Path(kept.name, n)) for n in COMPARED if {n, REFERENCE} <= set(names)}
     kept.cleanup()
+    steady = steady_rows(args, whole, forward) if args.steady else []
     meta = {
         "checkpoint": shown(args.checkpoint),
         "device": args.device,
@@ -213,11 +216,38 @@ def run(args: argparse.Namespace) -> dict:
         "forward_s": round(forward, 4),
         "forward_s_before_after": [round(before, 4), round(after, 4)],
         "forward_photos": args.forward_photos,
+        "default_backend": repr(Parser.load(args.checkpoint, device=args.device).backend),
     }
     if args.device == "cuda":
         meta["gpu"] = torch.cuda.get_device_name()
     memory = memory_rows(args, val[0][0]) if args.megapixels else []
-    return {"meta": meta, "rows": rows, "memory": memory, "backend_agreement": same}
+    return {"meta": meta, "rows": rows, "memory": memory, "backend_agreement": same, "steady": steady}
+
+
+def command_seconds(args: argparse.Namespace, photos: list[str], options: list[str]) -> float:
+    """Wall seconds of one ``parsing-predict`` process (start-up included) on ``photos``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "parsing.commands.predict", *photos, "-o", tmp, "--no-progress"]
+        command += ["--checkpoint", str(args.checkpoint), "--device", args.device, *options]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
+
+def steady_rows(args: argparse.Namespace, photos: list[str], forward: float) -> list[dict]:
+    """The steady state of whole commands: (an N-photo run − a 1-photo run) / (N − 1), the default and fp32, each
+    run twice, interleaved (the lower of the two taken)."""
+    n = min(args.steady, len(photos))
+    rows = []
+    for name in ("default", "fp32"):
+        options = VARIANTS[name]
+        many = min(command_seconds(args, photos[:n], options) for _ in range(2))
+        one = min(command_seconds(args, photos[:1], options) for _ in range(2))
+        per = (many - one) / (n - 1)
+        rows.append({"variant": name, "photos": n, "many_s": round(many, 2), "one_s": round(one, 2),
+                     "per_photo_s": round(per, 4), "x_forward": round(per / forward, 2)})  # fmt: skip
+        print(rows[-1], flush=True)
+    return rows
 
 
 def spread(meta: dict) -> str:
@@ -235,7 +265,8 @@ def markdown(result: dict) -> str:
         "",
         f"Checkpoint `{meta['checkpoint']}`, device {meta['device']} ({meta.get('gpu', meta['cpu'])}, "
         f"{meta['cpu_count']} cores, {meta['torch_threads']} torch threads), batch {meta['batch_size']}, "
-        f"{meta['workers']} loader workers; whole command: read, network, decoding, CRF, masks + overlays + summary.",
+        f"{meta['workers']} loader workers; whole command: read, network, decoding, CRF, masks + overlays + summary. "
+        f"The default's network here: `{meta.get('default_backend', 'onnxruntime fp32')}`.",
         "",
         f"× forward: seconds per photo over one eager batch-1 torch forward pass of the network "
         f"({meta.get('forward_s', float('nan')):.3f} s per photo on {meta.get('forward_photos', '?')} photos, "
@@ -252,8 +283,22 @@ def markdown(result: dict) -> str:
     for name, same in (result.get("backend_agreement") or {}).items():
         lines += [
             "",
-            f"{name} against onnxruntime (fp32): the masks agree on {100 * same['pixels']:.3f} % of "
+            f"{name} against {REFERENCE} (`--precision fp32`): the masks agree on {100 * same['pixels']:.3f} % of "
             f"the pixels of the {same['photos']} photos (lowest photo {100 * same['lowest_photo']:.3f} %).",
+        ]
+    if result.get("steady"):
+        lines += [
+            "",
+            "Steady state of the whole command (separate `parsing-predict` processes, start-up included in each): "
+            "(an N-photo run − a 1-photo run) / (N − 1), the lower of two runs each:",
+            "",
+            "| variant | N | N-photo run s | 1-photo run s | s / photo | × forward |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['variant']} | {r['photos']} | {r['many_s']:.1f} | {r['one_s']:.1f} | {r['per_photo_s']:.3f} | "
+            f"{r['x_forward']} |"
+            for r in result["steady"]
         ]
     if any(r["variant"] in CLOSE_UPS for r in result["rows"]):
         lines += [
@@ -290,6 +335,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--megapixels", type=float, nargs="*", default=[1, 4, 16, 80])
+    parser.add_argument("--steady", type=int, default=0, help="N: the steady state from N-photo and 1-photo runs")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--name", default="predict", help="file stem of the results")
     args = parser.parse_args()

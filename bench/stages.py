@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> dict:
             "batch_size": args.batch_size,
             "network_input": list(parser.size),
             "network_batch": parser.network_batch,
-            "backend": args.backend if args.precision == "fp32" else f"{args.backend} {args.precision}",
+            "backend": " ".join([parser.backend.name, getattr(parser.backend, "precision", "")]).strip(),
             **machine(),
         },
         "stages_s_per_photo": {k: round(v / n, 4) for k, v in stages.items()},

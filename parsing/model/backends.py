@@ -62,7 +62,7 @@ class Backend:
 
     ``own_threads``: the network runs on threads of its own (not torch's), so it can run beside torch work (the
     parser then overlaps one photo's network with the previous photo's decoding, every call's network on one
-    thread). Torch and onnxruntime take concurrent calls; OpenVINO's backend takes them in turn."""
+    thread). Every backend takes concurrent calls."""
 
     name = "base"
     own_threads = False

@@ -34,3 +34,18 @@ def test_precision_is_checked_and_belongs_to_openvino():
         load_backend("shipped", "onnxruntime", precision="bf16")
     with pytest.raises(ValueError, match="runs on the CPU here"):
         load_backend("shipped", "openvino", device="cuda")
+
+
+def test_concurrent_calls_give_each_its_own_outputs():
+    """A request per call and its outputs shared, not copied: results of calls from several threads stay apart."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    backend = load_backend("shipped", "openvino", precision="fp32")
+    xs = [torch.rand(1, 3, 128, 96, generator=torch.Generator().manual_seed(i)) for i in range(6)]
+    alone = [backend.forward(x)[0].clone() for x in xs]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(lambda x: backend.forward(x)[0], xs))
+    assert all(torch.equal(a, b) for a, b in zip(alone, together, strict=True))
+    assert not torch.equal(together[0], together[1])
