@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from parsing.outputs.embedding import GarmentVector
+from parsing.outputs.embedding import FIRST_OUTFIT_WEIGHTS, OUTFIT_WEIGHTS, GarmentVector, reweigh_outfits
 from parsing.search.colours import colour_lab, delta_e
 from parsing.search.entries import Entry
 from parsing.search.vectors import VectorIndex
@@ -76,6 +76,7 @@ class Catalogue:
         self.names: list[str] = json.loads(self.meta["names"])
         self.outfits = self._index("outfits", int(self.meta["outfit_dim"]))
         self.garments = self._index("garments", int(self.meta["garment_dim"]))
+        self._reweigh()
 
     # --- making and opening --------------------------------------------------------------------------------
     @classmethod
@@ -103,6 +104,7 @@ class Catalogue:
             "names": json.dumps(parser.names),
             "outfit_dim": str(len(probe.embedding.outfit)),
             "garment_dim": str(_garment_dim(parser)),
+            "outfit_weights": json.dumps(OUTFIT_WEIGHTS),
         }
         db.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
         db.commit()
@@ -125,6 +127,22 @@ class Catalogue:
         if version > FORMAT:
             raise ValueError(f"{folder}: catalogue format {version} is newer than this parsing reads ({FORMAT})")
         return cls(folder, db, parser)
+
+    def _reweigh(self) -> None:
+        """Outfit vectors stored with other part weights than this version's (0.6.0's) brought to them in place:
+        the parts are unit vectors, so no photo is parsed again."""
+        stored = json.loads(self.meta.get("outfit_weights", json.dumps(FIRST_OUTFIT_WEIGHTS)))
+        if stored == OUTFIT_WEIGHTS:
+            return
+        ids = [row[0] for row in self.db.execute("SELECT id FROM photos ORDER BY id")]
+        if ids:
+            k, c = len(self.names), int(self.meta["garment_dim"]) - 6
+            sizes = [int(self.meta["outfit_dim"]) - c - 2 * k, c, k, k]
+            vectors = reweigh_outfits(self.outfits.get(ids), sizes, stored, OUTFIT_WEIGHTS)
+            self.outfits.remove(np.array(ids))
+            self.outfits.add(np.array(ids), vectors)
+            self.save()
+        self.mark("outfit_weights", json.dumps(OUTFIT_WEIGHTS))
 
     def _index(self, name: str, dim: int) -> VectorIndex:
         path = self.folder / f"{name}.faiss"

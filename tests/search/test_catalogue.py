@@ -173,3 +173,25 @@ def test_entries_round_trip_and_merge_adds_only_new_photos(built, parser, tmp_pa
     assert (report.added, report.skipped) == (len(entries) - 1, 1)
     assert sorted(e.to_json() for e in other.entries()) == sorted(e.to_json() for e in entries)
     assert other.search(photos[2], k=1)[0].photo == photos[2]
+
+
+def test_a_catalogue_of_0_6_0_weights_is_reweighed_in_place_on_open(built, parser, tmp_path):
+    from parsing.outputs.embedding import FIRST_OUTFIT_WEIGHTS, OUTFIT_WEIGHTS, reweigh_outfits
+
+    catalogue, photos = built
+    old = Catalogue.build(photos[:2], tmp_path / "old", parser)
+    ids = [row[0] for row in old.db.execute("SELECT id FROM photos ORDER BY id")]
+    now = old.outfits.get(ids)
+    k, c = len(old.names), int(old.meta["garment_dim"]) - 6
+    sizes = [now.shape[1] - c - 2 * k, c, k, k]
+    as_made = reweigh_outfits(now, sizes, OUTFIT_WEIGHTS, FIRST_OUTFIT_WEIGHTS)  # what 0.6.0 stored
+    assert not np.allclose(as_made, now, atol=1e-3)
+    old.outfits.remove(np.array(ids))
+    old.outfits.add(np.array(ids), as_made)
+    old.save()
+    with old.db:
+        old.db.execute("DELETE FROM meta WHERE key = 'outfit_weights'")  # 0.6.0 recorded none
+    again = Catalogue.open(tmp_path / "old", parser)
+    assert np.allclose(again.outfits.get(ids), now, atol=1e-5)
+    assert json.loads(again.meta["outfit_weights"]) == OUTFIT_WEIGHTS
+    assert again.search(photos[1], k=1)[0].photo == photos[1]
