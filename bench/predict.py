@@ -200,8 +200,10 @@ def run(args: argparse.Namespace) -> dict:
     for row in rows:
         row["x_forward"] = round(row["seconds"] / row["photos"] / forward, 2)
     names = [row["variant"] for row in rows]
-    reference = Path(kept.name, REFERENCE)
-    same = {n: agreement(reference, Path(kept.name, n)) for n in COMPARED if {n, REFERENCE} <= set(names)}
+    base = REFERENCE if REFERENCE in names else "onnxruntime"  # both fp32 on onnxruntime, where it is installed
+    pairs = [n for n in COMPARED if n != base and {n, base} <= set(names)]
+    same = {n: agreement(Path(kept.name, base), Path(kept.name, n)) for n in pairs}
+    same = {n: {**v, "against": base} for n, v in same.items()}
     kept.cleanup()
     steady = steady_rows(args, whole, forward) if args.steady else []
     meta = {
@@ -283,8 +285,9 @@ def markdown(result: dict) -> str:
     for name, same in (result.get("backend_agreement") or {}).items():
         lines += [
             "",
-            f"{name} against {REFERENCE} (`--precision fp32`): the masks agree on {100 * same['pixels']:.3f} % of "
-            f"the pixels of the {same['photos']} photos (lowest photo {100 * same['lowest_photo']:.3f} %).",
+            f"{name} against {same.get('against', 'onnxruntime')} (fp32): the masks agree on "
+            f"{100 * same['pixels']:.3f} % of the pixels of the {same['photos']} photos (lowest photo "
+            f"{100 * same['lowest_photo']:.3f} %).",
         ]
     if result.get("steady"):
         lines += [

@@ -10,7 +10,7 @@ from parsing.model.backends import Backend, OnnxBackend, TorchBackend
 from parsing.model.parsing_model import ParsingModel
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
-PRECISIONS = ("fp32", "bf16")  # openvino only: bf16 runs on AMX / AVX512-BF16 where the CPU has them
+PRECISIONS = ("fp32", "bf16", "mixed")  # openvino only: bf16 runs on AMX / AVX512-BF16 where the CPU has them
 
 
 def load_backend(
@@ -23,7 +23,7 @@ def load_backend(
     if name not in ("auto", *BACKENDS):
         raise ValueError(f"backend {name!r}: choose auto, {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}")
     if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: choose {' or '.join(PRECISIONS)}")
+        raise ValueError(f"precision {precision!r}: choose {', '.join(PRECISIONS)}")
     if precision != "fp32" and name != "openvino":
         raise ValueError(f"precision={precision!r} is for backend='openvino'; the other backends run fp32")
     if name in ("onnxruntime", "openvino") and str(device) != "cpu":

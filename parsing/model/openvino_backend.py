@@ -1,11 +1,13 @@
-"""The network on OpenVINO (CPU), in fp32 or bf16: ``Parser.load(backend="openvino", precision="bf16")``.
+"""The network on OpenVINO (CPU), in fp32, bf16 or mixed: ``Parser.load(backend="openvino", precision="mixed")``.
 
 It runs the same cached ONNX export as the onnxruntime backend (``OnnxBackend`` makes and checks it), compiled by
 OpenVINO for this CPU once per input shape: a static shape ran bf16 2× faster than the dynamic graph here (49
 against 131 ms per photo; fp32 104 against 215), and a catalogue's photos fit into a few shapes. ``precision`` is
 explicit: OpenVINO picks bf16 by itself on CPUs with AVX512-BF16 or AMX unless told, so ``fp32`` asks for f32 and
 ``bf16`` for bf16 (a CPU without bf16 units emulates it, slowly). Compiled blobs are cached beside the exports
-(``$PARSING_CACHE/openvino``). Needs the ``openvino`` extra.
+(``$PARSING_CACHE/openvino``). ``mixed``: the encoder in fp32 and the decoder and heads in bf16 (two graphs,
+``parsing.model.split``): the masks of fp32 within ~0.1 % of pixels, most of bf16's speed. Needs the ``openvino``
+extra.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ import torch
 from parsing.model.backends import Backend, OnnxBackend, Outputs, cache_dir, from_graph, pad32
 from parsing.model.parsing_model import ParsingModel
 
-HINTS = {"fp32": "f32", "bf16": "bf16"}
+HINTS = {"fp32": "f32", "bf16": "bf16", "mixed": "bf16"}  # mixed: the decoder's hint; the encoder runs f32
 SHAPES = 16  # compiled input shapes kept per backend (least recently used dropped)
 
 
 class OpenVinoBackend(Backend):
-    """``source``: a checkpoint file, ``shipped`` or a ``ParsingModel``; ``precision``: ``fp32`` or ``bf16``;
-    ``threads``: OpenVINO's inference threads (default: torch's count)."""
+    """``source``: a checkpoint file, ``shipped`` or a ``ParsingModel``; ``precision``: ``fp32``, ``bf16`` or
+    ``mixed``; ``threads``: OpenVINO's inference threads (default: torch's count)."""
 
     name = "openvino"
     own_threads = True  # OpenVINO's own thread pool: the network can run beside torch work
@@ -37,7 +39,7 @@ class OpenVinoBackend(Backend):
         except ImportError:
             raise ImportError("backend='openvino' needs OpenVINO: pip install 'clothing-parsing[openvino]'") from None
         if precision not in HINTS:
-            raise ValueError(f"precision {precision!r}: choose {' or '.join(HINTS)}")
+            raise ValueError(f"precision {precision!r}: choose {', '.join(HINTS)}")
         self._onnx = OnnxBackend(source, threads)  # the checked ONNX export, and the torch model on demand
         super().__init__(self._onnx.spec, "cpu")
         self.precision = precision
@@ -48,7 +50,12 @@ class OpenVinoBackend(Backend):
             "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
             "PERFORMANCE_HINT": "LATENCY",
         }
-        self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()  # shape → compiled model
+        self._parts = None
+        if precision == "mixed":
+            from parsing.model.split import split_export
+
+            self._parts = split_export(self._onnx.path)  # encoder graph, decoder graph, tensors between them
+        self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()  # shape → compiled model(s)
         self._lock = threading.Lock()  # guards the compiled shapes; inference itself runs concurrently
         self._model_for((1, 3, *(-(-side // 32) * 32 for side in self.spec.input_size)))  # the network box, now
 
@@ -63,20 +70,41 @@ class OpenVinoBackend(Backend):
         compiled = self._model_for(padded.shape)
         # A request per call, its outputs shared rather than copied: each array keeps its OpenVINO tensor alive,
         # and no later call writes into it (copying the 52 MB of logits cost ~20 ms a photo).
-        results = compiled.create_infer_request().infer({"image": padded}, share_outputs=True)
-        return from_graph([results[output] for output in compiled.outputs], h, w)
+        if self._parts is None:
+            results = compiled.create_infer_request().infer({"image": padded}, share_outputs=True)
+            return from_graph([results[output] for output in compiled.outputs], h, w)
+        encoder, decoder = compiled
+        crossing = self._parts[2]
+        first = encoder.create_infer_request().infer({"image": padded}, share_outputs=True)
+        features = {n: first[encoder.output(n)] for n in crossing}  # (B, C, H/s, W/s) each
+        second = decoder.create_infer_request().infer(features, share_outputs=True)
+        rest = [first[output] for output in encoder.outputs if output.get_any_name() not in crossing]  # presence
+        return from_graph([second[decoder.outputs[0]], *rest], h, w)
 
     def _model_for(self, shape: tuple[int, ...]) -> Any:
         """The model compiled for input ``shape`` (B, 3, H, W), compiled on first use."""
         with self._lock:
             if shape not in self._compiled:
-                graph = self._core.read_model(str(self._onnx.path))
-                graph.reshape({"image": list(shape)})
-                self._compiled[shape] = self._core.compile_model(graph, "CPU", self._config)
+                self._compiled[shape] = self._compile(shape)
                 if len(self._compiled) > SHAPES:
                     self._compiled.popitem(last=False)
             self._compiled.move_to_end(shape)
             return self._compiled[shape]
+
+    def _compile(self, shape: tuple[int, ...]) -> Any:
+        """The whole graph compiled for input ``shape``; with ``mixed``, its encoder in fp32 and its decoder in bf16
+        (reshaped to the encoder's outputs)."""
+        if self._parts is None:
+            graph = self._core.read_model(str(self._onnx.path))
+            graph.reshape({"image": list(shape)})
+            return self._core.compile_model(graph, "CPU", self._config)
+        first, second, crossing = self._parts
+        graph = self._core.read_model(str(first))
+        graph.reshape({"image": list(shape)})
+        encoder = self._core.compile_model(graph, "CPU", {**self._config, "INFERENCE_PRECISION_HINT": "f32"})
+        graph = self._core.read_model(str(second))
+        graph.reshape({n: list(encoder.output(n).get_shape()) for n in crossing})
+        return encoder, self._core.compile_model(graph, "CPU", self._config)
 
     def __repr__(self) -> str:
         return f"OpenVinoBackend(precision={self.precision})"

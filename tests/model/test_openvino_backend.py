@@ -16,19 +16,19 @@ def reference():
     return Parser.load(backend="onnxruntime", input_size=(384, 256))
 
 
-@pytest.mark.parametrize(("precision", "least"), [("fp32", 0.999), ("bf16", 0.98)])
+@pytest.mark.parametrize(("precision", "least"), [("fp32", 0.999), ("bf16", 0.98), ("mixed", 0.998)])
 def test_masks_match_onnxruntime(reference, ccp_root, precision, least):
     parser = reference.__class__.load(backend="openvino", precision=precision, input_size=(384, 256))
     assert parser.backend.name == "openvino" and parser.backend.precision == precision and parser.overlap
     photos = [ccp_root / "photos" / f"{stem}.jpg" for stem in VAL]
     for ours, theirs in zip(parser.parse_many(photos), reference.parse_many(photos), strict=True):
         assert (ours.labels == theirs.labels).mean() >= least, precision
-    if precision == "fp32":
+    if precision in ("fp32", "mixed"):  # mixed: the encoder (and so the outfit encoder's presence) in fp32
         assert ours.garments == theirs.garments
 
 
 def test_precision_is_checked_and_belongs_to_openvino():
-    with pytest.raises(ValueError, match="precision 'int4': choose fp32 or bf16"):
+    with pytest.raises(ValueError, match="precision 'int4': choose fp32, bf16, mixed"):
         load_backend("shipped", "openvino", precision="int4")
     with pytest.raises(ValueError, match="is for backend='openvino'"):
         load_backend("shipped", "onnxruntime", precision="bf16")
@@ -49,3 +49,20 @@ def test_concurrent_calls_give_each_its_own_outputs():
         together = list(pool.map(lambda x: backend.forward(x)[0], xs))
     assert all(torch.equal(a, b) for a, b in zip(alone, together, strict=True))
     assert not torch.equal(together[0], together[1])
+
+
+def test_the_mixed_cut_is_made_once_and_made_again_when_damaged():
+    import torch
+
+    from parsing.model.backends import OnnxBackend
+    from parsing.model.split import split_export
+
+    export = OnnxBackend("shipped").path
+    encoder, decoder, crossing = split_export(export)
+    assert len(crossing) == 4  # the FPN reads four encoder stages
+    made = decoder.stat().st_mtime_ns
+    assert split_export(export)[1].stat().st_mtime_ns == made  # intact: kept
+    encoder.write_bytes(encoder.read_bytes()[:1000])  # a truncated file
+    assert split_export(export)[0].stat().st_size > 1000
+    logits, presence = load_backend("shipped", "openvino", precision="mixed").forward(torch.rand(1, 3, 128, 96))
+    assert logits.shape[-2:] == (128, 96) and presence is not None  # presence comes from the encoder's graph
