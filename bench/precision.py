@@ -3,10 +3,11 @@
 For each option, seconds per photo of the network alone (batch 1, the photos fitted into the network box as the
 parser fits them) and the share of pixels whose argmax label agrees with torch's eager fp32 pass (before any
 decoding or CRF). Options: torch fp32 (the yardstick), torch bf16 (autocast, channels-last), onnxruntime fp32 and
-int8, OpenVINO fp32, bf16 and int8. int8 is a static QDQ quantization of the cached ONNX export by onnxruntime
-(``quant_pre_process``, then ``quantize_static``: per-channel int8 weights, uint8 activations, MinMax ranges from
-``--calibration`` CCP training photos; the first three convolutions and the segmentation head kept in fp32, which
-measured best); OpenVINO runs the same int8 graph. Records the CPU model and its AVX-512 / AMX / VNNI flags.
+int8, OpenVINO fp32, mixed (the backend's: encoder fp32, decoder bf16), bf16 and int8. int8 is a static QDQ
+quantization of the cached ONNX export by onnxruntime (``quant_pre_process``, then ``quantize_static``: per-channel
+int8 weights, uint8 activations, MinMax ranges from ``--calibration`` CCP training photos; the first three
+convolutions and the segmentation head kept in fp32, which measured best); OpenVINO runs the same int8 graph.
+Records the CPU model and its AVX-512 / AMX / VNNI flags.
 Writes ``bench/results/precision.{json,md}``.
 
     python bench/precision.py                   # 30 validation photos, 32 calibration photos
@@ -29,6 +30,7 @@ import torch
 from parsing import Parser
 from parsing.data.datamodule import ParsingDataModule
 from parsing.model.backends import OnnxBackend, pad32
+from parsing.model.openvino_backend import OpenVinoBackend
 
 FLAGS = ("avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile")
 
@@ -127,6 +129,7 @@ def run(args: argparse.Namespace) -> dict:
 
         return run_one
 
+    mixed = OpenVinoBackend("shipped", "mixed", threads=args.threads)
     reference = [torch_fp32(x).argmax(1) for x in xs]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,6 +142,7 @@ def run(args: argparse.Namespace) -> dict:
             "onnxruntime fp32": onnxruntime(fp32),
             "onnxruntime int8 (QDQ)": onnxruntime(int8),
             "OpenVINO fp32": openvino(fp32, "f32"),
+            "OpenVINO mixed (encoder fp32, decoder bf16)": lambda x: mixed.forward(torch.from_numpy(x))[0].numpy(),
             "OpenVINO bf16": openvino(fp32, "bf16"),
             "OpenVINO int8 (the QDQ graph)": openvino(int8, "f32"),
         }

@@ -55,6 +55,7 @@ VARIANTS: dict[str, list[str]] = {  # parsing-predict options; "{tags}" = a tags
     "torch": ["--backend", "torch"],
     "onnxruntime": ["--backend", "onnxruntime"],
     "openvino fp32": ["--backend", "openvino", "--precision", "fp32"],
+    "openvino mixed": ["--backend", "openvino", "--precision", "mixed"],
     "openvino bf16": ["--backend", "openvino", "--precision", "bf16"],
     "no CRF, torch": ["--crf", "none", "--backend", "torch"],
     "tta-flip": ["--tta", "flip"],
@@ -68,7 +69,7 @@ VARIANTS: dict[str, list[str]] = {  # parsing-predict options; "{tags}" = a tags
 }
 CLOSE_UPS = ("close-ups", "close-ups, --widen 0")
 REFERENCE = "fp32"  # the masks of the others compared with fp32's (onnxruntime fp32 where it is installed)
-COMPARED = ("default", "torch", "onnxruntime", "openvino fp32", "openvino bf16")
+COMPARED = ("default", "torch", "onnxruntime", "openvino fp32", "openvino mixed", "openvino bf16")
 
 
 def write_tags(val: list, path: str) -> None:

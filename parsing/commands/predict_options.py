@@ -114,13 +114,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--backend",
         choices=("auto", *BACKENDS),
         default="auto",
-        help="runs the network; auto: onnxruntime on the CPU (cached export), torch on a GPU; openvino: --precision",
+        help="runs the network; auto: OpenVINO on a CPU with bf16 units, else onnxruntime (cached export); torch "
+        "on a GPU",
     )
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
-        default="fp32",
-        help="the network's arithmetic with --backend openvino: bf16 uses the CPU's AMX / AVX512-BF16 units",
+        default="auto",
+        help="the network's arithmetic; auto: mixed where the CPU has AMX / AVX512-BF16 units and OpenVINO is "
+        "installed, else fp32; mixed: the encoder in fp32, the decoder in bf16; fp32: fp32's masks on any CPU",
     )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="data-loading processes")

@@ -119,7 +119,7 @@ class Parser:
         *,
         device: str = "auto",
         backend: str = "auto",
-        precision: str = "fp32",
+        precision: str = "auto",
         options: ParseOptions | None = None,
         **changes: Any,
     ) -> Parser:
@@ -127,10 +127,10 @@ class Parser:
         file; ``options`` (a ``ParseOptions``) and/or ``changes``: any of its fields by name. A missing file is a
         ``FileNotFoundError``, anything else unusable a ``CheckpointError``, each naming the file; a bad option a
         ``ValueError`` (an unknown one a ``TypeError``). ``backend``: ``torch``, ``onnxruntime`` (CPU; the network
-        exported once and cached by the checkpoint's hash) or ``auto``: onnxruntime on the CPU where it is
-        installed (the ``onnx`` extra; same masks, faster end to end, ``bench/results/predict.md``), else torch;
-        ``openvino`` with ``precision`` ``fp32`` or ``bf16`` (the ``openvino`` extra); ``auto`` with ``embed`` is
-        torch (search features come from the torch network)."""
+        exported once and cached by the checkpoint's hash), ``openvino`` or ``auto`` (``parsing.model.load_backend``:
+        OpenVINO ``mixed`` on a CPU with bf16 units, else onnxruntime where installed, else torch); ``auto`` with
+        ``embed`` is torch (search features come from the torch network). ``precision``: ``auto``, ``fp32`` (fp32
+        whatever the CPU), ``mixed`` (encoder fp32, decoder bf16) or ``bf16``."""
         parse_options = (options or ParseOptions()).replace(**changes)
         if parse_options.embed and backend == "auto":
             backend = "torch"

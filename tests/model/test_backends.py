@@ -48,9 +48,11 @@ def test_onnxruntime_is_for_the_cpu_and_names_are_checked():
 
 
 def test_auto_is_onnxruntime_on_a_cpu_and_falls_back_to_torch_with_a_warning(cache, tmp_path, monkeypatch):
-    from parsing.model import OnnxBackend
+    from parsing.model import OnnxBackend, load
 
-    assert isinstance(Parser.load().backend, OnnxBackend)  # the default on a CPU
+    monkeypatch.setattr(load, "cpu_has_bf16", lambda: False)  # a CPU without bf16 units (else OpenVINO mixed)
+    assert isinstance(Parser.load().backend, OnnxBackend)  # the default on such a CPU
+    assert isinstance(Parser.load(precision="fp32").backend, OnnxBackend)
     assert not isinstance(Parser.load(backend="torch").backend, OnnxBackend)
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("PARSING_CACHE", str(tmp_path / "file"))  # a cache that cannot be made: no export

@@ -27,8 +27,23 @@ def test_masks_match_onnxruntime(reference, ccp_root, precision, least):
         assert ours.garments == theirs.garments
 
 
+def test_auto_is_mixed_on_a_cpu_with_bf16_units_and_fp32_is_one_flag_away(monkeypatch):
+    from parsing.model import OnnxBackend, load
+
+    monkeypatch.setattr(load, "cpu_has_bf16", lambda: True)
+    network = Parser.load(input_size=(256, 160)).backend
+    assert network.name == "openvino" and network.precision == "mixed"
+    assert Parser.load(backend="openvino", input_size=(256, 160)).backend.precision == "mixed"
+    assert isinstance(Parser.load(precision="fp32", input_size=(256, 160)).backend, OnnxBackend)
+    assert Parser.load(backend="openvino", precision="fp32", input_size=(256, 160)).backend.precision == "fp32"
+    assert Parser.load(backend="torch", input_size=(256, 160)).backend.name == "torch"
+    assert Parser.load(embed=True, input_size=(256, 160)).backend.name == "torch"  # search vectors: torch's
+    monkeypatch.setattr(load, "cpu_has_bf16", lambda: False)
+    assert Parser.load(backend="openvino", input_size=(256, 160)).backend.precision == "fp32"
+
+
 def test_precision_is_checked_and_belongs_to_openvino():
-    with pytest.raises(ValueError, match="precision 'int4': choose fp32, bf16, mixed"):
+    with pytest.raises(ValueError, match="precision 'int4': choose auto, fp32, mixed, bf16"):
         load_backend("shipped", "openvino", precision="int4")
     with pytest.raises(ValueError, match="is for backend='openvino'"):
         load_backend("shipped", "onnxruntime", precision="bf16")
