@@ -99,7 +99,14 @@ class OpenVinoBackend(Backend):
             graph.reshape({"image": list(shape)})
             return self._core.compile_model(graph, "CPU", self._config)
         first, second, crossing = self._parts
-        graph = self._core.read_model(str(first))
+        try:
+            graph = self._core.read_model(str(first))
+            self._core.read_model(str(second))
+        except RuntimeError:  # a damaged cut of the right size: cut again, once
+            from parsing.model.split import split_export
+
+            self._parts = first, second, crossing = split_export(self._onnx.path, force=True)
+            graph = self._core.read_model(str(first))
         graph.reshape({"image": list(shape)})
         encoder = self._core.compile_model(graph, "CPU", {**self._config, "INFERENCE_PRECISION_HINT": "f32"})
         graph = self._core.read_model(str(second))

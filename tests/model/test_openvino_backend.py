@@ -79,5 +79,7 @@ def test_the_mixed_cut_is_made_once_and_made_again_when_damaged():
     assert split_export(export)[1].stat().st_mtime_ns == made  # intact: kept
     encoder.write_bytes(encoder.read_bytes()[:1000])  # a truncated file
     assert split_export(export)[0].stat().st_size > 1000
+    size = decoder.stat().st_size
+    decoder.write_bytes(b"\0" * size)  # damaged, the same size: OpenVINO cannot read it, the backend cuts again
     logits, presence = load_backend("shipped", "openvino", precision="mixed").forward(torch.rand(1, 3, 128, 96))
     assert logits.shape[-2:] == (128, 96) and presence is not None  # presence comes from the encoder's graph
