@@ -241,7 +241,8 @@ class Parser:
         items = ((p if isinstance(p, (Photo, ParseError)) else self._prepared(p), tags) for p, tags in items)
         for batch in _batches(items, step):
             photos = [photo for photo, _ in batch if isinstance(photo, Photo)]
-            ahead = self.network_executor.submit(self.forward, photos) if self.overlap and photos else None
+            streaming = self.overlap and photos
+            ahead = self.network_executor.submit(self.forward, photos, self.backend.for_stream()) if streaming else None
             pending.append((batch, ahead))
             while len(pending) > (1 if self.overlap else 0):  # with overlap one batch's network runs ahead
                 yield from self._finish_pending(*pending.popleft())
@@ -265,18 +266,19 @@ class Parser:
         """Any input → a ``Photo`` fitted into the network box (what ``parsing-predict``'s loader workers do)."""
         return prepare(image, self.size, self.options.max_pixels, source)
 
-    def forward(self, photos: Sequence[Photo]) -> tuple[torch.Tensor | None, ...]:
+    def forward(self, photos: Sequence[Photo], backend: Backend | None = None) -> tuple[torch.Tensor | None, ...]:
         """One network batch, padded bottom/right to its largest photo → images (B, 3, H, W), logits (B, K, H, W),
         presence logits (B, K) or None, and with ``embed`` the search features (decoder features, outfit hidden
-        layer) — the inputs of ``postprocess``."""
+        layer) — the inputs of ``postprocess``. ``backend``: another view of the parser's (a stream's)."""
+        backend = backend or self.backend
         hh, ww = max(p.x.shape[1] for p in photos), max(p.x.shape[2] for p in photos)
         batch = torch.stack([F.pad(p.x, (0, ww - p.x.shape[2], 0, hh - p.x.shape[1])) for p in photos])
         with torch.inference_mode(), self._timed("network"):
-            images = batch.to(self.backend.device)  # (B, 3, H, W), padded
+            images = batch.to(backend.device)  # (B, 3, H, W), padded
             if self.options.embed:
-                logits, presence, *features = self.backend.embed(images, self.options.tta)
+                logits, presence, *features = backend.embed(images, self.options.tta)
                 return images, logits, presence, tuple(features)
-            return images, *self.backend.infer(images, self.options.tta)
+            return images, *backend.infer(images, self.options.tta)
 
     def postprocess(
         self,

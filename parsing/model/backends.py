@@ -16,6 +16,7 @@ after the network read fastest.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import os
@@ -81,6 +82,10 @@ class Backend:
     def infer(self, x: torch.Tensor, tta: str = "none") -> Outputs:
         """(B, 3, H, W) → logits, presence logits; ``tta`` ``flip``: see ``with_tta``."""
         return with_tta(self.forward, x, tta)
+
+    def for_stream(self) -> Backend:
+        """The backend to run a stream's networks beside their decoding (OpenVINO: fewer threads); here, itself."""
+        return self
 
     def embed(self, x: torch.Tensor, tta: str = "none") -> tuple[torch.Tensor | None, ...]:
         """(B, 3, H, W) → logits, presence logits, the decoder's features (B, C, H/4, W/4), the outfit encoder's
@@ -159,12 +164,8 @@ class OnnxBackend(Backend):
             spec, self.digest = ModelSpec.from_checkpoint(self._checkpoint), file_digest(path)
         super().__init__(spec, "cpu")
         self._ort = ort
-        self._options = ort.SessionOptions()
-        self._options.intra_op_num_threads = threads or torch.get_num_threads()
-        self._options.inter_op_num_threads = 1
-        # No busy-waiting between runs: spinning threads took the cores from the torch steps after the network
-        # (decode + CRF 0.12 → 0.21 s per photo with spinning on).
-        self._options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._options = self._session_options(threads or torch.get_num_threads())
+        self._stream: OnnxBackend | None = None
         self.path = cache_dir() / f"{self.digest}-opset{OPSET}-nhwc.onnx"
         self.probe_path = self.path.with_suffix(".probe.npy")
         self._session = self._load() or self._export()
@@ -175,6 +176,27 @@ class OnnxBackend(Backend):
         if self._model is None:
             self._model = ParsingModel.from_checkpoint(self._checkpoint)
         return self._model
+
+    def _session_options(self, threads: int):  # noqa: ANN202
+        options = self._ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        # No busy-waiting between runs: spinning threads took the cores from the torch steps after the network
+        # (decode + CRF 0.12 → 0.21 s per photo with spinning on).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return options
+
+    def for_stream(self) -> OnnxBackend:
+        """This backend for a stream of photos whose network runs beside the previous photo's decoding: a second
+        session on half the threads (made on first use), so the two stop fighting over the cores."""
+        threads = self._options.intra_op_num_threads
+        if threads <= 1:
+            return self
+        if self._stream is None:
+            stream = copy.copy(self)
+            stream._options = self._session_options(threads // 2)
+            stream._session = stream._new_session()
+            self._stream = stream
+        return self._stream
 
     def _new_session(self):  # noqa: ANN202
         return self._ort.InferenceSession(str(self.path), self._options, providers=["CPUExecutionProvider"])

@@ -3,6 +3,7 @@ rebuilt, and the same masks as torch on validation photos."""
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("onnxruntime")
 
@@ -87,3 +88,14 @@ def test_the_next_photos_network_runs_beside_this_ones_steps_with_the_same_resul
     assert [r.source for r in together] == [r.source for r in apart]  # input order kept
     for a, b in zip(together, apart, strict=True):
         assert not a.ok or ((a.labels == b.labels).all() and a.confidence == b.confidence)
+
+
+def test_a_stream_runs_on_a_second_session_with_half_the_threads(cache):
+    from parsing.model import OnnxBackend
+
+    backend = OnnxBackend("shipped", threads=2)
+    stream = backend.for_stream()
+    assert stream is backend.for_stream() and stream._options.intra_op_num_threads == 1
+    x = torch.rand(1, 3, 128, 96, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(stream.forward(x)[0], backend.forward(x)[0])
+    assert OnnxBackend("shipped", threads=1).for_stream()._options.intra_op_num_threads == 1

@@ -83,3 +83,15 @@ def test_the_mixed_cut_is_made_once_and_made_again_when_damaged():
     decoder.write_bytes(b"\0" * size)  # damaged, the same size: OpenVINO cannot read it, the backend cuts again
     logits, presence = load_backend("shipped", "openvino", precision="mixed").forward(torch.rand(1, 3, 128, 96))
     assert logits.shape[-2:] == (128, 96) and presence is not None  # presence comes from the encoder's graph
+
+
+def test_a_stream_runs_on_half_the_threads_with_the_same_outputs():
+    import torch
+
+    backend = load_backend("shipped", "openvino", precision="mixed")
+    stream = backend.for_stream()
+    assert stream._config["INFERENCE_NUM_THREADS"] == max(1, backend._config["INFERENCE_NUM_THREADS"] // 2) or (
+        stream is backend and backend._config["INFERENCE_NUM_THREADS"] == 1
+    )
+    x = torch.rand(1, 3, 128, 96, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(stream.forward(x)[0], backend.forward(x)[0])
