@@ -23,6 +23,13 @@ import torch
 from parsing.box import Box
 
 
+def sampled_probs(logits: torch.Tensor, stride: int = 2) -> torch.Tensor:
+    """Logits (K, h', w') → the softmax over labels at every ``stride``-th cell (n_y, n_x, K): what the confidence
+    step and the pooled garment decoding both read (computed once per photo by the parser)."""
+    first = stride // 2
+    return logits[:, first::stride, first::stride].permute(1, 2, 0).float().softmax(-1)
+
+
 def probability_sums(
     labels: torch.Tensor,
     logits: torch.Tensor,
@@ -32,6 +39,7 @@ def probability_sums(
     skip: Box | None = None,
     stride: int = 2,
     select: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+    sampled: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Label map (h, w) of output ids and logits (L, h', w') covering its ``box`` (the whole map when None), row i
     for output label ``ids[i]`` → sums (N, N) of P(column) over the sampled cells the map labels row, and their
@@ -45,7 +53,7 @@ def probability_sums(
     if select is not None:  # merged groups: summed over the sampled cells, not the whole map
         cells, ids = select(cells)
     cells = cells.permute(1, 2, 0)  # (n_y, n_x, L)
-    probs = cells.float().softmax(-1)  # 4x less work than the whole map at stride 2
+    probs = cells.float().softmax(-1) if sampled is None else sampled  # 4x less work than the whole map at stride 2
     rows = torch.arange(first, lh, stride, device=logits.device)
     cols = torch.arange(first, lw, stride, device=logits.device)
     ys = (top + ((rows + 0.5) * (bottom - top) / lh).long()).clamp(max=bottom - 1)  # the cells' centres on the map
@@ -69,11 +77,13 @@ def label_confidence(
     box: Box | None = None,
     box_logits: torch.Tensor | None = None,
     stride: int = 2,
+    sampled: torch.Tensor | None = None,
 ) -> dict[int, dict[str, Any]]:
     """A finished label map (h, w) and the photo's logits (K, h', w') it was decoded from → label id →
     ``confidence``, ``alternative`` (a name) and ``alternative_confidence`` for every label the sampled cells show.
     ``names``: the map's labels; ``view``: the ``LabelView`` the map was made with, if any; ``box``: a part of the
-    map parsed again on its own (refocus), read from its ``box_logits`` (K, h'', w'') instead."""
+    map parsed again on its own (refocus), read from its ``box_logits`` (K, h'', w'') instead. ``sampled``:
+    ``sampled_probs(logits, stride)``, when already computed."""
     n = len(names)
     sums, counts = torch.zeros(n, n), torch.zeros(n, dtype=torch.long)
     sources = [(logits, None, box)]  # (logits, the part of the map they cover, a part they leave to others)
@@ -87,7 +97,8 @@ def label_confidence(
             return z, ids
 
     for z, covers, skip in sources:
-        s, c = probability_sums(labels, z, torch.arange(z.shape[0]), n, covers, skip, stride, select)
+        shared = sampled if z is logits and select is None else None
+        s, c = probability_sums(labels, z, torch.arange(z.shape[0]), n, covers, skip, stride, select, shared)
         sums, counts = sums + s, counts + c
     out = {}
     for label in counts.nonzero().flatten().tolist():

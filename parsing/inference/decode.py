@@ -31,17 +31,20 @@ def pooled_presence(
     region: torch.Tensor | None = None,
     probs: torch.Tensor | None = None,
     sample: int = 1,
+    sampled: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Logits (B, K, H, W) → (B, K) image-level probability of each label: the mean softmax probability of its
     top ``min_fraction`` share of cells on a 4× coarser grid (cells outside ``region`` (B, H, W) count as 0).
     ``probs``: the softmax (B, K, H, W), when already computed. ``sample`` (1, 2 or 4): each cell's mean read from
     every ``sample``-th pixel each way, ``sample``² times less work (the network's logits are a 4× bilinear
-    upsampling, smooth within a cell)."""
+    upsampling, smooth within a cell). ``sampled``: the softmax of those sampled pixels (B, K, h, w), when already
+    computed (the parser shares it with the confidence step)."""
     pool = 4  # cells of 4×4 pixels
     if probs is None and sample > 1:
         first, pool = sample // 2, 4 // sample
         logits = logits[..., first::sample, first::sample]
         region = None if region is None else region[..., first::sample, first::sample]
+        probs = sampled
     probs = softmax(logits.float(), 1) if probs is None else probs  # (B, K, H, W)
     if region is not None:
         probs = probs * region[:, None].to(probs.dtype)
@@ -67,15 +70,17 @@ def parse_photo(
     crf: CRFKind = "none",
     view: LabelView | None = None,
     crf_params: CRFParams | None = None,
+    sampled: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One photo's logits (K, h', w') without padding → its label map (h, w) at ``size`` and the decoded
     garment set (K,) bool (None without ``decode``). With ``decode``, labels that conflict with the decoded
     set are suppressed first; with a ``crf``, the map is refined against the photo (h, w, 3). ``view``: only
     a photo's known garments and/or merged labels (``inference.label_view``); the map and the set are then in
-    its labels. ``crf_params``: default ``CRFParams()``."""
+    its labels. ``crf_params``: default ``CRFParams()``. ``sampled``: ``confidence.sampled_probs(logits)``, when the
+    caller has it (used without a view)."""
     params = crf_params or CRFParams()
     if view is None or view.identity:
-        return _decode(model, logits, presence, size, image, crf, params, model.exclusive)
+        return _decode(model, logits, presence, size, image, crf, params, model.exclusive, sampled)
     logits, presence, ids = view.select(logits, presence)  # (L, h', w'), (L,), (L,) output label ids
     exclusive = view.exclusive.to(ids.device)[ids][:, ids]
     labels, chosen = _decode(model, logits, presence, size, image, crf, params, exclusive)
@@ -95,6 +100,7 @@ def _decode(
     crf: CRFKind,
     params: CRFParams,
     exclusive: torch.Tensor,
+    sampled: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     hp = model.decoding
     chosen = banned = None
@@ -106,7 +112,12 @@ def _decode(
             banned = banned_labels(chosen, exclusive)
         else:
             pooled = source == "pooled"
-            probs = pooled_presence(logits[None], hp.min_fraction, sample=SAMPLE)[0] if pooled else presence.sigmoid()
+            cells = None if sampled is None or SAMPLE != 2 else sampled.permute(2, 0, 1)[None]  # (1, K, h, w)
+            probs = (
+                pooled_presence(logits[None], hp.min_fraction, sample=SAMPLE, sampled=cells)[0]
+                if pooled
+                else presence.sigmoid()
+            )
             chosen = decode_outfit(probs, exclusive, hp.presence_threshold)
             # Labels below the threshold that the pixels still show must not form a pair either: solve
             # them from the pixels among what the chosen set allows (the two together have no pair).

@@ -34,7 +34,7 @@ from PIL import Image
 
 from parsing.box import scale_box
 from parsing.data.io import DataError
-from parsing.inference.confidence import label_confidence
+from parsing.inference.confidence import label_confidence, sampled_probs
 from parsing.inference.crf_dense import densecrf
 from parsing.inference.decode import parse_photo
 from parsing.inference.kept import edit_hints, embed, photo_probs
@@ -316,7 +316,8 @@ class Parser:
         with self._timed("widen"):
             z, wide = widened(backend, x, z, opts.widen, opts.tta)
         with self._timed("decode + CRF"):
-            labels, chosen = parse_photo(self.spec, z, p, work, photo.image, opts.crf, view, self.crf_params)
+            cells = sampled_probs(z) if view is None or view.identity else None  # shared with the confidence step
+            labels, chosen = parse_photo(self.spec, z, p, work, photo.image, opts.crf, view, self.crf_params, cells)
         with self._timed("refocus"):
             labels, chosen, p, box, z_box = refocused(
                 backend, self.size, photo.image, labels, chosen, p, opts.crf, view, opts.tta, opts.refocus,
@@ -325,7 +326,7 @@ class Parser:
         with self._timed("specks"):
             labels = remove_specks(labels, names, opts.min_share) if opts.min_share > 0 else labels
         with self._timed("confidence"):
-            sure = label_confidence(labels, z, names, view, box, z_box)
+            sure = label_confidence(labels, z, names, view, box, z_box, sampled=cells)
         with self._timed("full size"):
             work_labels = labels.to(torch.uint8).cpu().numpy()
             full_labels = to_size(work_labels, photo.size)
