@@ -30,6 +30,7 @@ from parsing.model.checkpoint import SHIPPED, CheckpointError
 from parsing.outputs.files import write_labels_json
 from parsing.outputs.folder import OutputFolder
 from parsing.outputs.parse import save_result
+from parsing.tuning import tune_process
 
 DEFAULT_CHECKPOINT = SHIPPED
 
@@ -77,6 +78,7 @@ def _progress(loader: DataLoader, total: int, show: bool) -> Iterator[list[dict[
 def load(args: argparse.Namespace) -> tuple[Parser, list[str] | None, dict[str, list[str]]]:
     """The parser, the garments every photo may hold and the tags file's (ValueError/CheckpointError/...)."""
     parser = Parser.load(args.checkpoint, device=args.device, **parser_options(args))
+    tune_process()  # a long run: glibc keeps freed memory, the start-up objects leave the collector
     every = None
     if args.garments is not None:
         every = parser.garment_names(g for g in args.garments.split(",") if g.strip())

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from parsing.commands.help import ArgumentParser, plain
 from parsing.commands.inputs import shard_spec
+from parsing.tuning import tune_process
 
 
 def index_main(argv: list[str] | None = None) -> int:
@@ -61,6 +62,7 @@ def index_main(argv: list[str] | None = None) -> int:
     folder = args.output if args.shard is None else shard_folder(args.output, *args.shard)
     try:
         catalogue = open_or_build(folder, args.checkpoint)
+        tune_process()
     except (FileNotFoundError, ValueError) as err:
         print(f"parsing index: {err}", file=sys.stderr)
         return 2

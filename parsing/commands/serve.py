@@ -66,8 +66,10 @@ def port_free(host: str, port: int) -> str | None:
 def app_from_args(args: argparse.Namespace):  # noqa: ANN201
     from parsing.inference.parser import Parser
     from parsing.serve.app import Service, create_app
+    from parsing.tuning import tune_process
 
     parser = Parser.load(args.checkpoint, device=args.device, crf=args.crf)
+    tune_process()
     service = Service(
         parser,
         dataset=args.dataset,

@@ -80,27 +80,54 @@ def pixel_outfit(
     top: torch.Tensor | None = None,
     banned: torch.Tensor | None = None,
     sample: int = 1,
+    sampled: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The garment set read off the segmentation itself, for one photo: logits (K, H, W) → chosen (K,) bool.
 
     Labels covering at least ``min_fraction`` of the argmax map are candidates, scored by their softmax mass;
-    conflicts keep the set with the most mass. For models without an outfit encoder, or to overrule it. ``top``:
-    the argmax map (H, W), when already computed; ``banned`` (K,) bool: labels read as if their logits were −∞;
-    ``sample``: the mass summed over every ``sample``-th pixel each way (``sample``² times less work).
+    conflicts keep the set with the most mass. For models without an outfit encoder, or to overrule it. ``banned``
+    (K,) bool: labels read as if their logits were −∞; ``top``: the argmax map (H, W) when already computed (with
+    ``banned``: among the allowed labels, ``allowed_argmax``);
+    ``sample``: the mass summed over every ``sample``-th pixel each way (``sample``² times less work);
+    ``sampled``: the softmax of those pixels (n_y, n_x, K), when already computed (the parser's shared one).
     """
     k = logits.shape[0]
-    top = logits.max(0).indices if top is None else top
-    if banned is not None:
-        top = allowed_argmax(logits, top, banned)
-    candidates = presence_targets(top[None], k, min_fraction)[0].bool()  # (K,)
+    if top is None:
+        top = logits.max(0).indices
+        top = top if banned is None else allowed_argmax(logits, top, banned)
+    counts = torch.bincount(top.flatten(), minlength=k)  # (K,) as ``presence_targets`` counts a map without holes
+    candidates = counts >= max(1.0, min_fraction * top.numel())
     exclusive = exclusive.to(candidates.device)
     if not (exclusive & candidates[:, None] & candidates[None, :]).any():  # no conflict: the mass is not needed
         return consistent_set(candidates, torch.zeros(k), exclusive)
+    return consistent_set(candidates, softmax_mass(logits, sample, banned, sampled), exclusive)
+
+
+def softmax_mass(
+    logits: torch.Tensor, sample: int, banned: torch.Tensor | None = None, sampled: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Logits (K, H, W) → (K,) each label's softmax probability summed over every ``sample``-th pixel each way,
+    ``banned`` (K,) labels left out of the softmax. From ``sampled`` (that softmax with nothing left out,
+    (n_y, n_x, K)) when given: the allowed labels' probabilities divided by their share of the cell, and the
+    softmax again from the logits only in cells where that share is under 0.5 (a float32 share near 0 would lose
+    the digits); 2 matrix-vector products instead of a second softmax (7.8 → 2 ms a photo on CCP, measured)."""
     first = sample // 2
-    z = logits[:, first::sample, first::sample].float()  # (K, H/sample, W/sample)
-    z = z if banned is None else z.masked_fill(banned.to(logits.device)[:, None, None], -1e9)
-    mass = softmax(z, 0).sum((1, 2))
-    return consistent_set(candidates, mass, exclusive)
+    cells = logits[:, first::sample, first::sample]  # (K, n_y, n_x), a view
+    banned = None if banned is None or not bool(banned.any()) else banned.to(logits.device)
+    if sampled is None:
+        z = cells.float() if banned is None else cells.float().masked_fill(banned[:, None, None], -1e9)
+        return softmax(z, 0).sum((1, 2))
+    p = sampled.reshape(-1, sampled.shape[-1])  # (N, K)
+    if banned is None:
+        return p.sum(0)
+    kept = 1.0 - p @ banned.to(p.dtype)  # (N,) the allowed labels' share of each cell
+    sure = kept >= 0.5
+    mass = torch.where(sure, 1.0 / kept, 0.0) @ p  # (K,)
+    ys, xs = (~sure).view(sampled.shape[:2]).nonzero(as_tuple=True)
+    if len(ys):
+        rows = cells.permute(1, 2, 0)[ys, xs].float()  # (M, K) those cells' logits
+        mass += rows.masked_fill(banned[None, :], -math.inf).softmax(-1).sum(0)
+    return mass.masked_fill(banned, 0.0)
 
 
 def allowed_argmax(logits: torch.Tensor, top: torch.Tensor, banned: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,7 @@ from parsing.inference.options import ParseOptions
 from parsing.inference.photo import ImageInput, ParseError, Photo, check_input, describe_input, prepare, to_size
 from parsing.inference.refocus import refocused, widened
 from parsing.inference.specks import remove_specks
+from parsing.inference.stream import NetworkThread, batches
 from parsing.labels import NON_GARMENTS
 from parsing.model.backends import Backend, TorchBackend, resolve_device
 from parsing.model.checkpoint import checkpoint_path
@@ -52,20 +53,6 @@ from parsing.outputs.edit import EditBase
 from parsing.outputs.parse import Parse
 
 __all__ = ["ParseError", "ParseOptions", "Parser"]
-
-
-class _NetworkThread:
-    """One thread for the network, shared by a parser and its ``replace``d variants (created on first use)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-
-    def executor(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="parsing-network")
-            return self._pool
 
 
 class Parser:
@@ -87,7 +74,7 @@ class Parser:
         options: ParseOptions | None = None,
         *,
         checkpoint: str = "",
-        _network: _NetworkThread | None = None,
+        _network: NetworkThread | None = None,
     ) -> None:
         self.backend = backend if isinstance(backend, Backend) else TorchBackend(backend)
         self.spec = self.backend.spec  # labels, exclusive pairs, decoding, network box
@@ -107,7 +94,7 @@ class Parser:
         # The next photo's network runs while this one is finished when the network has threads of its own
         # (onnxruntime): the steps after it leave a core idle (the CRF runs on one).
         self.overlap = self.backend.own_threads and cpu
-        self._network = _network or _NetworkThread()
+        self._network = _network or NetworkThread()
         self._views: dict[tuple[str, ...] | None, LabelView | None] = {}
         self._views_lock = threading.Lock()
         self.view(None)  # a bad merge fails here
@@ -239,7 +226,7 @@ class Parser:
         step = self.network_batch or batch_size
         pending: deque[tuple[list[Any], Future | None]] = deque()  # batches in input order, their networks
         items = ((p if isinstance(p, (Photo, ParseError)) else self._prepared(p), tags) for p, tags in items)
-        for batch in _batches(items, step):
+        for batch in batches(items, step):
             photos = [photo for photo, _ in batch if isinstance(photo, Photo)]
             streaming = self.overlap and photos
             ahead = self.network_executor.submit(self.forward, photos, self.backend.for_stream()) if streaming else None
@@ -307,7 +294,13 @@ class Parser:
         return out
 
     def _finish(
-        self, photo: Photo, x: torch.Tensor, z: torch.Tensor, p: torch.Tensor | None, garments: Any, features: Any
+        self,
+        photo: Photo,
+        x: torch.Tensor,
+        z: torch.Tensor,
+        p: torch.Tensor | None,
+        garments: Any,
+        features: Any,
     ) -> Parse:
         """One photo after the network: widen, decode + CRF, refocus, specks, confidence, full size."""
         opts, backend, view = self.options, self.backend, self.view(garments)
@@ -374,21 +367,3 @@ class Parser:
             yield
         finally:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
-
-
-def _batches(items: Iterable[tuple[Any, Any]], size: int) -> Iterator[list[tuple[Any, Any]]]:
-    """(photo, garments) items → lists of up to ``size`` photos in order; a ``ParseError`` item is a list of its own."""
-    batch: list[tuple[Any, Any]] = []
-    for item in items:
-        if isinstance(item[0], ParseError):
-            if batch:
-                yield batch
-                batch = []
-            yield [item]
-            continue
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -23,9 +23,11 @@ class EmbedActor:
         import torch
 
         from parsing.inference.parser import Parser
+        from parsing.tuning import tune_process
 
         torch.set_num_threads(threads)
         self.parser = Parser.load(checkpoint, embed=True)
+        tune_process()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from parsing.search.entries import Entry

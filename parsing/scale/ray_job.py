@@ -33,11 +33,13 @@ class ParseActor:
         import torch
 
         from parsing.inference.parser import Parser
+        from parsing.tuning import tune_process
 
         threads = parser_options.pop("threads", None)
         if threads:
             torch.set_num_threads(threads)  # as many as the actor's CPUs: actors on one node do not fight
         self.parser = Parser.load(**parser_options)
+        tune_process()
         self.output, self.save_options = Path(output), save_options
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

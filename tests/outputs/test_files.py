@@ -35,3 +35,20 @@ def test_labels_json_refuses_other_labels_unless_everything_is_redone(tmp_path):
         write_labels_json(tmp_path, ["null", "top"], [(0, 0, 0), (255, 0, 0)])
     write_labels_json(tmp_path, ["null", "top"], [(0, 0, 0), (255, 0, 0)], replace=True)
     assert "top" in path.read_text()
+
+
+def test_overlay_colours_labels_and_leaves_hidden_ones_as_the_photo():
+    import numpy as np
+
+    from parsing.outputs.overlay import colourise, overlay
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, (30, 20)).astype(np.uint8)
+    palette = [[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]]
+    assert (colourise(labels, palette) == np.asarray(palette, np.uint8)[labels]).all()  # the table lookup
+    assert (colourise(labels.astype(np.int64), palette) == np.asarray(palette, np.uint8)[labels]).all()
+    image = rng.integers(0, 256, (30, 20, 3)).astype(np.uint8)
+    picture = np.asarray(overlay(image, labels, palette, ["null", "a", "b", "c"]))[:30, :20]
+    hidden = labels == 0
+    assert (picture[hidden] == image[hidden]).all()  # "null": the photo itself
+    assert (picture[~hidden] != image[~hidden]).any(axis=-1).mean() > 0.9  # the others: blended with their colour

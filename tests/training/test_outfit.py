@@ -282,3 +282,29 @@ def test_softmax_over_channels_last_logits_matches_torch():
     assert torch.allclose(softmax(logits, 1), logits.softmax(1), atol=1e-6)
     assert torch.allclose(softmax(logits[0], 0), logits[0].softmax(0), atol=1e-6)
     assert softmax(logits, 1).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_channels_last_cell_means_match_avg_pool_at_every_size():
+    from parsing.inference.decode import cell_means
+
+    torch.manual_seed(0)
+    for h, w in [(12, 10), (13, 11), (5, 3), (1, 1)]:
+        probs = torch.rand(2, h, w, 7).softmax(-1).permute(0, 3, 1, 2)  # channels-last, as the shared softmax
+        for pool in (2, 4):
+            exact = torch.nn.functional.avg_pool2d(probs.contiguous(), pool, ceil_mode=True).flatten(2)
+            got = cell_means(probs, pool)
+            assert got.shape == exact.shape and torch.allclose(got, exact, atol=1e-6), (h, w, pool)
+
+
+def test_softmax_mass_from_the_shared_softmax_matches_the_softmax_of_the_logits():
+    from parsing.inference.confidence import sampled_probs
+    from parsing.inference.exclusions import softmax_mass
+
+    torch.manual_seed(0)
+    logits = torch.randn(6, 20, 16) * 3
+    logits[2, :8] = 40.0  # a banned label that takes whole cells: its share is ~1 there, recomputed from the logits
+    for banned in (None, torch.tensor([False, False, True, False, True, False])):
+        exact = softmax_mass(logits, 2, banned)
+        shared = softmax_mass(logits, 2, banned, sampled_probs(logits))
+        assert torch.allclose(shared, exact, rtol=1e-4, atol=1e-4), banned
+    assert softmax_mass(logits, 2, banned, sampled_probs(logits))[2] == 0  # a banned label has no mass
