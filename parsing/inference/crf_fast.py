@@ -245,10 +245,12 @@ def _fast_crf(
     h2, w2 = -(-h // f), -(-w // f)  # the grid: cells of f×f pixels, partial at the bottom/right edges
     valid = None if valid is None else valid.to(device)
 
-    # Pixels of each label per cell (invalid pixels go to a spare bin).
-    cell = (torch.arange(h, device=device) // f)[:, None] * w2 + torch.arange(w, device=device) // f  # (H, W)
-    index = (torch.arange(b, device=device)[:, None, None] * (h2 * w2) + cell) * k + hard  # (B, H, W)
+    # Pixels of each label per cell (invalid pixels go to a spare bin), counted in int32 where the bins fit: 2× faster.
     bins = b * h2 * w2 * k
+    kind = torch.int32 if bins < 2**31 else torch.long
+    cell = (torch.arange(h, device=device) // f)[:, None] * w2 + torch.arange(w, device=device) // f  # (H, W)
+    first = torch.arange(b, device=device, dtype=kind)[:, None, None] * (h2 * w2)
+    index = (first + cell.to(kind)) * k + hard.to(kind)  # (B, H, W)
     index = index if valid is None else torch.where(valid, index, bins)
     counts = torch.bincount(index.flatten(), minlength=bins + 1)[:bins].view(b, h2, w2, k)
 
@@ -258,6 +260,8 @@ def _fast_crf(
         is_active |= probs.amax(dim=(0, 2, 3)) >= params.active_prob
     active = is_active.nonzero().flatten()
     a, n_rest = len(active), k - len(active)
+    lut = torch.full((k,), a, dtype=torch.long, device=device)  # label → its channel (a: the shared one)
+    lut[active] = torch.arange(a, device=device)
     c = _reduced_compat(torch.as_tensor(compat, dtype=torch.float32, device=device), active)  # (A+1, A+1)
     counts = counts[..., active].permute(0, 3, 1, 2)  # (B, A, h', w')
 
@@ -266,7 +270,7 @@ def _fast_crf(
     rgb = images.to(device)  # (B, 3, H, W) as given
     if valid is None:
         mask, mass = None, torch.ones(b, 1, h2, w2, device=device)
-        grid_rgb = pool(rgb.float())  # (B, 3, h', w') the cells' mean colours
+        grid_rgb = pool(rgb.contiguous().float())  # (B, 3, h', w') the cells' mean colours (NCHW: avg_pool's fast path)
     else:
         mask = valid[:, None].float()  # (B, 1, H, W)
         mass = pool(mask)  # (B, 1, h', w') share of the cell's pixels that count
@@ -306,8 +310,6 @@ def _fast_crf(
     score = -_cell_energies(final, grid_rgb, grid_valid, pixels, cells, params.bilateral_srgb)  # (N, A+1, f, f)
     network = hard[at]  # (N, f, f)
     if probs is None:
-        lut = torch.full((k,), a, dtype=torch.long, device=device)
-        lut[active] = torch.arange(a, device=device)
         score.scatter_add_(1, lut[network][:, None], torch.full_like(score[:, :1], gain))
         score[:, a] += math.log(max(n_rest, 1))
     else:
