@@ -33,6 +33,7 @@ from parsing.inference.photo import MAX_PIXELS, fitted
 from parsing.labels import flat_palette
 from parsing.model import SHIPPED, Backend, TorchBackend
 from parsing.model.load import BACKENDS, PRECISIONS
+from parsing.tuning import tune_process
 
 
 def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
@@ -68,6 +69,8 @@ def run(args: argparse.Namespace) -> dict:
     parser.overlap = False  # one stage at a time: the network of the next photo would run beside this one's steps
     torch_net = TorchBackend(parser.model)  # the yardstick is torch's eager pass
     yard = [fitted(*read_photo(path, MAX_PIXELS), parser.size, str(path)).x for path in photos[: args.forward_photos]]
+    plain = forward_seconds(torch_net, yard)  # with glibc's default allocator settings
+    tune_process()  # as parsing-predict does once its model is loaded; the yardstick too is measured under it
     before = forward_seconds(torch_net, yard)  # and again after the stages: the machine drifts
     parser.timings = {}
     own = dict.fromkeys(("read + decode", "fit"), 0.0)
@@ -114,6 +117,7 @@ def run(args: argparse.Namespace) -> dict:
         "total_s_per_photo": round(total / n, 4),
         "forward_s_per_photo": round(forward, 4),
         "forward_s_before_after": [round(before, 4), round(after, 4)],
+        "forward_s_default_allocator": round(plain, 4),
         "gflop_per_photo": round(gflop, 2),
         "network_gflops": round(gflop / forward, 1),
         "sgemm_gflops": round(sgemm_gflops(), 1),
@@ -125,7 +129,9 @@ def spread(result: dict) -> str:
     if "forward_s_before_after" not in result:
         return ""
     before, after = result["forward_s_before_after"]
-    return f" (the mean of {before:.3f} s before and {after:.3f} s after the stages)"
+    plain = result.get("forward_s_default_allocator")
+    tuned = f"; under the commands' allocator settings (`parsing.tuning`), {plain:.3f} s under glibc's" if plain else ""
+    return f" (the mean of {before:.3f} s before and {after:.3f} s after the stages{tuned})"
 
 
 def markdown(result: dict) -> str:
