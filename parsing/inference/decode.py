@@ -96,16 +96,17 @@ def parse_photo(
     view: LabelView | None = None,
     crf_params: CRFParams | None = None,
     sampled: torch.Tensor | None = None,
+    top: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One photo's logits (K, h', w') without padding → its label map (h, w) at ``size`` and the decoded
     garment set (K,) bool (None without ``decode``). With ``decode``, labels that conflict with the decoded
     set are suppressed first; with a ``crf``, the map is refined against the photo (h, w, 3). ``view``: only
     a photo's known garments and/or merged labels (``inference.label_view``); the map and the set are then in
     its labels. ``crf_params``: default ``CRFParams()``. ``sampled``: ``confidence.sampled_probs(logits)``, when the
-    caller has it (used without a view)."""
+    caller has it, and ``top`` the logits' argmax (h', w') (both used without a view)."""
     params = crf_params or CRFParams()
     if view is None or view.identity:
-        return _decode(model, logits, presence, size, image, crf, params, model.exclusive, sampled)
+        return _decode(model, logits, presence, size, image, crf, params, model.exclusive, sampled, top)
     logits, presence, ids = view.select(logits, presence)  # (L, h', w'), (L,), (L,) output label ids
     exclusive = view.exclusive.to(ids.device)[ids][:, ids]
     labels, chosen = _decode(model, logits, presence, size, image, crf, params, exclusive)
@@ -126,10 +127,11 @@ def _decode(
     params: CRFParams,
     exclusive: torch.Tensor,
     sampled: torch.Tensor | None = None,
+    top: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     hp = model.decoding
     chosen = banned = None
-    top = argmax(logits, 0)  # (h', w') the network's labels at its own size
+    top = argmax(logits, 0) if top is None else top  # (h', w') the network's labels at its own size
     shared = sampled if SAMPLE == 2 else None  # (h'/2, w'/2, K): ``confidence.sampled_probs`` reads those cells
     if hp.decode and bool(exclusive.any()):
         source = decoding_source(hp.decode_from, presence)
