@@ -95,8 +95,7 @@ def pixel_outfit(
     if top is None:
         top = logits.max(0).indices
         top = top if banned is None else allowed_argmax(logits, top, banned)
-    counts = torch.bincount(top.flatten(), minlength=k)  # (K,) as ``presence_targets`` counts a map without holes
-    candidates = counts >= max(1.0, min_fraction * top.numel())
+    candidates = presence_targets(top[None], k, min_fraction)[0].bool()  # (K,)
     exclusive = exclusive.to(candidates.device)
     if not (exclusive & candidates[:, None] & candidates[None, :]).any():  # no conflict: the mass is not needed
         return consistent_set(candidates, torch.zeros(k), exclusive)

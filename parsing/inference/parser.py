@@ -202,6 +202,14 @@ class Parser:
         tags = self._garments(garments)
         return self.parse_stream(((image, tags) for image in images), batch_size)
 
+    def _plain(self, garments: Sequence[str] | None) -> bool:
+        """Whether a photo with these garments is decoded in the model's own labels (no label view)."""
+        try:
+            view = self.view(garments)
+        except (ValueError, RuntimeError):  # bad garments: that photo's ParseError, when it is finished
+            return False
+        return view is None or view.identity
+
     def _garments(self, garments: Sequence[str] | None) -> list[str] | None:
         return None if garments is None else self.garment_names(garments)
 
@@ -229,9 +237,10 @@ class Parser:
         items = ((p if isinstance(p, (Photo, ParseError)) else self._prepared(p), tags) for p, tags in items)
         for batch in batches(items, step):
             photos = [photo for photo, _ in batch if isinstance(photo, Photo)]
-            streaming = self.overlap and photos
-            stream = self.backend.for_stream()
-            ahead = self.network_executor.submit(self.forward, photos, stream, True) if streaming else None
+            ahead = None
+            if self.overlap and photos:  # and the first reads of the photos decoded without a label view
+                plain = [self._plain(tags) for photo, tags in batch if isinstance(photo, Photo)]
+                ahead = self.network_executor.submit(self.forward, photos, self.backend.for_stream(), plain)
             pending.append((batch, ahead))
             while len(pending) > (1 if self.overlap else 0):  # with overlap one batch's network runs ahead
                 yield from self._finish_pending(*pending.popleft())
@@ -256,13 +265,14 @@ class Parser:
         return prepare(image, self.size, self.options.max_pixels, source)
 
     def forward(
-        self, photos: Sequence[Photo], backend: Backend | None = None, first_reads: bool = False
+        self, photos: Sequence[Photo], backend: Backend | None = None, first_reads: Sequence[bool] = ()
     ) -> tuple[Any, ...]:
         """One network batch, padded bottom/right to its largest photo → images (B, 3, H, W), logits (B, K, H, W),
         presence logits (B, K) or None, and with ``embed`` the search features (decoder features, outfit hidden
-        layer) or None, and with ``first_reads`` each photo's argmax and sampled softmax (what decoding reads first:
-        a stream computes them on its network thread, which waits less than the decoding thread, 96 → 87 ms a photo
-        on 2 cores) or None — the inputs of ``postprocess``. ``backend``: another view of the parser's (a stream's)."""
+        layer) or None, and for the photos whose ``first_reads`` is true their argmax and sampled softmax (what
+        decoding reads first: a stream computes them on its network thread, which waits less than the decoding
+        thread, 96 → 89 ms a photo on 2 cores) or None — the inputs of ``postprocess``. ``backend``: another view
+        of the parser's (a stream's)."""
         backend = backend or self.backend
         hh, ww = max(p.x.shape[1] for p in photos), max(p.x.shape[2] for p in photos)
         batch = torch.stack([F.pad(p.x, (0, ww - p.x.shape[2], 0, hh - p.x.shape[1])) for p in photos])
@@ -274,9 +284,10 @@ class Parser:
             else:
                 logits, presence = backend.infer(images, self.options.tta)
             reads = None
-            if first_reads:
+            if any(first_reads):
                 crops = [logits[i, :, : p.x.shape[1], : p.x.shape[2]] for i, p in enumerate(photos)]  # (K, h', w')
-                reads = [(argmax(z, 0), sampled_probs(z)) for z in crops]
+                wanted = zip(crops, first_reads, strict=True)
+                reads = [(argmax(z, 0), sampled_probs(z)) if want else None for z, want in wanted]
             return images, logits, presence, None if features is None else tuple(features), reads
 
     def postprocess(
@@ -287,7 +298,7 @@ class Parser:
         logits: torch.Tensor,
         presence: torch.Tensor | None,
         features: tuple[torch.Tensor | None, ...] | None = None,
-        reads: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+        reads: list[tuple[torch.Tensor, torch.Tensor] | None] | None = None,
     ) -> list[Parse | ParseError]:
         """Each photo's own steps after the network (``forward``'s outputs), the padding cropped off."""
         out: list[Parse | ParseError] = []
@@ -324,7 +335,7 @@ class Parser:
             z, wide = widened(backend, x, z, opts.widen, opts.tta)
             top, cells = reads if reads and not wide else (None, None)  # (h', w'), (h'/2, w'/2, K) of these logits
         with self._timed("decode + CRF"):
-            plain = view is None or view.identity
+            plain = self._plain(garments)
             cells = (sampled_probs(z) if cells is None else cells) if plain else None  # shared with confidence
             labels, chosen = parse_photo(
                 self.spec, z, p, work, photo.image, opts.crf, view, self.crf_params, cells, top
