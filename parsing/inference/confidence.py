@@ -21,18 +21,18 @@ from typing import Any
 import torch
 
 from parsing.box import Box
-from parsing.model.coarse import Logits, every
 
 
-def sampled_probs(logits: Logits, stride: int = 2) -> torch.Tensor:
+def sampled_probs(logits: torch.Tensor, stride: int = 2) -> torch.Tensor:
     """Logits (K, h', w') → the softmax over labels at every ``stride``-th cell (n_y, n_x, K): what the confidence
     step and the pooled garment decoding both read (computed once per photo by the parser)."""
-    return every(logits, stride).permute(1, 2, 0).float().softmax(-1)
+    first = stride // 2
+    return logits[:, first::stride, first::stride].permute(1, 2, 0).float().softmax(-1)
 
 
 def probability_sums(
     labels: torch.Tensor,
-    logits: Logits,
+    logits: torch.Tensor,
     ids: torch.Tensor,
     num_labels: int,
     box: Box | None = None,
@@ -49,12 +49,11 @@ def probability_sums(
     top, left, bottom, right = box or (0, 0, h, w)
     lh, lw = logits.shape[1:]
     first = stride // 2
-    probs = sampled  # (n_y, n_x, L): the softmax of every stride-th cell, 4x less work than the whole map at stride 2
-    if probs is None:
-        cells = every(logits, stride)  # (K, n_y, n_x): a view of a tensor's cells, no copy
-        if select is not None:  # merged groups: summed over the sampled cells, not the whole map
-            cells, ids = select(cells)
-        probs = cells.permute(1, 2, 0).float().softmax(-1)
+    cells = logits[:, first::stride, first::stride]  # (K, n_y, n_x): a view, no copy
+    if select is not None:  # merged groups: summed over the sampled cells, not the whole map
+        cells, ids = select(cells)
+    cells = cells.permute(1, 2, 0)  # (n_y, n_x, L)
+    probs = cells.float().softmax(-1) if sampled is None else sampled  # 4x less work than the whole map at stride 2
     rows = torch.arange(first, lh, stride, device=logits.device)
     cols = torch.arange(first, lw, stride, device=logits.device)
     ys = (top + ((rows + 0.5) * (bottom - top) / lh).long()).clamp(max=bottom - 1)  # the cells' centres on the map
@@ -72,7 +71,7 @@ def probability_sums(
 
 def label_confidence(
     labels: torch.Tensor,
-    logits: Logits,
+    logits: torch.Tensor,
     names: list[str],
     view: Any = None,
     box: Box | None = None,

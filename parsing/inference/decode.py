@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from parsing.inference.crf import CRFKind, CRFParams, apply_crf, refine_labels, softmax
+from parsing.inference.crf import CRFKind, CRFParams, apply_crf, argmax, refine_labels, softmax
 from parsing.inference.exclusions import allowed_argmax, banned_labels, decode_outfit, pixel_outfit, suppress_excluded
 from parsing.inference.label_view import LabelView
 from parsing.inference.resize import upsample_labels, upsample_logits
-from parsing.model.coarse import Logits, dense, top_of
 
 if TYPE_CHECKING:
     from parsing.model import ModelSpec, ParsingModel
@@ -27,7 +26,7 @@ SAMPLE = 2
 
 
 def pooled_presence(
-    logits: torch.Tensor | None,
+    logits: torch.Tensor,
     min_fraction: float,
     region: torch.Tensor | None = None,
     probs: torch.Tensor | None = None,
@@ -39,11 +38,11 @@ def pooled_presence(
     ``probs``: the softmax (B, K, H, W), when already computed. ``sample`` (1, 2 or 4): each cell's mean read from
     every ``sample``-th pixel each way, ``sample``² times less work (the network's logits are a 4× bilinear
     upsampling, smooth within a cell). ``sampled``: the softmax of those sampled pixels (B, K, h, w), when already
-    computed (the parser shares it with the confidence step; ``logits`` may then be None)."""
+    computed (the parser shares it with the confidence step)."""
     pool = 4  # cells of 4×4 pixels
     if probs is None and sample > 1:
         first, pool = sample // 2, 4 // sample
-        logits = logits[..., first::sample, first::sample] if sampled is None else logits
+        logits = logits[..., first::sample, first::sample]
         region = None if region is None else region[..., first::sample, first::sample]
         probs = sampled
     probs = softmax(logits.float(), 1) if probs is None else probs  # (B, K, H, W)
@@ -89,7 +88,7 @@ def decoding_source(decode_from: str, presence: torch.Tensor | None) -> str:
 
 def parse_photo(
     model: ModelSpec | ParsingModel,
-    logits: Logits,
+    logits: torch.Tensor,
     presence: torch.Tensor | None,
     size: tuple[int, int],
     image: torch.Tensor | None = None,
@@ -108,7 +107,7 @@ def parse_photo(
     params = crf_params or CRFParams()
     if view is None or view.identity:
         return _decode(model, logits, presence, size, image, crf, params, model.exclusive, sampled, top)
-    logits, presence, ids = view.select(dense(logits), presence)  # (L, h', w'), (L,), (L,) output label ids
+    logits, presence, ids = view.select(logits, presence)  # (L, h', w'), (L,), (L,) output label ids
     exclusive = view.exclusive.to(ids.device)[ids][:, ids]
     labels, chosen = _decode(model, logits, presence, size, image, crf, params, exclusive)
     if chosen is not None:
@@ -120,7 +119,7 @@ def parse_photo(
 
 def _decode(
     model: ModelSpec | ParsingModel,
-    logits: Logits,
+    logits: torch.Tensor,
     presence: torch.Tensor | None,
     size: tuple[int, int],
     image: torch.Tensor | None,
@@ -132,7 +131,7 @@ def _decode(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     hp = model.decoding
     chosen = banned = None
-    top = top_of(logits) if top is None else top  # (h', w') the network's labels at its own size
+    top = argmax(logits, 0) if top is None else top  # (h', w') the network's labels at its own size
     shared = sampled if SAMPLE == 2 else None  # (h'/2, w'/2, K): ``confidence.sampled_probs`` reads those cells
     if hp.decode and bool(exclusive.any()):
         source = decoding_source(hp.decode_from, presence)
@@ -140,11 +139,13 @@ def _decode(
             chosen = pixel_outfit(logits, exclusive, hp.min_fraction, top, sample=SAMPLE, sampled=shared)
             banned = banned_labels(chosen, exclusive)
         else:
-            probs = presence.sigmoid() if source == "presence" else None
-            if probs is None:  # pooled
-                cells = None if shared is None else shared.permute(2, 0, 1)[None]  # (1, K, h, w)
-                whole = None if cells is not None else dense(logits)[None]  # (1, K, h', w'), unless cells shared
-                probs = pooled_presence(whole, hp.min_fraction, sample=SAMPLE, sampled=cells)[0]
+            pooled = source == "pooled"
+            cells = None if shared is None else shared.permute(2, 0, 1)[None]  # (1, K, h, w)
+            probs = (
+                pooled_presence(logits[None], hp.min_fraction, sample=SAMPLE, sampled=cells)[0]
+                if pooled
+                else presence.sigmoid()
+            )
             chosen = decode_outfit(probs, exclusive, hp.presence_threshold)
             # Labels below the threshold that the pixels still show must not form a pair either: solve
             # them from the pixels among what the chosen set allows (the two together have no pair).
@@ -159,7 +160,6 @@ def _decode(
     if crf == "none" or params.unary == "labels":  # the paper's CRF needs only the label map
         labels = upsample_labels(logits, valid, size, banned, top)
         return refine_labels(crf, labels, k, image, params, exclusive), chosen
-    logits = dense(logits)  # (K, h', w'): the softmax unary reads every pixel
     if chosen is not None:
         logits = suppress_excluded(logits, chosen, exclusive)
     full = upsample_logits(logits, valid, size)  # (K, h, w)

@@ -13,7 +13,6 @@ import torch
 
 from parsing.data.datasets import presence_targets
 from parsing.inference.crf import softmax
-from parsing.model.coarse import Logits, every, rows_at, top_of
 
 
 def learn_exclusions(
@@ -75,7 +74,7 @@ def decode_outfit(probs: torch.Tensor, exclusive: torch.Tensor, threshold: float
 
 
 def pixel_outfit(
-    logits: Logits,
+    logits: torch.Tensor,
     exclusive: torch.Tensor,
     min_fraction: float = 0.001,
     top: torch.Tensor | None = None,
@@ -94,7 +93,7 @@ def pixel_outfit(
     """
     k = logits.shape[0]
     if top is None:
-        top = top_of(logits)
+        top = logits.max(0).indices
         top = top if banned is None else allowed_argmax(logits, top, banned)
     candidates = presence_targets(top[None], k, min_fraction)[0].bool()  # (K,)
     exclusive = exclusive.to(candidates.device)
@@ -104,7 +103,7 @@ def pixel_outfit(
 
 
 def softmax_mass(
-    logits: Logits, sample: int, banned: torch.Tensor | None = None, sampled: torch.Tensor | None = None
+    logits: torch.Tensor, sample: int, banned: torch.Tensor | None = None, sampled: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Logits (K, H, W) → (K,) each label's softmax probability summed over every ``sample``-th pixel each way,
     ``banned`` (K,) labels left out of the softmax. From ``sampled`` (that softmax with nothing left out,
@@ -112,10 +111,10 @@ def softmax_mass(
     softmax again from the logits only in cells where that share is under 0.5 (a float32 share near 0 would lose
     the digits); 2 matrix-vector products instead of a second softmax (7.8 → 2 ms a photo on CCP, measured)."""
     first = sample // 2
+    cells = logits[:, first::sample, first::sample]  # (K, n_y, n_x), a view
     banned = None if banned is None or not bool(banned.any()) else banned.to(logits.device)
     if sampled is None:
-        cells = every(logits, sample).float()  # (K, n_y, n_x)
-        z = cells if banned is None else cells.masked_fill(banned[:, None, None], -1e9)
+        z = cells.float() if banned is None else cells.float().masked_fill(banned[:, None, None], -1e9)
         return softmax(z, 0).sum((1, 2))
     p = sampled.reshape(-1, sampled.shape[-1])  # (N, K)
     if banned is None:
@@ -125,12 +124,12 @@ def softmax_mass(
     mass = torch.where(sure, 1.0 / kept, 0.0) @ p  # (K,)
     ys, xs = (~sure).view(sampled.shape[:2]).nonzero(as_tuple=True)
     if len(ys):
-        rows = rows_at(logits, first + ys * sample, first + xs * sample)  # (M, K) those cells' logits
+        rows = cells.permute(1, 2, 0)[ys, xs].float()  # (M, K) those cells' logits
         mass += rows.masked_fill(banned[None, :], -math.inf).softmax(-1).sum(0)
     return mass.masked_fill(banned, 0.0)
 
 
-def allowed_argmax(logits: Logits, top: torch.Tensor, banned: torch.Tensor) -> torch.Tensor:
+def allowed_argmax(logits: torch.Tensor, top: torch.Tensor, banned: torch.Tensor) -> torch.Tensor:
     """The argmax map (H, W) of logits (K, H, W) whose ``banned`` (K,) labels may not win, from their plain argmax
     ``top``: only the pixels a banned label won are looked at again (no copy of all K maps)."""
     banned = banned.to(top.device)
@@ -138,7 +137,7 @@ def allowed_argmax(logits: Logits, top: torch.Tensor, banned: torch.Tensor) -> t
     if not len(ys):
         return top
     top = top.clone()
-    rows = rows_at(logits, ys, xs)  # (N, K): those pixels' logits
+    rows = logits.permute(1, 2, 0)[ys, xs].float()  # (N, K): a pixel's logits in a row, fast to gather
     top[ys, xs] = rows.masked_fill(banned[None, :], -math.inf).max(1).indices
     return top
 

@@ -35,6 +35,7 @@ from PIL import Image
 from parsing.box import scale_box
 from parsing.data.io import DataError
 from parsing.inference.confidence import label_confidence, sampled_probs
+from parsing.inference.crf import argmax
 from parsing.inference.crf_dense import densecrf
 from parsing.inference.decode import parse_photo
 from parsing.inference.kept import edit_hints, embed, photo_probs
@@ -47,7 +48,6 @@ from parsing.inference.stream import NetworkThread, batches
 from parsing.labels import NON_GARMENTS
 from parsing.model.backends import Backend, TorchBackend, resolve_device
 from parsing.model.checkpoint import checkpoint_path
-from parsing.model.coarse import SCALE, CoarseLogits, Logits, dense, photo_logits, top_of
 from parsing.model.load import load_backend
 from parsing.model.parsing_model import ParsingModel
 from parsing.outputs.edit import EditBase
@@ -61,7 +61,8 @@ class Parser:
     ``ParseOptions``; call it on a photo, or ``parse_many`` on many. Use ``Parser.load`` (or ``Parser(backend)``,
     ``Parser(model)`` for a ``ParsingModel`` of your own); ``replace`` makes a variant with other options.
 
-    ``overlap``: in ``parse_stream`` (and ``parse_many``) the next photo's network runs while this one is finished.
+    ``overlap``: in ``parse_stream`` (and so ``parse_many``), the next photo's network runs on a thread while this
+    one is finished; on where the network has its own threads (onnxruntime on the CPU).
 
     A Parser may be shared between threads: the model and the backend are only read, the label-view cache is
     locked, and with ``overlap`` every call's network runs on the one network thread. ``timings`` (a bench's
@@ -204,9 +205,10 @@ class Parser:
     def _plain(self, garments: Sequence[str] | None) -> bool:
         """Whether a photo with these garments is decoded in the model's own labels (no label view)."""
         try:
-            return (view := self.view(garments)) is None or view.identity
+            view = self.view(garments)
         except (ValueError, RuntimeError):  # bad garments: that photo's ParseError, when it is finished
             return False
+        return view is None or view.identity
 
     def _garments(self, garments: Sequence[str] | None) -> list[str] | None:
         return None if garments is None else self.garment_names(garments)
@@ -265,10 +267,12 @@ class Parser:
     def forward(
         self, photos: Sequence[Photo], backend: Backend | None = None, first_reads: Sequence[bool] = ()
     ) -> tuple[Any, ...]:
-        """One network batch, padded bottom/right to its largest photo → images (B, 3, H, W), logits (B, K, H, W)
-        (or per photo ``CoarseLogits`` where the backend stops before the head's upsampling), presence logits (B, K)
-        or None, with ``embed`` the search features or None, and for the photos whose ``first_reads`` is true their
-        argmax and sampled softmax (a stream makes them on its network thread) or None: ``postprocess``'s inputs."""
+        """One network batch, padded bottom/right to its largest photo → images (B, 3, H, W), logits (B, K, H, W),
+        presence logits (B, K) or None, and with ``embed`` the search features (decoder features, outfit hidden
+        layer) or None, and for the photos whose ``first_reads`` is true their argmax and sampled softmax (what
+        decoding reads first: a stream computes them on its network thread, which waits less than the decoding
+        thread, 96 → 89 ms a photo on 2 cores) or None — the inputs of ``postprocess``. ``backend``: another view
+        of the parser's (a stream's)."""
         backend = backend or self.backend
         hh, ww = max(p.x.shape[1] for p in photos), max(p.x.shape[2] for p in photos)
         batch = torch.stack([F.pad(p.x, (0, ww - p.x.shape[2], 0, hh - p.x.shape[1])) for p in photos])
@@ -277,16 +281,13 @@ class Parser:
             features = None
             if self.options.embed:
                 logits, presence, *features = backend.embed(images, self.options.tta)
-            elif backend.coarse and self.options.tta == "none":  # the logits before the head's ×4 upsampling
-                small, presence = backend.forward_coarse(images)  # (B, K, H/4, W/4) of the box padded to 32
-                logits = [CoarseLogits(one, (SCALE * one.shape[1], SCALE * one.shape[2])) for one in small]
             else:
                 logits, presence = backend.infer(images, self.options.tta)
             reads = None
             if any(first_reads):
-                crops = [photo_logits(logits, i, *p.x.shape[1:]) for i, p in enumerate(photos)]  # (K, h', w')
+                crops = [logits[i, :, : p.x.shape[1], : p.x.shape[2]] for i, p in enumerate(photos)]  # (K, h', w')
                 wanted = zip(crops, first_reads, strict=True)
-                reads = [(top_of(z), sampled_probs(z)) if want else None for z, want in wanted]
+                reads = [(argmax(z, 0), sampled_probs(z)) if want else None for z, want in wanted]
             return images, logits, presence, None if features is None else tuple(features), reads
 
     def postprocess(
@@ -294,7 +295,7 @@ class Parser:
         photos: Sequence[Photo],
         garments: Sequence[Any],
         images: torch.Tensor,
-        logits: torch.Tensor | list[CoarseLogits],
+        logits: torch.Tensor,
         presence: torch.Tensor | None,
         features: tuple[torch.Tensor | None, ...] | None = None,
         reads: list[tuple[torch.Tensor, torch.Tensor] | None] | None = None,
@@ -304,7 +305,7 @@ class Parser:
         with torch.inference_mode():
             for i, photo in enumerate(photos):
                 vh, vw = photo.x.shape[-2:]
-                x, z = images[i, :, :vh, :vw], photo_logits(logits, i, vh, vw)  # (3, h', w'), (K, h', w'): no padding
+                x, z = images[i, :, :vh, :vw], logits[i, :, :vh, :vw]  # (3, h', w'), (K, h', w'): no padding
                 p = None if presence is None else presence[i]
                 mine = None
                 if features is not None:  # (C, h'/4, w'/4) decoder features, (D,) hidden layer or None
@@ -320,7 +321,7 @@ class Parser:
         self,
         photo: Photo,
         x: torch.Tensor,
-        z: Logits,
+        z: torch.Tensor,
         p: torch.Tensor | None,
         garments: Any,
         features: Any,
@@ -330,14 +331,11 @@ class Parser:
         opts, backend, view = self.options, self.backend, self.view(garments)
         names, palette = self._labels(view)
         work = tuple(photo.image.shape[:2])  # the photo's size, or less above max_pixels
-        plain = self._plain(garments)
         with self._timed("widen"):
-            top, cells = reads or (None, None)  # (h', w'), (h'/2, w'/2, K) of these logits
-            z = z if plain else dense(z)  # a label view reads every pixel; coarse ones, their argmax read twice:
-            top = top_of(z) if top is None and isinstance(z, CoarseLogits) else top
-            z, wide = widened(backend, x, z, opts.widen, opts.tta, top)
-            top, cells = (None, None) if wide else (top, cells)
+            z, wide = widened(backend, x, z, opts.widen, opts.tta)
+            top, cells = reads if reads and not wide else (None, None)  # (h', w'), (h'/2, w'/2, K) of these logits
         with self._timed("decode + CRF"):
+            plain = self._plain(garments)
             cells = (sampled_probs(z) if cells is None else cells) if plain else None  # shared with confidence
             labels, chosen = parse_photo(
                 self.spec, z, p, work, photo.image, opts.crf, view, self.crf_params, cells, top
@@ -357,8 +355,8 @@ class Parser:
         counts = np.bincount(full_labels.ravel(), minlength=len(names))
         presence = None if p is None else torch.sigmoid(p).cpu()
         presence = view.presence_probs(presence) if view is not None else presence
-        probs = photo_probs(dense(z), z_box, box, work) if opts.probs else None
-        hints = edit_hints(dense(z), z_box, box, work, view, len(names)) if opts.editable else None
+        probs = photo_probs(z, z_box, box, work) if opts.probs else None
+        hints = edit_hints(z, z_box, box, work, view, len(names)) if opts.editable else None
         embedding = None
         if features is not None:
             with self._timed("embed"):

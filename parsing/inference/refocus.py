@@ -27,7 +27,6 @@ from parsing.data.transforms import fit_photo
 from parsing.inference.crf import CRFParams
 from parsing.inference.decode import parse_photo
 from parsing.model.backends import Backend
-from parsing.model.coarse import CoarseLogits, Logits, dense
 
 
 def _fit(h: int, w: int, size: tuple[int, int]) -> float:
@@ -130,17 +129,12 @@ def paste(labels: torch.Tensor, inner: torch.Tensor, box: Box) -> torch.Tensor:
     return out
 
 
-def close_up(logits: Logits, min_share: float = 0.1, rows: float = 0.02, labels: torch.Tensor | None = None) -> bool:
+def close_up(logits: torch.Tensor, min_share: float = 0.1, rows: float = 0.02) -> bool:
     """One photo's logits (K, h', w'), padding cropped → whether its person is cut by both the top and the bottom
     edge of the frame: at least ``min_share`` of its top and of its bottom ``rows`` (share of its height) parsed
-    as something other than background. ``labels``: their argmax (h', w'), when already computed."""
+    as something other than background."""
     r = max(1, round(rows * logits.shape[1]))
-    if labels is None and isinstance(logits, CoarseLogits):
-        labels = logits.argmax()
-    if labels is None:
-        top, bottom = logits[:, :r].argmax(0) != 0, logits[:, -r:].argmax(0) != 0  # (r, w')
-    else:
-        top, bottom = labels[:r] != 0, labels[-r:] != 0
+    top, bottom = logits[:, :r].argmax(0) != 0, logits[:, -r:].argmax(0) != 0  # (r, w')
     return float(top.float().mean()) >= min_share and float(bottom.float().mean()) >= min_share
 
 
@@ -157,19 +151,13 @@ def on_canvas(x: torch.Tensor, canvas: float) -> tuple[torch.Tensor, Box]:
 
 
 def widened(
-    backend: Backend,
-    x: torch.Tensor,
-    logits: Logits,
-    canvas: float = 1.5,
-    tta: str = "none",
-    labels: torch.Tensor | None = None,
-) -> tuple[Logits, bool]:
-    """A photo's network input (3, h', w') and logits (K, h', w') (padding cropped; ``labels``: their argmax, when
-    computed) → the mean of its and its ``canvas``-times-wider view's logits (a tensor) when it is a ``close_up``
-    (else its own logits), and whether it was widened (``canvas`` ≤ 1: never)."""
-    if canvas <= 1 or not close_up(logits, labels=labels):
+    backend: Backend, x: torch.Tensor, logits: torch.Tensor, canvas: float = 1.5, tta: str = "none"
+) -> tuple[torch.Tensor, bool]:
+    """A photo's network input (3, h', w') and logits (K, h', w') (padding cropped) → the mean of its and its
+    ``canvas``-times-wider view's logits when it is a ``close_up`` (else its own logits), and whether it was
+    widened (``canvas`` ≤ 1: never)."""
+    if canvas <= 1 or not close_up(logits):
         return logits, False
-    logits = dense(logits)
     wide, (t, left, b, r) = on_canvas(x, canvas)
     wide_logits, _ = backend.infer(wide[None].to(backend.device), tta)  # (1, K, h', w')
     inner = F.interpolate(wide_logits[:, :, t:b, left:r].float(), logits.shape[1:], mode="bilinear")[0]

@@ -67,7 +67,6 @@ class Backend:
 
     name = "base"
     own_threads = False
-    coarse = False  # ``forward_coarse``: the logits before the head's ×4 upsampling (``parsing.model.coarse``)
 
     def __init__(self, spec: ModelSpec, device: str | torch.device = "cpu") -> None:
         self.spec, self.device = spec, torch.device(device)
@@ -79,10 +78,6 @@ class Backend:
 
     def forward(self, x: torch.Tensor) -> Outputs:
         raise NotImplementedError
-
-    def forward_coarse(self, x: torch.Tensor) -> Outputs:
-        """(B, 3, H, W) → logits (B, K, H'/4, W'/4) before the upsampling, of the input padded to multiples of 32."""
-        raise NotImplementedError(f"{self.name}: no coarse logits")
 
     def infer(self, x: torch.Tensor, tta: str = "none") -> Outputs:
         """(B, 3, H, W) → logits, presence logits; ``tta`` ``flip``: see ``with_tta``."""

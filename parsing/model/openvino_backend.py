@@ -21,9 +21,7 @@ from typing import Any
 import torch
 
 from parsing.model.backends import Backend, OnnxBackend, Outputs, cache_dir, from_graph, pad32
-from parsing.model.coarse import SCALE, CoarseLogits
 from parsing.model.parsing_model import ParsingModel
-from parsing.model.split import coarse_export, split_export
 
 HINTS = {"fp32": "f32", "bf16": "bf16", "mixed": "bf16"}  # mixed: the decoder's hint; the encoder runs f32
 SHAPES = 16  # compiled input shapes kept per backend (least recently used dropped)
@@ -53,12 +51,11 @@ class OpenVinoBackend(Backend):
             "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),  # for_stream: another count
             "PERFORMANCE_HINT": "LATENCY",
         }
-        coarse = coarse_export(self._onnx.path)  # the graph without the head's ×4 upsampling, where it has one
-        self._cut, self._graph = coarse is not None, coarse or self._onnx.path
-        self.coarse = self._cut  # the parser may decode from the graph's own output
         self._parts = None
         if precision == "mixed":
-            self._parts = split_export(self._graph)  # encoder graph, decoder graph, tensors between them
+            from parsing.model.split import split_export
+
+            self._parts = split_export(self._onnx.path)  # encoder graph, decoder graph, tensors between them
         self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()  # shape → compiled model(s)
         self._lock = threading.Lock()  # guards the compiled shapes; inference itself runs concurrently
         box = (1, 3, *(-(-side // 32) * 32 for side in self.spec.input_size))
@@ -70,23 +67,7 @@ class OpenVinoBackend(Backend):
 
     def forward(self, x: torch.Tensor) -> Outputs:
         """(B, 3, H, W) → logits (B, K, H, W), presence logits (B, K) or None, as the torch network."""
-        if not self._cut:
-            return self._run(x)
-        small, presence = self._run(x)  # (B, K, H/4, W/4)
-        box, (h, w) = (SCALE * small.shape[2], SCALE * small.shape[3]), x.shape[-2:]
-        full = [CoarseLogits(one, box).crop(h, w).dense().permute(1, 2, 0) for one in small]  # (h, w, K) each
-        return torch.stack(full).permute(0, 3, 1, 2), presence  # (B, K, h, w), channels-last in memory
-
-    def forward_coarse(self, x: torch.Tensor) -> Outputs:
-        """(B, 3, H, W) → the logits before the head's ×4 upsampling (B, K, H'/4, W'/4) of the input padded to
-        multiples of 32 (H', W'), presence logits (B, K) or None."""
-        if not self._cut:
-            raise ValueError("this network's head does not upsample: use forward")
-        return self._run(x)
-
-    def _run(self, x: torch.Tensor) -> Outputs:
-        """The compiled graph on (B, 3, H, W): its logits (cropped to H, W unless coarse) and presence."""
-        h, w = (None, None) if self._cut else x.shape[-2:]  # coarse: the whole padded box
+        h, w = x.shape[-2:]
         padded = pad32(x)
         compiled = self._model_for((*padded.shape, self._config["INFERENCE_NUM_THREADS"]))
         # A request per call, its outputs shared rather than copied: each array keeps its OpenVINO tensor alive,
@@ -127,10 +108,7 @@ class OpenVinoBackend(Backend):
         """The whole graph compiled for input ``shape``; with ``mixed``, its encoder in fp32 and its decoder in bf16
         (reshaped to the encoder's outputs)."""
         if self._parts is None:
-            try:
-                graph = self._core.read_model(str(self._graph))
-            except RuntimeError:  # a damaged coarse graph of the right size: made again, once
-                graph = self._core.read_model(str(self._recut()))
+            graph = self._core.read_model(str(self._onnx.path))
             graph.reshape({"image": list(shape)})
             return self._core.compile_model(graph, "CPU", {**self._config, "INFERENCE_NUM_THREADS": threads})
         first, second, crossing = self._parts
@@ -138,7 +116,9 @@ class OpenVinoBackend(Backend):
             graph = self._core.read_model(str(first))
             self._core.read_model(str(second))
         except RuntimeError:  # a damaged cut of the right size: cut again, once
-            self._parts = first, second, crossing = split_export(self._recut(), force=True)
+            from parsing.model.split import split_export
+
+            self._parts = first, second, crossing = split_export(self._onnx.path, force=True)
             graph = self._core.read_model(str(first))
         graph.reshape({"image": list(shape)})
         config = {**self._config, "INFERENCE_NUM_THREADS": threads}
@@ -146,12 +126,6 @@ class OpenVinoBackend(Backend):
         graph = self._core.read_model(str(second))
         graph.reshape({n: list(encoder.output(n).get_shape()) for n in crossing})
         return encoder, self._core.compile_model(graph, "CPU", config)
-
-    def _recut(self) -> Path:
-        """The coarse graph made again (a damaged file), or the whole export when it has no upsampling to cut."""
-        coarse = coarse_export(self._onnx.path, force=True) if self._cut else None
-        self._graph = coarse or self._onnx.path
-        return self._graph
 
     def __repr__(self) -> str:
         return f"OpenVinoBackend(precision={self.precision})"

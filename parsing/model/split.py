@@ -6,10 +6,6 @@ argmax agrees with fp32's on 99.68 % of pixels with a bf16 encoder and presence 
 99.98 % and 0 with a bf16 decoder and 99.91 % with a bf16 head — while the FPN decoder holds most of the 16.9
 GFLOP. So OpenVINO's ``mixed`` precision runs the first graph in fp32 and the second in bf16.
 
-``coarse_export(path)`` writes the export without its last step, the segmentation head's ×4 bilinear upsampling
-(``<export>-coarse.onnx``: logits at a quarter of the box, which ``parsing.model.coarse`` decodes from; any gate
-after it is per label and linear, so it moves before the cut unchanged), or returns None for a network without it.
-
 ``split_export(path)`` writes ``<export>-encoder.onnx`` and ``<export>-decoder.onnx`` beside the cached export
 (atomically, recorded in ``<export>-split.json``; made again when missing or of another size, and by the backend
 when OpenVINO cannot read them) and returns their paths and the tensors that cross the cut.
@@ -22,58 +18,6 @@ import os
 from pathlib import Path
 
 DECODER = ("/decoder/",)  # where the second graph starts: every node downstream of these is in it
-UPSAMPLING = "/segmentation_head/segmentation_head.1/Resize"  # smp's SegmentationHead: conv, ×4 bilinear upsampling
-
-
-def coarse_export(path: Path, force: bool = False) -> Path | None:
-    """The cached export at ``path`` with its head's upsampling removed, or None when its graph has no such step (a
-    head that does not upsample). Made once beside it (atomically; ``<export>-coarse.json`` records both sizes, a
-    file of another size is made again); ``force``: made again (the backend, when OpenVINO cannot read it)."""
-    out = path.with_name(path.stem + "-coarse.onnx")
-    record = path.with_name(path.stem + "-coarse.json")
-    if not force:
-        try:
-            made = json.loads(record.read_text())
-            cut_size = out.stat().st_size if made["cut"] else 0
-            if made["sizes"] == [path.stat().st_size, cut_size]:
-                return out if made["cut"] else None
-        except (OSError, ValueError, KeyError, IndexError, TypeError):
-            pass
-    import onnx
-
-    model = onnx.load(str(path))
-    nodes = [n for n in model.graph.node if n.name == UPSAMPLING and n.op_type == "Resize"]
-    if nodes:
-        _remove(model.graph, nodes[0])
-        _save(out, lambda tmp: onnx.save(model, str(tmp)))
-    sizes = [path.stat().st_size, out.stat().st_size if nodes else 0]
-    _save(record, lambda tmp: tmp.write_text(json.dumps({"cut": UPSAMPLING if nodes else None, "sizes": sizes})))
-    return out if nodes else None
-
-
-def _remove(graph, resize) -> None:  # noqa: ANN001
-    """Take the ``resize`` node out of ``graph``: its readers read its input."""
-    before, after = resize.input[0], resize.output[0]
-    if any(o.name == after for o in graph.output):  # the graph's output itself: its producer's takes the name
-        renamed = [n for n in graph.node if before in n.output]
-        before, after = after, before
-        for node in renamed:
-            node.output[list(node.output).index(after)] = before
-    for node in graph.node:
-        for i, name in enumerate(node.input):
-            if name == after:
-                node.input[i] = before
-    graph.node.remove(resize)
-
-
-def _save(path: Path, write) -> None:  # noqa: ANN001
-    """``write(tmp)``, then the temporary file moved to ``path`` (readers never see half a file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def boundary(graph) -> tuple[list[str], list[str]]:  # noqa: ANN001

@@ -70,9 +70,9 @@ def test_the_mixed_cut_is_made_once_and_made_again_when_damaged():
     import torch
 
     from parsing.model.backends import OnnxBackend
-    from parsing.model.split import coarse_export, split_export
+    from parsing.model.split import split_export
 
-    export = coarse_export(OnnxBackend("shipped").path)  # what the backend cuts: the graph before the upsampling
+    export = OnnxBackend("shipped").path
     encoder, decoder, crossing = split_export(export)
     assert len(crossing) == 4  # the FPN reads four encoder stages
     made = decoder.stat().st_mtime_ns
@@ -95,39 +95,3 @@ def test_a_stream_runs_on_half_the_threads_with_the_same_outputs():
     )
     x = torch.rand(1, 3, 128, 96, generator=torch.Generator().manual_seed(3))
     assert torch.equal(stream.forward(x)[0], backend.forward(x)[0])
-
-
-def test_the_network_stops_before_the_heads_upsampling_and_the_parser_decodes_from_there(ccp_root):
-    """The compiled graph ends before the ×4 upsampling; ``forward`` upsamples as the head does, and a parse from the
-    coarse logits is the parse from the upsampled ones."""
-    import copy
-
-    import torch
-    import torch.nn.functional as F
-
-    from parsing.model.backends import OnnxBackend
-    from parsing.model.split import coarse_export
-
-    export = OnnxBackend("shipped").path
-    cut = coarse_export(export)
-    made = cut.stat().st_mtime_ns
-    assert coarse_export(export).stat().st_mtime_ns == made  # intact: kept
-    cut.write_bytes(b"\0" * cut.stat().st_size)  # damaged, the same size: the backend makes it again
-    backend = load_backend("shipped", "openvino", precision="fp32")
-    assert backend.coarse and cut.stat().st_mtime_ns != made
-    x = torch.rand(1, 3, 120, 90, generator=torch.Generator().manual_seed(1))
-    small, presence = backend.forward_coarse(x)
-    assert small.shape[-2:] == (128 // 4, 96 // 4) and presence is not None  # the box padded to 32, a quarter
-    full, _ = backend.forward(x)
-    head = F.interpolate(small.contiguous(), scale_factor=4, mode="bilinear", align_corners=True)[..., :120, :90]
-    assert full.shape[-2:] == (120, 90) and torch.allclose(full, head, atol=1e-4)
-    assert torch.allclose(full, OnnxBackend("shipped").forward(x)[0], atol=1e-2)  # the whole graph's answer
-
-    parser = Parser.load(backend="openvino", precision="fp32", input_size=(384, 256))
-    dense = parser.replace()
-    dense.backend = copy.copy(parser.backend)
-    dense.backend.coarse = False  # the same network, decoded from its upsampled logits
-    photos = [ccp_root / "photos" / f"{stem}.jpg" for stem in VAL]
-    for ours, theirs in zip(parser.parse_many(photos), dense.parse_many(photos), strict=True):
-        assert (ours.labels == theirs.labels).mean() >= 0.9999 and ours.garments == theirs.garments
-        assert ours.confidence.keys() == theirs.confidence.keys()
