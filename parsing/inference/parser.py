@@ -335,7 +335,7 @@ class Parser:
             z, wide = widened(backend, x, z, opts.widen, opts.tta)
             top, cells = reads if reads and not wide else (None, None)  # (h', w'), (h'/2, w'/2, K) of these logits
         with self._timed("decode + CRF"):
-            plain = self._plain(garments)
+            plain = view is None or view.identity  # the view in hand: ``_plain`` would look it up again
             cells = (sampled_probs(z) if cells is None else cells) if plain else None  # shared with confidence
             labels, chosen = parse_photo(
                 self.spec, z, p, work, photo.image, opts.crf, view, self.crf_params, cells, top
