@@ -58,6 +58,7 @@ VARIANTS: dict[str, list[str]] = {  # parsing-predict options; "{tags}" = a tags
     "openvino fp32": ["--backend", "openvino", "--precision", "fp32"],
     "openvino mixed": ["--backend", "openvino", "--precision", "mixed"],
     "openvino bf16": ["--backend", "openvino", "--precision", "bf16"],
+    "openvino int8": ["--backend", "openvino", "--precision", "int8"],
     "no CRF, torch": ["--crf", "none", "--backend", "torch"],
     "tta-flip": ["--tta", "flip"],
     "merge": ["--merge", "ccp-coarse"],
@@ -70,7 +71,7 @@ VARIANTS: dict[str, list[str]] = {  # parsing-predict options; "{tags}" = a tags
 }
 CLOSE_UPS = ("close-ups", "close-ups, --widen 0")
 REFERENCE = "fp32"  # the masks of the others compared with fp32's (onnxruntime fp32 where it is installed)
-COMPARED = ("default", "torch", "onnxruntime", "openvino fp32", "openvino mixed", "openvino bf16")
+COMPARED = ("default", "torch", "onnxruntime", "openvino fp32", "openvino mixed", "openvino bf16", "openvino int8")
 
 
 def write_tags(val: list, path: str) -> None:
@@ -242,11 +243,11 @@ def command_seconds(args: argparse.Namespace, photos: list[str], options: list[s
 
 
 def steady_rows(args: argparse.Namespace, photos: list[str], forward: float) -> list[dict]:
-    """The steady state of whole commands: (an N-photo run − a 1-photo run) / (N − 1), the default and fp32, each
-    run twice, interleaved (the lower of the two taken)."""
+    """The steady state of whole commands: (an N-photo run − a 1-photo run) / (N − 1), for ``--steady-variants``
+    (the default and fp32), each run twice (the lower of the two taken)."""
     n = min(args.steady, len(photos))
     rows = []
-    for name in ("default", "fp32"):
+    for name in args.steady_variants:
         options = VARIANTS[name]
         many = min(command_seconds(args, photos[:n], options) for _ in range(2))
         one = min(command_seconds(args, photos[:1], options) for _ in range(2))
@@ -354,6 +355,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--megapixels", type=float, nargs="*", default=[1, 4, 16, 80])
     parser.add_argument("--steady", type=int, default=0, help="N: the steady state from N-photo and 1-photo runs")
+    parser.add_argument("--steady-variants", nargs="+", default=["default", "fp32"], choices=list(VARIANTS))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--name", default="predict", help="file stem of the results")
     args = parser.parse_args()

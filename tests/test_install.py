@@ -44,3 +44,5 @@ def test_the_readme_install_keeps_the_users_torch(tmp_path, ccp_root):
     photo = str(ccp_root / "photos" / "0009.jpg")
     code = f"from parsing import Parser; print(Parser.load(input_size=(256, 160))({photo!r}).garments)"
     assert run([str(python), "-c", code], cwd=tmp_path).startswith("[")
+    code = "from parsing.model.quantize import calibration_photos; print(len(calibration_photos()))"
+    assert run([str(python), "-c", code], cwd=tmp_path).strip() == "16"  # the int8 decoder's calibration photos

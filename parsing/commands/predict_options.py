@@ -121,8 +121,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="the network's arithmetic; auto: mixed where the CPU has AMX / AVX512-BF16 units and OpenVINO is "
-        "installed, else fp32; mixed: the encoder in fp32, the decoder in bf16; fp32: fp32's masks on any CPU",
+        help="the network's arithmetic; auto: int8 where the CPU has AMX / AVX512-BF16 units and OpenVINO is "
+        "installed, else fp32; int8: the encoder in fp32, the decoder in int8 (made on first use, cached); mixed: "
+        "the decoder in bf16; fp32: fp32's masks on any CPU",
     )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="data-loading processes")

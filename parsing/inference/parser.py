@@ -44,7 +44,7 @@ from parsing.inference.options import ParseOptions
 from parsing.inference.photo import ImageInput, ParseError, Photo, check_input, describe_input, prepare, to_size
 from parsing.inference.refocus import refocused, widened
 from parsing.inference.specks import remove_specks
-from parsing.inference.stream import NetworkThread, batches
+from parsing.inference.stream import NetworkThread, ReadsPlacement, batches
 from parsing.labels import NON_GARMENTS
 from parsing.model.backends import Backend, TorchBackend, resolve_device
 from parsing.model.checkpoint import checkpoint_path
@@ -116,9 +116,9 @@ class Parser:
         ``FileNotFoundError``, anything else unusable a ``CheckpointError``, each naming the file; a bad option a
         ``ValueError`` (an unknown one a ``TypeError``). ``backend``: ``torch``, ``onnxruntime`` (CPU; the network
         exported once and cached by the checkpoint's hash), ``openvino`` or ``auto`` (``parsing.model.load_backend``:
-        OpenVINO ``mixed`` on a CPU with bf16 units, else onnxruntime where installed, else torch); ``auto`` with
+        OpenVINO ``int8`` on a CPU with bf16 units, else onnxruntime where installed, else torch); ``auto`` with
         ``embed`` is torch (search features come from the torch network). ``precision``: ``auto``, ``fp32`` (fp32
-        whatever the CPU), ``mixed`` (encoder fp32, decoder bf16) or ``bf16``."""
+        whatever the CPU), ``int8`` (encoder fp32, decoder int8), ``mixed`` (decoder bf16) or ``bf16``."""
         parse_options = (options or ParseOptions()).replace(**changes)
         if parse_options.embed and backend == "auto":
             backend = "torch"
@@ -234,24 +234,25 @@ class Parser:
         on a CPU); with ``overlap`` the next batch's network runs while this one is finished."""
         step = self.network_batch or batch_size
         pending: deque[tuple[list[Any], Future | None]] = deque()  # batches in input order, their networks
+        reads = ReadsPlacement()  # the first reads on the network thread, or on this one when it waits for it
         items = ((p if isinstance(p, (Photo, ParseError)) else self._prepared(p), tags) for p, tags in items)
         for batch in batches(items, step):
             photos = [photo for photo, _ in batch if isinstance(photo, Photo)]
             ahead = None
             if self.overlap and photos:  # and the first reads of the photos decoded without a label view
-                plain = [self._plain(tags) for photo, tags in batch if isinstance(photo, Photo)]
+                plain = [reads.on_network and self._plain(t) for photo, t in batch if isinstance(photo, Photo)]
                 ahead = self.network_executor.submit(self.forward, photos, self.backend.for_stream(), plain)
             pending.append((batch, ahead))
             while len(pending) > (1 if self.overlap else 0):  # with overlap one batch's network runs ahead
-                yield from self._finish_pending(*pending.popleft())
+                yield from self._finish_pending(*pending.popleft(), reads)
         while pending:
-            yield from self._finish_pending(*pending.popleft())
+            yield from self._finish_pending(*pending.popleft(), reads)
 
-    def _finish_pending(self, batch: list[Any], ahead: Future | None) -> list[Parse | ParseError]:
+    def _finish_pending(self, batch: list[Any], ahead: Future | None, reads: ReadsPlacement) -> list[Any]:
         photos = [photo for photo, _ in batch]
         if isinstance(photos[0], ParseError):
             return photos  # one that could not be read: a batch of its own
-        network = ahead.result() if ahead is not None else self.forward(photos)
+        network = reads.result(ahead) if ahead is not None else self.forward(photos)
         return self.postprocess(photos, [tags for _, tags in batch], *network)
 
     @property

@@ -1,4 +1,4 @@
-"""The network on OpenVINO (CPU), in fp32, bf16 or mixed: ``Parser.load(backend="openvino", precision="mixed")``.
+"""The network on OpenVINO (CPU), in fp32, bf16, mixed or int8: ``Parser.load(backend="openvino", precision="int8")``.
 
 It runs the same cached ONNX export as the onnxruntime backend (``OnnxBackend`` makes and checks it), compiled by
 OpenVINO for this CPU once per input shape: a static shape ran bf16 2× faster than the dynamic graph here (49
@@ -6,8 +6,10 @@ against 131 ms per photo; fp32 104 against 215), and a catalogue's photos fit in
 explicit: OpenVINO picks bf16 by itself on CPUs with AVX512-BF16 or AMX unless told, so ``fp32`` asks for f32 and
 ``bf16`` for bf16 (a CPU without bf16 units emulates it, slowly). Compiled blobs are cached beside the exports
 (``$PARSING_CACHE/openvino``). ``mixed``: the encoder in fp32 and the decoder and heads in bf16 (two graphs,
-``parsing.model.split``): the masks of fp32 within ~0.1 % of pixels, most of bf16's speed. Needs the ``openvino``
-extra.
+``parsing.model.split``): the masks of fp32 within ~0.1 % of pixels, most of bf16's speed. ``int8``: the encoder in
+fp32 and the decoder in int8 (``parsing.model.quantize``, made on first use and cached; the head and the layers
+between the int8 ones in bf16 where the CPU has bf16 units): fp32's masks on ~99.8 % of pixels, faster than
+``mixed`` on CPUs with int8 dot-product units (VNNI, AMX). Needs the ``openvino`` extra.
 """
 
 from __future__ import annotations
@@ -18,18 +20,19 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from parsing.model.backends import Backend, OnnxBackend, Outputs, cache_dir, from_graph, pad32
 from parsing.model.parsing_model import ParsingModel
 
-HINTS = {"fp32": "f32", "bf16": "bf16", "mixed": "bf16"}  # mixed: the decoder's hint; the encoder runs f32
+HINTS = {"fp32": "f32", "bf16": "bf16", "mixed": "bf16", "int8": "bf16"}  # mixed, int8: the decoder's; encoder f32
 SHAPES = 16  # compiled input shapes kept per backend (least recently used dropped)
 
 
 class OpenVinoBackend(Backend):
-    """``source``: a checkpoint file, ``shipped`` or a ``ParsingModel``; ``precision``: ``fp32``, ``bf16`` or
-    ``mixed``; ``threads``: OpenVINO's inference threads (default: torch's count)."""
+    """``source``: a checkpoint file, ``shipped`` or a ``ParsingModel``; ``precision``: ``fp32``, ``bf16``,
+    ``mixed`` or ``int8``; ``threads``: OpenVINO's inference threads (default: torch's count)."""
 
     name = "openvino"
     own_threads = True  # OpenVINO's own thread pool: the network can run beside torch work
@@ -46,16 +49,15 @@ class OpenVinoBackend(Backend):
         self.precision = precision
         self._core = ov.Core()
         self._core.set_property({"CACHE_DIR": str(cache_dir().parent / "openvino")})
+        hint = HINTS[precision]
+        if precision == "int8" and "BF16" not in self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            hint = "f32"  # no bf16 units: what is not int8 runs in fp32
         self._config = {
-            "INFERENCE_PRECISION_HINT": HINTS[precision],
+            "INFERENCE_PRECISION_HINT": hint,
             "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),  # for_stream: another count
             "PERFORMANCE_HINT": "LATENCY",
         }
-        self._parts = None
-        if precision == "mixed":
-            from parsing.model.split import split_export
-
-            self._parts = split_export(self._onnx.path)  # encoder graph, decoder graph, tensors between them
+        self._parts = self._cut() if precision in ("mixed", "int8") else None  # encoder, decoder, what crosses
         self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()  # shape → compiled model(s)
         self._lock = threading.Lock()  # guards the compiled shapes; inference itself runs concurrently
         box = (1, 3, *(-(-side // 32) * 32 for side in self.spec.input_size))
@@ -111,21 +113,44 @@ class OpenVinoBackend(Backend):
             graph = self._core.read_model(str(self._onnx.path))
             graph.reshape({"image": list(shape)})
             return self._core.compile_model(graph, "CPU", {**self._config, "INFERENCE_NUM_THREADS": threads})
-        first, second, crossing = self._parts
         try:
-            graph = self._core.read_model(str(first))
-            self._core.read_model(str(second))
-        except RuntimeError:  # a damaged cut of the right size: cut again, once
-            from parsing.model.split import split_export
-
-            self._parts = first, second, crossing = split_export(self._onnx.path, force=True)
-            graph = self._core.read_model(str(first))
-        graph.reshape({"image": list(shape)})
+            self._core.read_model(str(self._parts[0]))
+            self._core.read_model(str(self._parts[1]))
+        except RuntimeError:  # a damaged graph of the right size: make the graphs again, once
+            self._parts = self._cut(force=True)
+        first, second, crossing = self._parts
         config = {**self._config, "INFERENCE_NUM_THREADS": threads}
-        encoder = self._core.compile_model(graph, "CPU", {**config, "INFERENCE_PRECISION_HINT": "f32"})
+        encoder = self._encoder(first, shape, threads)
         graph = self._core.read_model(str(second))
         graph.reshape({n: list(encoder.output(n).get_shape()) for n in crossing})
         return encoder, self._core.compile_model(graph, "CPU", config)
+
+    def _encoder(self, first: Path, shape: tuple[int, ...], threads: int) -> Any:
+        """The first graph (encoder, outfit encoder) compiled in fp32 for input ``shape``."""
+        graph = self._core.read_model(str(first))
+        graph.reshape({"image": list(shape)})
+        config = {**self._config, "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
+        return self._core.compile_model(graph, "CPU", config)
+
+    def _cut(self, force: bool = False) -> tuple[Path, Path, list[str]]:
+        """The export cut in two (``parsing.model.split``); with ``int8``, the second graph is its int8 version."""
+        from parsing.model.split import split_export
+
+        first, second, crossing = split_export(self._onnx.path, force=force)
+        if self.precision != "int8":
+            return first, second, crossing
+        from parsing.model.quantize import calibration_inputs, int8_decoder
+
+        def features() -> list[dict]:  # the fp32 encoder's outputs on the calibration photos
+            found, compiled = [], {}
+            for x in calibration_inputs(self.spec.input_size):  # (1, 3, H, W): a few shapes
+                if x.shape not in compiled:
+                    compiled[x.shape] = self._encoder(first, x.shape, self._config["INFERENCE_NUM_THREADS"])
+                result = compiled[x.shape]({"image": x})
+                found.append({name: np.array(result[name]) for name in crossing})
+            return found
+
+        return first, int8_decoder(second, features, self._onnx.path, force=force), crossing
 
     def __repr__(self) -> str:
         return f"OpenVinoBackend(precision={self.precision})"

@@ -1,4 +1,5 @@
-"""``backend="openvino"``: the cached ONNX export compiled by OpenVINO, fp32 and bf16, against onnxruntime's masks."""
+"""``backend="openvino"``: the cached ONNX export compiled by OpenVINO (fp32, bf16, mixed, int8) against onnxruntime's
+masks; the cut and the int8 graph cached, and made again when stale or damaged."""
 
 import pytest
 
@@ -16,24 +17,24 @@ def reference():
     return Parser.load(backend="onnxruntime", input_size=(384, 256))
 
 
-@pytest.mark.parametrize(("precision", "least"), [("fp32", 0.999), ("bf16", 0.98), ("mixed", 0.998)])
+@pytest.mark.parametrize(("precision", "least"), [("fp32", 0.999), ("bf16", 0.98), ("mixed", 0.998), ("int8", 0.995)])
 def test_masks_match_onnxruntime(reference, ccp_root, precision, least):
     parser = reference.__class__.load(backend="openvino", precision=precision, input_size=(384, 256))
     assert parser.backend.name == "openvino" and parser.backend.precision == precision and parser.overlap
     photos = [ccp_root / "photos" / f"{stem}.jpg" for stem in VAL]
     for ours, theirs in zip(parser.parse_many(photos), reference.parse_many(photos), strict=True):
         assert (ours.labels == theirs.labels).mean() >= least, precision
-    if precision in ("fp32", "mixed"):  # mixed: the encoder (and so the outfit encoder's presence) in fp32
+    if precision != "bf16":  # mixed, int8: the encoder (and so the outfit encoder's presence) in fp32
         assert ours.garments == theirs.garments
 
 
-def test_auto_is_mixed_on_a_cpu_with_bf16_units_and_fp32_is_one_flag_away(monkeypatch):
+def test_auto_is_int8_on_a_cpu_with_bf16_units_and_fp32_is_one_flag_away(monkeypatch):
     from parsing.model import OnnxBackend, load
 
     monkeypatch.setattr(load, "cpu_has_bf16", lambda: True)
     network = Parser.load(input_size=(256, 160)).backend
-    assert network.name == "openvino" and network.precision == "mixed"
-    assert Parser.load(backend="openvino", input_size=(256, 160)).backend.precision == "mixed"
+    assert network.name == "openvino" and network.precision == "int8"
+    assert Parser.load(backend="openvino", input_size=(256, 160)).backend.precision == "int8"
     assert isinstance(Parser.load(precision="fp32", input_size=(256, 160)).backend, OnnxBackend)
     assert Parser.load(backend="openvino", precision="fp32", input_size=(256, 160)).backend.precision == "fp32"
     assert Parser.load(backend="torch", input_size=(256, 160)).backend.name == "torch"
@@ -43,7 +44,7 @@ def test_auto_is_mixed_on_a_cpu_with_bf16_units_and_fp32_is_one_flag_away(monkey
 
 
 def test_precision_is_checked_and_belongs_to_openvino():
-    with pytest.raises(ValueError, match="precision 'int4': choose auto, fp32, mixed, bf16"):
+    with pytest.raises(ValueError, match="precision 'int4': choose auto, fp32, mixed, bf16, int8"):
         load_backend("shipped", "openvino", precision="int4")
     with pytest.raises(ValueError, match="is for backend='openvino'"):
         load_backend("shipped", "onnxruntime", precision="bf16")
@@ -95,3 +96,31 @@ def test_a_stream_runs_on_half_the_threads_with_the_same_outputs():
     )
     x = torch.rand(1, 3, 128, 96, generator=torch.Generator().manual_seed(3))
     assert torch.equal(stream.forward(x)[0], backend.forward(x)[0])
+
+
+def test_the_int8_decoder_is_made_once_and_made_again_when_stale_or_damaged(monkeypatch, capfd):
+    """Calibrated on the shipped photos (two here, for speed): made with a progress line, kept while its record
+    matches, made again for another onnxruntime version or a damaged graph."""
+    import json
+
+    import torch
+
+    from parsing.model import quantize
+
+    monkeypatch.setattr(quantize, "calibration_photos", lambda: sorted(quantize.CALIBRATION.glob("*.jpg"))[:2])
+    backend = load_backend("shipped", "openvino", precision="int8")
+    graph = backend._parts[1]
+    assert graph.name.endswith("-decoder-int8.onnx") and "QuantizeLinear" in graph.read_bytes().decode("latin-1")
+    record = graph.with_name(graph.name.replace("-decoder-int8.onnx", "-int8.json"))
+    made = graph.stat().st_mtime_ns
+    assert load_backend("shipped", "openvino", precision="int8")._parts[1].stat().st_mtime_ns == made  # kept
+    stale = json.loads(record.read_text())
+    stale["made_by"]["onnxruntime"] = "0.0"
+    record.write_text(json.dumps(stale))
+    capfd.readouterr()
+    load_backend("shipped", "openvino", precision="int8")
+    assert "making the int8 decoder" in capfd.readouterr().err and graph.stat().st_mtime_ns != made
+    assert json.loads(record.read_text())["made_by"]["onnxruntime"] != "0.0"
+    graph.write_bytes(b"\0" * graph.stat().st_size)  # the same size: OpenVINO cannot read it, the backend remakes it
+    logits, presence = load_backend("shipped", "openvino", precision="int8").forward(torch.rand(1, 3, 128, 96))
+    assert logits.shape[-2:] == (128, 96) and presence is not None and graph.read_bytes()[:4] != b"\0" * 4
