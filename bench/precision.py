@@ -3,7 +3,8 @@
 For each option, seconds per photo of the network alone (batch 1, the photos fitted into the network box as the
 parser fits them) and the share of pixels whose argmax label agrees with torch's eager fp32 pass (before any
 decoding or CRF). Options: torch fp32 (the yardstick), torch bf16 (autocast, channels-last), onnxruntime fp32 and
-int8, OpenVINO fp32, mixed (the backend's: encoder fp32, decoder bf16), bf16 and int8. int8 is a static QDQ
+int8, OpenVINO fp32, mixed (the backend's: encoder fp32, decoder bf16), the backend's int8 (encoder fp32, decoder
+int8: ``parsing.model.quantize``, the default since 0.8), bf16 and int8 (the whole network). int8 is a static QDQ
 quantization of the cached ONNX export by onnxruntime (``quant_pre_process``, then ``quantize_static``: per-channel
 int8 weights, uint8 activations, MinMax ranges from ``--calibration`` CCP training photos; the first three
 convolutions and the segmentation head kept in fp32, which measured best); OpenVINO runs the same int8 graph.
@@ -130,6 +131,7 @@ def run(args: argparse.Namespace) -> dict:
         return run_one
 
     mixed = OpenVinoBackend("shipped", "mixed", threads=args.threads)
+    int8_decoder = OpenVinoBackend("shipped", "int8", threads=args.threads)
     reference = [torch_fp32(x).argmax(1) for x in xs]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,6 +145,9 @@ def run(args: argparse.Namespace) -> dict:
             "onnxruntime int8 (QDQ)": onnxruntime(int8),
             "OpenVINO fp32": openvino(fp32, "f32"),
             "OpenVINO mixed (encoder fp32, decoder bf16)": lambda x: mixed.forward(torch.from_numpy(x))[0].numpy(),
+            "OpenVINO int8 decoder (the default: encoder fp32, decoder int8)": lambda x: int8_decoder.forward(
+                torch.from_numpy(x)
+            )[0].numpy(),
             "OpenVINO bf16": openvino(fp32, "bf16"),
             "OpenVINO int8 (the QDQ graph)": openvino(int8, "f32"),
         }
