@@ -107,27 +107,23 @@ class OpenVinoBackend(Backend):
             return self._compiled[key]
 
     def _compile(self, shape: tuple[int, ...], threads: int) -> Any:
-        """The whole graph compiled for input ``shape``; with ``mixed``, its encoder in fp32 and its decoder in bf16
-        (reshaped to the encoder's outputs)."""
+        """The whole graph compiled for input ``shape``; with ``mixed`` or ``int8``, its encoder in fp32 and its
+        decoder (bf16, or the int8 graph) reshaped to the encoder's outputs. Each graph file is read once."""
         if self._parts is None:
             graph = self._core.read_model(str(self._onnx.path))
             graph.reshape({"image": list(shape)})
             return self._core.compile_model(graph, "CPU", {**self._config, "INFERENCE_NUM_THREADS": threads})
         try:
-            self._core.read_model(str(self._parts[0]))
-            self._core.read_model(str(self._parts[1]))
+            first, second = (self._core.read_model(str(part)) for part in self._parts[:2])
         except RuntimeError:  # a damaged graph of the right size: make the graphs again, once
             self._parts = self._cut(force=True)
-        first, second, crossing = self._parts
-        config = {**self._config, "INFERENCE_NUM_THREADS": threads}
+            first, second = (self._core.read_model(str(part)) for part in self._parts[:2])
         encoder = self._encoder(first, shape, threads)
-        graph = self._core.read_model(str(second))
-        graph.reshape({n: list(encoder.output(n).get_shape()) for n in crossing})
-        return encoder, self._core.compile_model(graph, "CPU", config)
+        second.reshape({n: list(encoder.output(n).get_shape()) for n in self._parts[2]})
+        return encoder, self._core.compile_model(second, "CPU", {**self._config, "INFERENCE_NUM_THREADS": threads})
 
-    def _encoder(self, first: Path, shape: tuple[int, ...], threads: int) -> Any:
-        """The first graph (encoder, outfit encoder) compiled in fp32 for input ``shape``."""
-        graph = self._core.read_model(str(first))
+    def _encoder(self, graph: Any, shape: tuple[int, ...], threads: int) -> Any:
+        """The first graph (encoder, outfit encoder), read by OpenVINO, compiled in fp32 for input ``shape``."""
         graph.reshape({"image": list(shape)})
         config = {**self._config, "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
         return self._core.compile_model(graph, "CPU", config)
@@ -142,10 +138,10 @@ class OpenVinoBackend(Backend):
         from parsing.model.quantize import calibration_inputs, int8_decoder
 
         def features() -> list[dict]:  # the fp32 encoder's outputs on the calibration photos
-            found, compiled = [], {}
+            found, compiled, graph = [], {}, self._core.read_model(str(first))
             for x in calibration_inputs(self.spec.input_size):  # (1, 3, H, W): a few shapes
                 if x.shape not in compiled:
-                    compiled[x.shape] = self._encoder(first, x.shape, self._config["INFERENCE_NUM_THREADS"])
+                    compiled[x.shape] = self._encoder(graph, x.shape, self._config["INFERENCE_NUM_THREADS"])
                 result = compiled[x.shape]({"image": x})
                 found.append({name: np.array(result[name]) for name in crossing})
             return found
