@@ -33,7 +33,7 @@ def model_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N validation photos only")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--backend", default="auto", help="the network's backend (auto, torch, onnxruntime, openvino)")
-    parser.add_argument("--precision", default="auto", help="auto, fp32, mixed or bf16 (parsing-predict --help)")
+    parser.add_argument("--precision", default="auto", help="auto, fp32, mixed, bf16 or int8 (parsing-predict --help)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--name", default=name, help="file stem of the results")
     add_input_size(parser, "the network input box for every checkpoint (default: each checkpoint's)")

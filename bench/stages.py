@@ -170,7 +170,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--backend", choices=("auto", *BACKENDS), default="auto")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto, fp32, mixed or bf16")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto, fp32, mixed, bf16 or int8")
     parser.add_argument("--name", default="stages", help="file stem of the results")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()

@@ -114,14 +114,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--backend",
         choices=("auto", *BACKENDS),
         default="auto",
-        help="runs the network; auto: OpenVINO on a CPU with bf16 units, else onnxruntime (cached export); torch "
-        "on a GPU",
+        help="runs the network; auto: OpenVINO on a CPU with int8 units (VNNI, AMX), else onnxruntime (cached "
+        "export); torch on a GPU",
     )
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="the network's arithmetic; auto: int8 where the CPU has AMX / AVX512-BF16 units and OpenVINO is "
+        help="the network's arithmetic; auto: int8 where the CPU has int8 units (AVX512-VNNI, AMX) and OpenVINO is "
         "installed, else fp32; int8: the encoder in fp32, the decoder in int8 (made on first use, cached); mixed: "
         "the decoder in bf16; fp32: fp32's masks on any CPU",
     )

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from parsing.atomic import atomic_write
 from parsing.commands.help import plain
 from parsing.commands.inputs import collect_inputs, read_tags, tags_for_jobs
 from parsing.data.datasets import ccp_tag_items
@@ -40,7 +41,6 @@ from parsing.inference.parser import Parser
 from parsing.inference.photo import to_size
 from parsing.labels import IGNORE_INDEX, LabelSet, flat_palette
 from parsing.model.checkpoint import SHIPPED, CheckpointError
-from parsing.outputs.files import atomic_write
 
 
 def pseudo_label(

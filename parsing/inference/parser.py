@@ -116,7 +116,7 @@ class Parser:
         ``FileNotFoundError``, anything else unusable a ``CheckpointError``, each naming the file; a bad option a
         ``ValueError`` (an unknown one a ``TypeError``). ``backend``: ``torch``, ``onnxruntime`` (CPU; the network
         exported once and cached by the checkpoint's hash), ``openvino`` or ``auto`` (``parsing.model.load_backend``:
-        OpenVINO ``int8`` on a CPU with bf16 units, else onnxruntime where installed, else torch); ``auto`` with
+        OpenVINO ``int8`` on a CPU with VNNI or AMX, else onnxruntime where installed, else torch); ``auto`` with
         ``embed`` is torch (search features come from the torch network). ``precision``: ``auto``, ``fp32`` (fp32
         whatever the CPU), ``int8`` (encoder fp32, decoder int8), ``mixed`` (decoder bf16) or ``bf16``."""
         parse_options = (options or ParseOptions()).replace(**changes)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from parsing.atomic import atomic_write
 from parsing.model.checkpoint import checkpoint_path, read_checkpoint
 from parsing.model.parsing_model import ParsingModel
 from parsing.model.spec import ModelSpec
@@ -218,21 +219,15 @@ class OnnxBackend(Backend):
     def _export(self):  # noqa: ANN202
         from parsing.model.export import export_onnx
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
+        def write(tmp: Path) -> None:  # the graph renamed into place last: then it always has its probe beside it
             export_onnx(self.model, tmp, (64, 64), OPSET, channels_last=True)
             session = self._ort.InferenceSession(str(tmp), self._options, providers=["CPUExecutionProvider"])
             reference = self._reference()
             if not self._agrees(session, reference):
                 raise RuntimeError(f"{self.path}: the exported network does not match torch's")
-            with open(tmp.with_suffix(".npy"), "wb") as fh:
-                np.save(fh, reference)
-            os.replace(tmp.with_suffix(".npy"), self.probe_path)
-            os.replace(tmp, self.path)  # the graph last: a graph in place always has its probe beside it
-        finally:
-            tmp.unlink(missing_ok=True)
-            tmp.with_suffix(".npy").unlink(missing_ok=True)
+            atomic_write(self.probe_path, lambda probe: np.save(probe, reference))
+
+        atomic_write(self.path, write)
         for old in self.path.parent.glob(f"{self.digest}-*"):  # this checkpoint's exports of earlier versions
             if old not in (self.path, self.probe_path):
                 old.unlink(missing_ok=True)

@@ -11,28 +11,40 @@ from parsing.model.parsing_model import ParsingModel
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 PRECISIONS = ("auto", "fp32", "mixed", "bf16", "int8")  # all but fp32: OpenVINO
-DEFAULT = "int8"  # auto's precision on a CPU with bf16 units (all of which have int8 dot products: VNNI or AMX)
+DEFAULT = "int8"  # auto's precision on a CPU with int8 dot-product units (VNNI or AMX), OpenVINO installed
 
 
-def cpu_has_bf16() -> bool:
-    """Whether OpenVINO is installed and finds bf16 units on this CPU (AMX or AVX512-BF16)."""
+def cpu_has_int8_units() -> bool:
+    """Whether OpenVINO is installed and this CPU has int8 dot-product units: bf16 units as OpenVINO sees them (AMX
+    or AVX512-BF16 CPUs all have VNNI too) or AVX512-VNNI in numpy's run-time CPU feature table (Cascade Lake, Ice
+    Lake, Zen 4 and later). Not seen: AVX-VNNI without AVX-512 (Alder Lake-class desktops): fp32 there."""
     if importlib.util.find_spec("openvino") is None:
         return False
     import openvino as ov
 
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        return True
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__  # numpy 2
+    except ImportError:  # numpy 1
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__
+        except ImportError:
+            return False
+    return bool(__cpu_features__.get("AVX512VNNI"))
 
 
 def load_backend(
     source: str | Path | ParsingModel = "shipped", name: str = "auto", device: str = "cpu", precision: str = "auto"
 ) -> Backend:
     """A backend for ``source`` (a checkpoint file, ``shipped``, or a ``ParsingModel``). ``name``: ``torch``,
-    ``onnxruntime`` (CPU only), ``openvino`` (CPU only, the ``openvino`` extra) or ``auto``: on a CPU with bf16 units
-    where OpenVINO is installed, OpenVINO ``int8`` (the encoder in fp32, the decoder in int8: fp32's garments, its
-    masks on ~99.8 % of pixels, ``bench/results/precision.md``); else onnxruntime where ``onnx`` and ``onnxruntime``
-    are installed (the ``onnx`` extra: fp32, faster than torch); else torch — also, with a warning, when the export
-    or its cache fails. ``precision``: ``auto`` (``int8`` where the CPU has bf16 units, else ``fp32``), ``fp32``
-    (fp32 on any backend), ``mixed`` (the decoder in bf16), ``int8`` or ``bf16`` (the whole network; OpenVINO only).
+    ``onnxruntime`` (CPU only), ``openvino`` (CPU only, the ``openvino`` extra) or ``auto``: on a CPU with int8 units
+    where OpenVINO is installed (``cpu_has_int8_units``), OpenVINO ``int8`` (the encoder in fp32, the decoder in
+    int8: fp32's garments, its masks on ~99.8 % of pixels, ``bench/results/precision.md``); else onnxruntime where
+    ``onnx`` and ``onnxruntime`` are installed (the ``onnx`` extra: fp32, faster than torch); else torch — also,
+    with a warning, when the export or its cache fails. ``precision``: ``auto`` (``int8`` where the CPU has int8
+    units, else ``fp32``), ``fp32`` (fp32 on any backend), ``mixed`` (the decoder in bf16), ``int8`` or ``bf16``
+    (the whole network; OpenVINO only).
     """
     if name not in ("auto", *BACKENDS):
         raise ValueError(f"backend {name!r}: choose auto, {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}")
@@ -49,11 +61,11 @@ def load_backend(
 
         if str(device) != "cpu":
             raise ValueError(f"precision={precision!r} runs on the CPU (OpenVINO); on a GPU use backend='torch'")
-        wanted = precision if precision != "auto" else (DEFAULT if cpu_has_bf16() else "fp32")
+        wanted = precision if precision != "auto" else (DEFAULT if cpu_has_int8_units() else "fp32")
         return OpenVinoBackend(source, wanted)
     if name == "auto" and str(device) == "cpu" and all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime")):
         try:
-            if precision == "auto" and cpu_has_bf16():
+            if precision == "auto" and cpu_has_int8_units():
                 from parsing.model.openvino_backend import OpenVinoBackend
 
                 return OpenVinoBackend(source, DEFAULT)

@@ -14,8 +14,9 @@ when OpenVINO cannot read them) and returns their paths and the tensors that cro
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from parsing.atomic import atomic_write
 
 DECODER = ("/decoder/",)  # where the second graph starts: every node downstream of these is in it
 
@@ -68,14 +69,8 @@ def split_export(path: Path, force: bool = False) -> tuple[Path, Path, list[str]
     crossing, first_outputs = boundary(graph)
     finals = [o.name for o in graph.output if o.name not in first_outputs]
     for part, inputs, outputs in ((encoder, ["image"], crossing + first_outputs), (decoder, crossing, finals)):
-        tmp = part.with_name(f".{part.name}.{os.getpid()}.tmp")
-        try:
-            extract_model(str(path), str(tmp), inputs, outputs)
-            os.replace(tmp, part)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(part, lambda tmp, i=inputs, o=outputs: extract_model(str(path), str(tmp), i, o))
     sizes = [path.stat().st_size, encoder.stat().st_size, decoder.stat().st_size]
-    tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"crossing": crossing, "sizes": sizes}))
-    os.replace(tmp, record)  # written last: a record in place always has both graphs beside it
+    text = json.dumps({"crossing": crossing, "sizes": sizes})
+    atomic_write(record, lambda tmp: tmp.write_text(text))  # last: a record in place has both graphs beside it
     return encoder, decoder, crossing

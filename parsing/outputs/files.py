@@ -8,24 +8,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from parsing.atomic import atomic_write
 from parsing.outputs.describe import cutout
-
-
-def atomic_write(target: Path, write: Callable[[Path], Any]) -> None:
-    """``write(tmp_path)`` then rename: a killed run never leaves a half-written output under the final name."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp{target.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def output_paths(root: Path, key: str | Path, probs: bool = False, cutouts: bool = False) -> dict[str, Path]:

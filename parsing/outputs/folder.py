@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from parsing.outputs.files import atomic_write, output_paths
+from parsing.atomic import atomic_write
+from parsing.outputs.files import output_paths
 
 
 class OutputFolder:

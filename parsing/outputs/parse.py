@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from parsing.atomic import atomic_write
 from parsing.box import Box
 from parsing.data.io import write_mask_png
 from parsing.labels import NON_GARMENTS, flat_palette
 from parsing.outputs.edit import EditBase, click_region, regions, resize_nearest
 from parsing.outputs.embedding import Embedding
-from parsing.outputs.files import atomic_write, output_paths, write_cutouts
+from parsing.outputs.files import output_paths, write_cutouts
 from parsing.outputs.overlay import overlay, unsure_notes
 
 

@@ -20,9 +20,9 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from parsing.atomic import atomic_write
 from parsing.data.io import write_mask_png
 from parsing.labels import flat_palette
-from parsing.outputs.files import atomic_write
 
 
 def safe_stem(name: str | None, fallback: str = "photo") -> str:

@@ -51,7 +51,7 @@ def test_onnxruntime_is_for_the_cpu_and_names_are_checked():
 def test_auto_is_onnxruntime_on_a_cpu_and_falls_back_to_torch_with_a_warning(cache, tmp_path, monkeypatch):
     from parsing.model import OnnxBackend, load
 
-    monkeypatch.setattr(load, "cpu_has_bf16", lambda: False)  # a CPU without bf16 units (else OpenVINO mixed)
+    monkeypatch.setattr(load, "cpu_has_int8_units", lambda: False)  # else OpenVINO int8
     assert isinstance(Parser.load().backend, OnnxBackend)  # the default on such a CPU
     assert isinstance(Parser.load(precision="fp32").backend, OnnxBackend)
     assert not isinstance(Parser.load(backend="torch").backend, OnnxBackend)

@@ -1,23 +1,10 @@
-"""Writing a parse's files: atomic writes, the output layout, labels.json that refuses other labels."""
+"""Writing a parse's files: the output layout, labels.json that refuses other labels."""
 
 import json
 
 import pytest
 
-from parsing.outputs.files import atomic_write, output_paths, write_labels_json
-
-
-def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path):
-    target = tmp_path / "a" / "mask.png"
-    atomic_write(target, lambda tmp: tmp.write_text("first"))
-
-    def fails(tmp):  # noqa: ANN001, ANN202
-        tmp.write_text("half")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        atomic_write(target, fails)
-    assert target.read_text() == "first" and [p.name for p in target.parent.iterdir()] == ["mask.png"]
+from parsing.outputs.files import output_paths, write_labels_json
 
 
 def test_output_paths_keep_dots_and_sub_folders(tmp_path):
