@@ -29,7 +29,7 @@ class _TorchvisionShim:
 if "torchvision" not in sys.modules and not any(isinstance(f, _TorchvisionShim) for f in sys.meta_path):
     sys.meta_path.insert(0, _TorchvisionShim())
 
-__version__ = "0.8.0"
+__version__ = "0.8.1"
 __all__ = ["Parse", "ParseError", "Parser", "__version__"]
 
 if TYPE_CHECKING:
