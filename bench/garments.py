@@ -223,7 +223,7 @@ def run_model(
         "confidence": confidence.compute(),
         "default_decoding": default,
     }
-    return {"input_size": list(size), **scored}
+    return {"input_size": list(size), "network": repr(backend), **scored}
 
 
 def markdown(result: dict) -> str:
@@ -233,6 +233,7 @@ def markdown(result: dict) -> str:
         "",
         *[
             f"- **{m['name']}**: `{m['checkpoint']}`, network input {'×'.join(map(str, m['input_size']))}"
+            + (f", network `{m['network']}`" if "network" in m else "")
             for m in models
         ],
         "",

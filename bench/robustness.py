@@ -174,7 +174,8 @@ def run_model(
             "refocused": refocused[name],
             "widened": widened[name],
         }
-    return {"input_size": list(size), "widen": widen, "min_share": min_share, "rows": rows}
+    network = repr(parser.backend)  # e.g. OpenVinoBackend(precision=int8): what auto picked on this CPU
+    return {"input_size": list(size), "network": network, "widen": widen, "min_share": min_share, "rows": rows}
 
 
 def picture(
@@ -221,7 +222,8 @@ def markdown(result: dict) -> str:
     for model in models:
         size = "×".join(map(str, model["input_size"])) if "input_size" in model else "its own"
         widen = f"close-ups widened {model['widen']}×" if model.get("widen", 0) > 1 else "no widening"
-        lines.append(f"- **{model['name']}**: `{model['checkpoint']}`, network input {size}, {widen}")
+        network = f", network `{model['network']}`" if "network" in model else ""
+        lines.append(f"- **{model['name']}**: `{model['checkpoint']}`, network input {size}{network}, {widen}")
     lines += [
         "",
         "| framing | model | pixel acc | fg acc | Δ fg | mIoU | coarse fg acc | coarse mIoU | Δ coarse | s/photo |",
