@@ -64,8 +64,9 @@ def load_backend(
         wanted = precision if precision != "auto" else (DEFAULT if cpu_has_int8_units() else "fp32")
         return OpenVinoBackend(source, wanted)
     if name == "auto" and str(device) == "cpu" and all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime")):
+        runtime = "OpenVINO" if precision == "auto" and cpu_has_int8_units() else "onnxruntime"
         try:
-            if precision == "auto" and cpu_has_int8_units():
+            if runtime == "OpenVINO":
                 from parsing.model.openvino_backend import OpenVinoBackend
 
                 return OpenVinoBackend(source, DEFAULT)
@@ -74,6 +75,6 @@ def load_backend(
             raise  # the checkpoint itself: no fallback can read it either
         except Exception as err:  # an export or a cache that fails: any error of onnx, onnxruntime or the disk  # noqa: BLE001
             problem = f"{type(err).__name__}: {err}"
-            warnings.warn(f"the network runs on torch: onnxruntime could not ({problem})", stacklevel=2)
+            warnings.warn(f"the network runs on torch: {runtime} could not ({problem})", stacklevel=2)
     model = source if isinstance(source, ParsingModel) else ParsingModel.from_checkpoint(source)
     return TorchBackend(model, device)
