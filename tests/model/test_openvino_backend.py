@@ -100,7 +100,7 @@ def test_a_stream_runs_on_half_the_threads_with_the_same_outputs():
 
 def test_the_int8_decoder_is_made_once_and_made_again_when_stale_or_damaged(monkeypatch, capfd):
     """Calibrated on the shipped photos (two here, for speed): made with a progress line, kept while its record
-    matches, made again for another onnxruntime version or a damaged graph."""
+    matches, made again (the same bytes) for another onnxruntime version, and for a damaged graph."""
     import json
     import logging
 
@@ -113,7 +113,7 @@ def test_the_int8_decoder_is_made_once_and_made_again_when_stale_or_damaged(monk
     graph = backend._parts[1]
     assert graph.name.endswith("-decoder-int8.onnx") and "QuantizeLinear" in graph.read_bytes().decode("latin-1")
     record = graph.with_name(graph.name.replace("-decoder-int8.onnx", "-int8.json"))
-    made = graph.stat().st_mtime_ns
+    made, first = graph.stat().st_mtime_ns, graph.read_bytes()
     assert load_backend("shipped", "openvino", precision="int8")._parts[1].stat().st_mtime_ns == made  # kept
     stale = json.loads(record.read_text())
     stale["made_by"]["onnxruntime"] = "0.0"
@@ -124,6 +124,7 @@ def test_the_int8_decoder_is_made_once_and_made_again_when_stale_or_damaged(monk
     printed = capfd.readouterr()  # the progress lines only: onnxruntime's prints and log warnings are kept quiet
     assert "making the int8 decoder" in printed.err and graph.stat().st_mtime_ns != made
     assert printed.out == "" and "WARNING" not in printed.err and logging.getLogger().handlers == handlers
+    assert graph.read_bytes() == first  # calibration is deterministic: the same graph, byte for byte
     assert json.loads(record.read_text())["made_by"]["onnxruntime"] != "0.0"
     graph.write_bytes(b"\0" * graph.stat().st_size)  # the same size: OpenVINO cannot read it, the backend remakes it
     logits, presence = load_backend("shipped", "openvino", precision="int8").forward(torch.rand(1, 3, 128, 96))
