@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import re
+from typing import Any
 
 # name → one line; the order is the order of a project: data, training, deployment, parsing
 COMMANDS = {
@@ -46,8 +47,12 @@ def overview() -> str:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` that answers an unknown option with the closest known one (``--overwirte``:
-    did you mean --overwrite?)."""
+    """``argparse.ArgumentParser`` that keeps its description's lines as written (examples one per line) and answers
+    an unknown option with the closest known one (``--overwirte``: did you mean --overwrite?)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         match = re.search(r"unrecognized arguments: (.+)", message)
