@@ -41,6 +41,10 @@ def test_index_resumes_reports_bad_files_and_search_prints_json_lines(ccp_root, 
     assert hits and all(h["garment"] == "coat" and len(h["box"]) == 4 for h in hits)
     assert search_main([str(tmp_path / "nothing"), query]) == 2
     assert "not a catalogue" in capsys.readouterr().err
+    for option in (["--garment", "drss"], ["--colour", "redish"]):  # said once, before any query photo
+        assert search_main([str(catalogue), query, str(photos / "0001.jpg"), *option]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and option[1] in err[0] and "jpg" not in err[0]
 
 
 def index(*args: str) -> subprocess.CompletedProcess:
