@@ -48,7 +48,7 @@ from parsing.labels import LabelSet
 from parsing.training.metrics import PresenceScores, confusion_matrix, scores
 from parsing.data.datasets import presence_targets
 from parsing.labels import NON_GARMENTS, garments_in
-from parsing.data.transforms import fit_photo
+from parsing.data.fit import fit_photo
 
 SOURCES = ("outfit encoder", "pooled segmentation", "label map")
 PARSER_OUTFIT = "outfit (Parser: widen, refocus, specks removed; summary.jsonl)"

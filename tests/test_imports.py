@@ -95,12 +95,13 @@ sys.meta_path.insert(0, Block())
 """
 
 
-def test_inference_works_where_lightning_is_not_installed(ccp_root):
+def test_inference_works_where_lightning_is_not_installed_and_imports_no_albumentations(ccp_root):
     code = BLOCK_TRAINING + (
         "from parsing import Parser\n"
         f"parse = Parser.load(input_size=(256, 160))({str(ccp_root / 'photos' / '0009.jpg')!r})\n"
         "assert parse.garments, parse.garments\n"
         "assert not any(m.startswith(('pytorch_lightning', 'parsing.training')) for m in sys.modules)\n"
+        "assert 'albumentations' not in sys.modules  # training's augmentations: 0.6 s of start-up\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]

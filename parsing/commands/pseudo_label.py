@@ -32,8 +32,8 @@ from parsing.atomic import atomic_write
 from parsing.commands.help import plain
 from parsing.commands.inputs import collect_inputs, read_tags, tags_for_jobs
 from parsing.data.datasets import ccp_tag_items
+from parsing.data.fit import fit_photo
 from parsing.data.io import DataError, read_ccp_tags, read_photo, write_mask_png
-from parsing.data.transforms import fit_photo
 from parsing.inference.decode import parse_photo
 from parsing.inference.label_view import check_garments
 from parsing.inference.options import MAX_PIXELS

@@ -3,12 +3,12 @@
 Training can also *frame* the photo as users' photos are framed (``Framing``): zoom-in crops that cut the person
 (upper body, legs, close-ups), zoom-out onto a larger canvas, aspect jitter, a new background behind the person
 (``Backdrop``: plain, gradient or another photo's edge, with a soft edge), and degraded photos (small, blurred,
-JPEG, noisy).
+JPEG, noisy). Inference fits photos with ``parsing.data.fit`` instead: the pixels of ``eval_transform`` without its
+padding, without importing albumentations.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,6 @@ from typing import Any
 import albumentations as A
 import cv2
 import numpy as np
-import torch
 
 from parsing.labels import IGNORE_INDEX
 
@@ -240,18 +239,3 @@ def train_transform(
 def eval_transform(size: tuple[int, int]) -> A.Compose:
     """Fit inside ``size`` keeping the aspect, pad bottom/right; the top-left (h', w') holds the photo."""
     return A.Compose([*_fit_and_pad(size), *_to_tensor()], additional_targets={"valid": "mask"})
-
-
-@functools.lru_cache(maxsize=8)
-def fit_transform(size: tuple[int, int]) -> A.Compose:
-    """Fit inside ``size`` (H, W) keeping the aspect, no padding (predict pads each batch to its largest photo)."""
-    height, width = size
-    return A.Compose([A.LongestMaxSize(max_size_hw=(height, width), interpolation=cv2.INTER_AREA), *_to_tensor()])
-
-
-def fit_photo(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    """Photo (H, W, 3) uint8 → network input (3, h', w') in [0, 1] inside ``size``'s box, turned for landscape
-    photos (a 512×352 network fits a landscape photo inside 352×512), not padded."""
-    h, w = image.shape[:2]
-    box = (min(size), max(size)) if w > h else (max(size), min(size))
-    return fit_transform(box)(image=image)["image"]

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from parsing.data.fit import fit_photo
 from parsing.data.io import DataError, photo_array, read_photo
-from parsing.data.transforms import fit_photo
 from parsing.inference.options import MAX_PIXELS
 
 ImageInput = str | Path | Image.Image | np.ndarray

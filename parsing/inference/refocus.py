@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from parsing.box import Box
-from parsing.data.transforms import fit_photo
+from parsing.data.fit import fit_photo
 from parsing.inference.crf import CRFParams
 from parsing.inference.decode import parse_photo
 from parsing.model.backends import Backend

@@ -46,8 +46,8 @@ def calibration_photos() -> list[Path]:
 def calibration_inputs(size: tuple[int, int]) -> list[np.ndarray]:
     """The calibration photos fitted into the network box ``size`` (H, W) as the parser fits photos, padded to
     multiples of 32: (1, 3, H', W') float32 each."""
+    from parsing.data.fit import fit_photo
     from parsing.data.io import read_photo
-    from parsing.data.transforms import fit_photo
     from parsing.model.backends import pad32
 
     return [pad32(fit_photo(read_photo(path)[0], size)[None]) for path in calibration_photos()]
