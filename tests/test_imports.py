@@ -126,3 +126,23 @@ def test_help_imports_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0 and "usage: parsing COMMAND" in out.stdout, out.stderr[-2000:]
+
+
+def test_predict_help_and_a_bad_option_import_no_torch():
+    code = (
+        "import sys\nfrom parsing.commands.cli import predict_main\n"
+        "for argv in (['--help'], ['in/', '-o', 'out/', '--precision', 'int4']):\n"
+        "    try:\n        predict_main(argv)\n    except SystemExit as stop:\n        print('exit', stop.code)\n"
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0 and "usage: parsing-predict" in out.stdout, out.stderr[-2000:]
+    assert "exit 0" in out.stdout and "exit 2" in out.stdout and "invalid choice: 'int4'" in out.stderr
+
+
+def test_parsing_predict_is_installed_as_the_torch_free_entry_point():
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    assert "parsing-predict = parsing.commands.cli:predict_main" in setup["options.entry_points"]["console_scripts"]

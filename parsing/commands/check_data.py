@@ -18,7 +18,7 @@ from parsing.data.check import (
     same_photos,
     validation_size,
 )
-from parsing.data.datasets import list_images
+from parsing.data.io import list_images
 from parsing.labels import label_list, read_label_file
 
 

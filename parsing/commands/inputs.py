@@ -8,9 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from parsing.data.datasets import list_images
-from parsing.data.io import IMAGE_SUFFIXES
-from parsing.inference.label_view import resolve_garments
+from parsing.data.io import IMAGE_SUFFIXES, list_images
 from parsing.inference.options import MIN_SIDE
 
 Job = tuple[Path, Path]  # (photo, output key: relative path without suffix)
@@ -70,6 +68,8 @@ def add_input_size(parser: argparse.ArgumentParser, help: str) -> None:
 
 def read_tags(path: Path, names: list[str]) -> dict[str, list[str]]:
     """``--tags`` JSONL → {file: garment names}; every problem is a ValueError naming the file and line."""
+    from parsing.inference.label_view import resolve_garments  # torch: not for ``parsing-predict --help``
+
     try:
         text = path.read_text()
     except OSError as err:

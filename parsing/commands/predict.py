@@ -193,12 +193,17 @@ def predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(args: argparse.Namespace) -> int:
+    """``predict``, with Ctrl-C answered in one line (what was written stays: run again to resume)."""
     try:
-        return predict(parse_args(argv))
+        return predict(args)
     except KeyboardInterrupt:
         print("\nparsing-predict: interrupted; run again to resume", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse_args(argv))
 
 
 if __name__ == "__main__":

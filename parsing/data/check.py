@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from parsing.data.coco import CocoIndex
-from parsing.data.datasets import list_images, mask_problems, read_raw_mask
-from parsing.data.io import IMAGE_SUFFIXES, DataError, read_ccp_tags, read_image
+from parsing.data.datasets import mask_problems, read_raw_mask
+from parsing.data.io import IMAGE_SUFFIXES, DataError, list_images, read_ccp_tags, read_image
 from parsing.labels import CCP_LABELS
 
 MIN_VAL_PHOTOS = 20  # a validation split of fewer photos gives noise for scores (one photo moves fg by points)

@@ -34,10 +34,10 @@ from parsing.data.datasets import (
     ccp_tag_items,
     collate,
     folder_items,
-    list_images,
     presence_targets,
     read_raw_mask,
 )
+from parsing.data.io import list_images
 from parsing.data.transforms import Framing, eval_transform, train_transform
 from parsing.labels import LabelSet, read_label_file
 

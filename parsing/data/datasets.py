@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from parsing.data.coco import CocoMask
-from parsing.data.io import IMAGE_SUFFIXES, DataError, read_ccp_mask, read_ccp_tags, read_image, read_png_mask
+from parsing.data.io import DataError, list_images, read_ccp_mask, read_ccp_tags, read_image, read_png_mask
 from parsing.labels import IGNORE_INDEX, LabelSet
 
 Item = tuple[Path, "Path | CocoMask | None"]  # (photo, mask or None)
@@ -76,15 +76,6 @@ def ccp_tag_items(root: str | Path) -> list[Item]:
     if not tags.is_dir():
         raise FileNotFoundError(f"{tags}: no image-level annotations (CCP's tag-only photos) found")
     return [(root / "photos" / f"{p.stem}.jpg", p) for p in sorted(tags.glob("*.mat"))]
-
-
-def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
-    """Image files in ``folder`` (by suffix), sorted."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: image folder not found")
-    pattern = "**/*" if recursive else "*"
-    return sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def folder_items(root: str | Path) -> list[Item]:

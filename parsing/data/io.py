@@ -121,3 +121,12 @@ def write_mask_png(path: str | Path, mask: np.ndarray, flat_palette: list[int]) 
     im.putpalette(flat_palette)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     im.save(path, optimize=False)
+
+
+def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """Image files in ``folder`` (by suffix), sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: image folder not found")
+    pattern = "**/*" if recursive else "*"
+    return sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

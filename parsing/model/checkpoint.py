@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 SHIPPED = Path(__file__).parents[1] / "assets" / "ccp-fpn-lite0.ckpt"  # the model inside the package
 DEFAULT_INPUT_SIZE = (384, 256)
@@ -56,6 +57,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = checkpoint_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
+    import torch  # here, not at import: ``parsing-predict --help`` and the choices it lists need no torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_PickleModule)
     except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, AttributeError, ImportError):

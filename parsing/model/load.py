@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib.util
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from parsing.model.backends import Backend, OnnxBackend, TorchBackend
-from parsing.model.parsing_model import ParsingModel
+if TYPE_CHECKING:  # imported by load_backend: the names below need no torch (``parsing-predict --help``)
+    from parsing.model.backends import Backend
+    from parsing.model.parsing_model import ParsingModel
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 PRECISIONS = ("auto", "fp32", "mixed", "bf16", "int8")  # all but fp32: OpenVINO
@@ -46,6 +48,9 @@ def load_backend(
     units, else ``fp32``), ``fp32`` (fp32 on any backend), ``mixed`` (the decoder in bf16), ``int8`` or ``bf16``
     (the whole network; OpenVINO only).
     """
+    from parsing.model.backends import OnnxBackend, TorchBackend
+    from parsing.model.parsing_model import ParsingModel
+
     if name not in ("auto", *BACKENDS):
         raise ValueError(f"backend {name!r}: choose auto, {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}")
     if precision not in PRECISIONS:

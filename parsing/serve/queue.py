@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from parsing.data.datasets import list_images
+from parsing.data.io import list_images
 from parsing.serve.dataset import TrainingFolder, digest
 
 IDLE = 1.5  # seconds without a request before the next photo is scored
