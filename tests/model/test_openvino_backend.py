@@ -43,6 +43,24 @@ def test_auto_is_int8_on_a_cpu_with_int8_units_and_fp32_is_one_flag_away(monkeyp
     assert Parser.load(backend="openvino", input_size=(256, 160)).backend.precision == "fp32"
 
 
+@pytest.mark.parametrize(("caps", "vnni", "int8"), [(["BF16", "INT8"], False, True), (["INT8"], True, True),
+                                                    (["INT8"], False, False)])  # fmt: skip
+def test_int8_units_are_bf16_units_or_avx512_vnni(monkeypatch, caps, vnni, int8):
+    """The CPUs cannot be swapped here, so what each source reports is: OpenVINO's capabilities, numpy's table."""
+    import numpy._core._multiarray_umath as umath
+    import openvino
+
+    from parsing.model import load
+
+    class Core:
+        def get_property(self, device: str, name: str) -> list[str]:
+            return caps
+
+    monkeypatch.setattr(openvino, "Core", Core)
+    monkeypatch.setitem(umath.__cpu_features__, "AVX512VNNI", vnni)
+    assert load.cpu_has_int8_units() is int8
+
+
 def test_precision_is_checked_and_belongs_to_openvino():
     with pytest.raises(ValueError, match="precision 'int4': choose auto, fp32, mixed, bf16, int8"):
         load_backend("shipped", "openvino", precision="int4")
