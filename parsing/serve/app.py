@@ -126,7 +126,8 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+        """Up, and what answers: the package version and the network (backend and precision ``auto`` chose)."""
+        return {"status": "ok", "version": __version__, "network": repr(service.parser.backend)}
 
     @app.get("/labels")
     def labels() -> dict[str, Any]:

@@ -41,7 +41,8 @@ def png(array: np.ndarray) -> bytes:
 
 def test_parse_answers_the_summary_record_and_the_same_mask_as_predict(parser, photo, ccp_root, tmp_path):
     api = client(parser)
-    assert api.get("/healthz").json() == {"status": "ok"}
+    health = api.get("/healthz").json()
+    assert health["status"] == "ok" and health["network"] == repr(parser.backend) and health["version"]
     labels = api.get("/labels").json()
     assert labels["labels"][0] == {"id": 0, "name": "null", "colour": [0, 0, 0]} and "dress" in labels["garments"]
     answer = api.post("/parse", files={"file": ("0009.jpg", photo, "image/jpeg")}, data={"overlay": "true"})
