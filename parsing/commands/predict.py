@@ -11,6 +11,7 @@ arguments; 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import signal
 import sys
 from collections import deque
@@ -78,6 +79,10 @@ def _progress(loader: DataLoader, total: int, show: bool) -> Iterator[list[dict[
 def load(args: argparse.Namespace) -> tuple[Parser, list[str] | None, dict[str, list[str]]]:
     """The parser, the garments every photo may hold and the tags file's (ValueError/CheckpointError/...)."""
     parser = Parser.load(args.checkpoint, device=args.device, **parser_options(args))
+    missing = not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime"))  # the runtimes auto would use
+    if args.backend == "auto" and parser.backend.name == "torch" and str(parser.backend.device) == "cpu" and missing:
+        print("parsing-predict: the network runs on torch; pip install 'clothing-parsing[openvino]' runs it about 2x "
+              "faster on a CPU (docs/install.md)", file=sys.stderr)  # fmt: skip
     tune_process()  # a long run: glibc keeps freed memory, the start-up objects leave the collector
     every = None
     if args.garments is not None:

@@ -293,3 +293,16 @@ def test_read_photo_decodes_large_jpegs_at_reduced_scale(tmp_path):
     assert size == (1800, 1200) and image.shape[0] > image.shape[1]
     full, size = read_photo(tmp_path / "big.jpg")
     assert full.shape == (1200, 1800, 3) and size == (1200, 1800)
+
+
+def test_on_torch_for_want_of_the_runtimes_it_says_what_to_install(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    photos = tmp_path / "photos"
+    make_photos(photos)
+    args = [str(photos / "portrait.jpg"), "-o", str(tmp_path / "out"), "--no-progress", "--workers", "0"]
+    assert main([*args, "--backend", "onnxruntime"]) == 0 and "pip install" not in capsys.readouterr().err
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
+    assert main([*args, "--overwrite"]) == 0
+    assert "runs on torch; pip install 'clothing-parsing[openvino]'" in capsys.readouterr().err
