@@ -49,12 +49,14 @@ def serving(*options: str):
         while True:
             try:
                 with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
-                    if json.load(answer) == {"status": "ok"}:
+                    if json.load(answer)["status"] == "ok":
                         break
             except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {process.stderr.read()[-2000:]}") from None
-                time.sleep(0.5)
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"server did not start: {process.stderr.read()[-2000:]}")
+            time.sleep(0.5)
         yield url
     finally:
         process.terminate()
