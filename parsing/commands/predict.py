@@ -11,7 +11,6 @@ arguments; 130 when interrupted.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import signal
 import sys
 from collections import deque
@@ -28,6 +27,7 @@ from parsing.inference.options import MAX_PIXELS
 from parsing.inference.parser import Parser
 from parsing.inference.photo import Photo, prepare
 from parsing.model.checkpoint import SHIPPED, CheckpointError
+from parsing.model.load import onnx_installed
 from parsing.outputs.files import write_labels_json
 from parsing.outputs.folder import OutputFolder
 from parsing.outputs.parse import save_result
@@ -79,8 +79,8 @@ def _progress(loader: DataLoader, total: int, show: bool) -> Iterator[list[dict[
 def load(args: argparse.Namespace) -> tuple[Parser, list[str] | None, dict[str, list[str]]]:
     """The parser, the garments every photo may hold and the tags file's (ValueError/CheckpointError/...)."""
     parser = Parser.load(args.checkpoint, device=args.device, **parser_options(args))
-    missing = not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime"))  # the runtimes auto would use
-    if args.backend == "auto" and parser.backend.name == "torch" and str(parser.backend.device) == "cpu" and missing:
+    on_torch = args.backend == "auto" and parser.backend.name == "torch" and str(parser.backend.device) == "cpu"
+    if on_torch and not onnx_installed():  # torch for want of the runtimes (a failed export warns by itself)
         print("parsing-predict: the network runs on torch; pip install 'clothing-parsing[openvino]' runs it about 2x "
               "faster on a CPU (docs/install.md)", file=sys.stderr)  # fmt: skip
     tune_process()  # a long run: glibc keeps freed memory, the start-up objects leave the collector

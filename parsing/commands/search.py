@@ -167,12 +167,11 @@ def search_main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"parsing search: {err}", file=sys.stderr)
         return 2
-    if args.garment is not None or args.colour is not None:
-        try:  # a bad --garment or --colour once, before any query photo (not once per photo, under its name)
-            catalogue.search(None, garment=args.garment, colour=args.colour, k=1)
-        except ValueError as err:
-            print(f"parsing search: {err}", file=sys.stderr)
-            return 2
+    try:  # a bad --garment or --colour once, before any query photo (not once per photo, under its name)
+        catalogue.resolve(args.garment, args.colour)
+    except ValueError as err:
+        print(f"parsing search: {err}", file=sys.stderr)
+        return 2
     rows, status = [], 0
     for query in args.queries or [None]:
         try:

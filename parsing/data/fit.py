@@ -1,7 +1,7 @@
 """A photo fitted into the network box for inference, without albumentations.
 
-``fit_photo`` gives the pixels of ``transforms.fit_transform`` — albumentations' ``LongestMaxSize`` (INTER_AREA),
-``ToFloat`` and ``ToTensorV2``, the evaluation transform without its padding — computed with OpenCV directly:
+``fit_photo`` gives the pixels of ``transforms.eval_transform`` without its padding — albumentations'
+``LongestMaxSize`` (INTER_AREA), ``ToFloat`` and ``ToTensorV2`` — computed with OpenCV directly:
 importing albumentations took 0.6 s of every ``parsing-predict`` start (of ~3.6 s for one photo, AMD EPYC,
 2026-12-06), and inference needs nothing else from it. ``tests/data/test_fit.py`` checks the two agree exactly.
 """

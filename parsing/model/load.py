@@ -16,6 +16,12 @@ PRECISIONS = ("auto", "fp32", "mixed", "bf16", "int8")  # all but fp32: OpenVINO
 DEFAULT = "int8"  # auto's precision on a CPU with int8 dot-product units (VNNI or AMX), OpenVINO installed
 
 
+def onnx_installed() -> bool:
+    """Whether ``onnx`` and ``onnxruntime`` (the ``onnx`` extra) are installed: what ``auto`` needs for more than
+    torch on a CPU."""
+    return all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime"))
+
+
 def cpu_has_int8_units() -> bool:
     """Whether OpenVINO is installed and this CPU has int8 dot-product units: bf16 units as OpenVINO sees them (AMX
     or AVX512-BF16 CPUs all have VNNI too) or AVX512-VNNI in numpy's run-time CPU feature table (Cascade Lake, Ice
@@ -68,7 +74,7 @@ def load_backend(
             raise ValueError(f"precision={precision!r} runs on the CPU (OpenVINO); on a GPU use backend='torch'")
         wanted = precision if precision != "auto" else (DEFAULT if cpu_has_int8_units() else "fp32")
         return OpenVinoBackend(source, wanted)
-    if name == "auto" and str(device) == "cpu" and all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime")):
+    if name == "auto" and str(device) == "cpu" and onnx_installed():
         runtime = "OpenVINO" if precision == "auto" and cpu_has_int8_units() else "onnxruntime"
         try:
             if runtime == "OpenVINO":

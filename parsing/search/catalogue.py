@@ -314,8 +314,7 @@ class Catalogue:
         colour name or ``#hex`` the hits should have. See the module's docstring."""
         if query is None and garment is None and colour is None:
             raise ValueError("search needs a query photo, a garment or a colour")
-        label = None if garment is None else self._label(garment)
-        target = None if colour is None else colour_lab(colour)
+        label, target = self.resolve(garment, colour)
         if query is None:
             return self._by_colour(label, target, k)
         parse = query if hasattr(query, "embedding") else self.parser(query)
@@ -330,6 +329,11 @@ class Catalogue:
         scores, ids = self.garments.search(vector, k if target is None else max(10 * k, 100), among)
         hits = self._garment_hits(ids, scores, target)
         return hits[:k]
+
+    def resolve(self, garment: str | None, colour: str | None) -> tuple[str | None, np.ndarray | None]:
+        """``garment`` as one of this catalogue's labels and ``colour`` as its CIELAB target (None stays None); a
+        ValueError names a bad one. ``search`` starts with this; a caller checks its options with it once."""
+        return None if garment is None else self._label(garment), None if colour is None else colour_lab(colour)
 
     def _label(self, garment: str) -> str:
         if garment in self.names:
